@@ -1,0 +1,302 @@
+//! The controller leader's logic: broker liveness, the partition leaders table, and topic
+//! changes proposed through the controller's Raft group.
+//!
+//! Liveness and leadership are soft state, rebuilt by heartbeats within one session timeout
+//! after a controller failover; only the metadata itself goes through Raft.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::ClientWriteError;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::error::ControllerError;
+use crate::metadata::{
+    ClusterMetadata, ControllerCommand, ControllerResponse, validate_topic_name,
+};
+use crate::placement::place;
+use crate::rpc::{
+    ControllerReply, ControllerRequest, ControllerResult, HeartbeatRequest, HeartbeatResponse,
+    Leadership,
+};
+use crate::state_machine::ControllerRaft;
+
+/// Controller limits and timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct ControllerConfig {
+    /// A broker whose last heartbeat is older than this is dead.
+    pub broker_session_timeout_ms: u64,
+    /// Most partitions one topic may have.
+    pub partitions_per_topic_max: u32,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            broker_session_timeout_ms: 6_000,
+            partitions_per_topic_max: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Liveness {
+    /// The Raft term this soft state belongs to; a new term starts it afresh.
+    term: u64,
+    last_seen: BTreeMap<u64, Instant>,
+    leaders: BTreeMap<u64, Leadership>,
+}
+
+/// The controller on a controller voter.
+pub struct Controller {
+    raft: ControllerRaft,
+    metadata: watch::Receiver<Arc<ClusterMetadata>>,
+    config: ControllerConfig,
+    liveness: Mutex<Liveness>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Controller {
+    pub fn new(
+        raft: ControllerRaft,
+        metadata: watch::Receiver<Arc<ClusterMetadata>>,
+        config: ControllerConfig,
+    ) -> Self {
+        Self {
+            raft,
+            metadata,
+            config,
+            liveness: Mutex::new(Liveness::default()),
+        }
+    }
+
+    pub fn raft(&self) -> &ControllerRaft {
+        &self.raft
+    }
+
+    /// The metadata as this replica has applied it.
+    pub fn metadata(&self) -> watch::Receiver<Arc<ClusterMetadata>> {
+        self.metadata.clone()
+    }
+
+    /// Serves one request; only the leader does.
+    pub async fn handle(&self, request: ControllerRequest) -> ControllerResult {
+        let term = self.ensure_leader()?;
+        match request {
+            ControllerRequest::Heartbeat(heartbeat) => self.heartbeat(term, heartbeat).await,
+            ControllerRequest::CreateTopic {
+                name,
+                partitions,
+                replication_factor,
+                configs,
+            } => {
+                self.create_topic(term, name, partitions, replication_factor, configs)
+                    .await
+            }
+            ControllerRequest::DeleteTopic { name } => {
+                if !self.metadata.borrow().topics.contains_key(&name) {
+                    return Err(ControllerError::UnknownTopic(name));
+                }
+                match self
+                    .propose(ControllerCommand::DeleteTopic { name })
+                    .await?
+                {
+                    ControllerResponse::Rejected(e) => Err(e),
+                    _ => Ok(ControllerReply::TopicDeleted),
+                }
+            }
+        }
+    }
+
+    /// Returns the current term when this node leads the controller group.
+    fn ensure_leader(&self) -> Result<u64, ControllerError> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        if metrics.current_leader == Some(metrics.id) && metrics.state.is_leader() {
+            return Ok(metrics.current_term);
+        }
+        let leader_address = metrics.current_leader.and_then(|id| {
+            metrics
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .map(|n| n.addr.clone())
+        });
+        Err(ControllerError::NotController {
+            leader_id: metrics.current_leader,
+            leader_address,
+        })
+    }
+
+    async fn propose(
+        &self,
+        command: ControllerCommand,
+    ) -> Result<ControllerResponse, ControllerError> {
+        match self.raft.client_write(command).await {
+            Ok(response) => Ok(response.data),
+            Err(e) => match e.forward_to_leader() {
+                Some(forward) => Err(ControllerError::NotController {
+                    leader_id: forward.leader_id,
+                    leader_address: forward.leader_node.as_ref().map(|n| n.addr.clone()),
+                }),
+                None => match e.api_error() {
+                    Some(ClientWriteError::ChangeMembershipError(m)) => {
+                        Err(ControllerError::Unavailable(m.to_string()))
+                    }
+                    _ => Err(ControllerError::Unavailable(e.to_string())),
+                },
+            },
+        }
+    }
+
+    /// Runs `f` on the liveness state of `term`, starting it afresh (every registered broker
+    /// given one session of grace) when the term changed.
+    fn with_liveness<T>(&self, term: u64, f: impl FnOnce(&mut Liveness, Instant) -> T) -> T {
+        let now = Instant::now();
+        let mut liveness = self.liveness.lock().expect("liveness lock");
+        if liveness.term != term {
+            let registered: Vec<u64> = self.metadata.borrow().brokers.keys().copied().collect();
+            *liveness = Liveness {
+                term,
+                last_seen: registered.into_iter().map(|id| (id, now)).collect(),
+                leaders: BTreeMap::new(),
+            };
+        }
+        f(&mut liveness, now)
+    }
+
+    fn session_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.broker_session_timeout_ms)
+    }
+
+    /// Brokers with a current heartbeat.
+    fn alive(&self, liveness: &Liveness, now: Instant) -> BTreeSet<u64> {
+        liveness
+            .last_seen
+            .iter()
+            .filter(|(_, seen)| now.duration_since(**seen) <= self.session_timeout())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    async fn heartbeat(&self, term: u64, request: HeartbeatRequest) -> ControllerResult {
+        let registered = self
+            .metadata
+            .borrow()
+            .brokers
+            .get(&request.broker_id)
+            .map(|b| b.address.clone());
+        if registered.as_deref() != Some(request.address.as_str()) {
+            let broker = crate::metadata::BrokerInfo {
+                id: request.broker_id,
+                address: request.address.clone(),
+            };
+            tracing::info!(broker = broker.id, address = %broker.address, "registering broker");
+            self.propose(ControllerCommand::RegisterBroker(broker))
+                .await?;
+        }
+        let (alive, leaders) = self.with_liveness(term, |liveness, now| {
+            liveness.last_seen.insert(request.broker_id, now);
+            let reported: BTreeSet<u64> = request.leading.iter().map(|r| r.group).collect();
+            // A group this broker led but no longer reports has lost that leader.
+            liveness
+                .leaders
+                .retain(|group, l| l.leader != request.broker_id || reported.contains(group));
+            for report in &request.leading {
+                let newer = liveness
+                    .leaders
+                    .get(&report.group)
+                    .is_none_or(|known| report.term >= known.term);
+                if newer {
+                    liveness.leaders.insert(
+                        report.group,
+                        Leadership {
+                            leader: request.broker_id,
+                            term: report.term,
+                        },
+                    );
+                }
+            }
+            let alive = self.alive(liveness, now);
+            let leaders: BTreeMap<u64, Leadership> = liveness
+                .leaders
+                .iter()
+                .filter(|(_, l)| alive.contains(&l.leader))
+                .map(|(g, l)| (*g, *l))
+                .collect();
+            (alive, leaders)
+        });
+        let metadata = self.metadata.borrow().clone();
+        let metadata = (metadata.version > request.metadata_version).then_some(metadata);
+        let controller_leader = *self.raft.node_id();
+        Ok(ControllerReply::Heartbeat(HeartbeatResponse {
+            controller_leader,
+            metadata,
+            alive,
+            leaders,
+        }))
+    }
+
+    async fn create_topic(
+        &self,
+        term: u64,
+        name: String,
+        partitions: u32,
+        replication_factor: u32,
+        configs: BTreeMap<String, String>,
+    ) -> ControllerResult {
+        validate_topic_name(&name)?;
+        if partitions == 0 || partitions > self.config.partitions_per_topic_max {
+            return Err(ControllerError::InvalidPartitions {
+                requested: partitions,
+                max: self.config.partitions_per_topic_max,
+            });
+        }
+        if let Some(key) = configs.keys().next() {
+            return Err(ControllerError::InvalidConfig(format!(
+                "unknown topic config {key:?}"
+            )));
+        }
+        let metadata = self.metadata.borrow().clone();
+        if metadata.topics.contains_key(&name) {
+            return Err(ControllerError::TopicAlreadyExists(name));
+        }
+        let live: Vec<u64> = self
+            .with_liveness(term, |liveness, now| self.alive(liveness, now))
+            .into_iter()
+            .collect();
+        let live: Vec<u64> = live
+            .into_iter()
+            .filter(|id| metadata.brokers.contains_key(id))
+            .collect();
+        let assignments = place(
+            &live,
+            partitions,
+            replication_factor,
+            &metadata.replica_counts(),
+            &metadata.preferred_leader_counts(),
+        )?;
+        let command = ControllerCommand::CreateTopic {
+            name,
+            replication_factor,
+            assignments,
+            configs,
+        };
+        match self.propose(command).await? {
+            ControllerResponse::TopicCreated(topic) => Ok(ControllerReply::TopicCreated(topic)),
+            ControllerResponse::Rejected(e) => Err(e),
+            ControllerResponse::Done => Err(ControllerError::Unavailable(
+                "unexpected controller response".into(),
+            )),
+        }
+    }
+}

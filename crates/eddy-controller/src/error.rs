@@ -1,0 +1,45 @@
+//! Controller errors. They travel between nodes (bincode) and reach clients as gRPC statuses
+//! with the reason code from [`ControllerError::code`].
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum ControllerError {
+    #[error("topic {0:?} already exists")]
+    TopicAlreadyExists(String),
+    #[error("topic {0:?} does not exist")]
+    UnknownTopic(String),
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName { name: String, reason: String },
+    #[error("invalid partition count {requested}: it must be between 1 and {max}")]
+    InvalidPartitions { requested: u32, max: u32 },
+    #[error(
+        "invalid replication factor {requested}: it must be between 1 and the {live_brokers} live brokers"
+    )]
+    InvalidReplicationFactor { requested: u32, live_brokers: u32 },
+    #[error("invalid topic config: {0}")]
+    InvalidConfig(String),
+    #[error("this node is not the controller leader")]
+    NotController {
+        leader_id: Option<u64>,
+        leader_address: Option<String>,
+    },
+    #[error("the controller is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ControllerError {
+    /// The stable reason code clients see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ControllerError::TopicAlreadyExists(_) => "TOPIC_ALREADY_EXISTS",
+            ControllerError::UnknownTopic(_) => "UNKNOWN_TOPIC",
+            ControllerError::InvalidTopicName { .. } => "INVALID_TOPIC_NAME",
+            ControllerError::InvalidPartitions { .. } => "INVALID_PARTITIONS",
+            ControllerError::InvalidReplicationFactor { .. } => "INVALID_REPLICATION_FACTOR",
+            ControllerError::InvalidConfig(_) => "INVALID_CONFIG",
+            ControllerError::NotController { .. } => "NOT_CONTROLLER",
+            ControllerError::Unavailable(_) => "CONTROLLER_UNAVAILABLE",
+        }
+    }
+}

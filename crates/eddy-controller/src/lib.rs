@@ -1,0 +1,23 @@
+//! Eddy's metadata controller: a Raft group (group 0) on the seed nodes that holds brokers,
+//! topics and partition placement, tracks broker liveness and partition leaders, and answers
+//! every broker's heartbeat with the metadata it needs to reconcile its local partitions.
+
+pub mod client;
+pub mod controller;
+pub mod error;
+pub mod metadata;
+pub mod placement;
+pub mod rpc;
+pub mod service;
+pub mod state_machine;
+
+pub use client::ControllerClient;
+pub use controller::{Controller, ControllerConfig};
+pub use error::ControllerError;
+pub use metadata::{BrokerInfo, CONTROLLER_GROUP, ClusterMetadata, PartitionInfo, TopicInfo};
+pub use rpc::{
+    ControllerReply, ControllerRequest, HeartbeatRequest, HeartbeatResponse, LeaderReport,
+    Leadership,
+};
+pub use service::ControllerRpcService;
+pub use state_machine::{ControllerRaft, ControllerStateMachine, ControllerTypes};

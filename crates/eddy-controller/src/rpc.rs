@@ -1,0 +1,71 @@
+//! Broker-to-controller messages (bincode inside the internal `ControllerRpc` service).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ControllerError;
+use crate::metadata::{ClusterMetadata, TopicInfo};
+
+/// A partition leadership a broker reports: it leads `group` in `term`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderReport {
+    pub group: u64,
+    pub term: u64,
+}
+
+/// Who leads a group, as far as the controller knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leadership {
+    pub leader: u64,
+    pub term: u64,
+}
+
+/// A broker's periodic report to the controller leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    pub broker_id: u64,
+    pub address: String,
+    /// The metadata version the broker has; a newer one comes back in the response.
+    pub metadata_version: u64,
+    /// Partition groups this broker currently leads.
+    pub leading: Vec<LeaderReport>,
+}
+
+/// The controller leader's answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    pub controller_leader: u64,
+    /// Present when newer than the version the broker reported.
+    pub metadata: Option<Arc<ClusterMetadata>>,
+    /// Brokers whose heartbeats are current.
+    pub alive: BTreeSet<u64>,
+    /// Known partition leaders, by group id.
+    pub leaders: BTreeMap<u64, Leadership>,
+}
+
+/// What a broker asks of the controller leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerRequest {
+    Heartbeat(HeartbeatRequest),
+    CreateTopic {
+        name: String,
+        partitions: u32,
+        replication_factor: u32,
+        configs: BTreeMap<String, String>,
+    },
+    DeleteTopic {
+        name: String,
+    },
+}
+
+/// The controller leader's answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerReply {
+    Heartbeat(HeartbeatResponse),
+    TopicCreated(TopicInfo),
+    TopicDeleted,
+}
+
+pub type ControllerResult = Result<ControllerReply, ControllerError>;

@@ -1,0 +1,45 @@
+//! The internal `ControllerRpc` tonic service.
+
+use std::sync::Arc;
+
+use eddy_proto::internal::ControllerEnvelope;
+use eddy_proto::internal::controller_rpc_server::ControllerRpc;
+use eddy_raft::transport::{decode, encode};
+use tonic::{Request, Response, Status};
+
+use crate::controller::Controller;
+use crate::error::ControllerError;
+use crate::rpc::{ControllerRequest, ControllerResult};
+
+/// Serves controller requests on every node; only controller voters have a [`Controller`].
+pub struct ControllerRpcService {
+    controller: Option<Arc<Controller>>,
+}
+
+impl ControllerRpcService {
+    pub fn new(controller: Option<Arc<Controller>>) -> Self {
+        Self { controller }
+    }
+}
+
+#[tonic::async_trait]
+impl ControllerRpc for ControllerRpcService {
+    async fn call(
+        &self,
+        request: Request<ControllerEnvelope>,
+    ) -> Result<Response<ControllerEnvelope>, Status> {
+        let request: ControllerRequest =
+            decode(&request.into_inner().payload, "controller request")
+                .map_err(Status::invalid_argument)?;
+        let result: ControllerResult = match &self.controller {
+            Some(controller) => controller.handle(request).await,
+            None => Err(ControllerError::NotController {
+                leader_id: None,
+                leader_address: None,
+            }),
+        };
+        Ok(Response::new(ControllerEnvelope {
+            payload: encode(&result).into(),
+        }))
+    }
+}

@@ -1,0 +1,191 @@
+//! The controller's Raft state machine: the whole [`ClusterMetadata`], persisted after every
+//! apply (it is small: brokers, topics and replica lists) and published on a watch channel.
+
+use std::io::{self, Cursor};
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine, Snapshot};
+use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
+use openraft::{EntryPayload, OptionalSend};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use eddy_storage::StorageResult;
+use eddy_storage::codec::{decode, encode};
+use eddy_storage::kv::{Batch, Cf, KvStore, keys};
+
+use crate::metadata::{CONTROLLER_GROUP, ClusterMetadata, ControllerCommand, ControllerResponse};
+
+openraft::declare_raft_types!(
+    /// Types of the controller's Raft group.
+    pub ControllerTypes:
+        D = ControllerCommand,
+        R = ControllerResponse,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+);
+
+/// The controller's Raft handle.
+pub type ControllerRaft = openraft::Raft<ControllerTypes, ControllerStateMachine>;
+
+const STATE: &[u8] = b"controller";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Persisted {
+    applied: Option<LogIdOf<ControllerTypes>>,
+    membership: StoredMembershipOf<ControllerTypes>,
+    metadata: ClusterMetadata,
+}
+
+/// The controller's state machine.
+pub struct ControllerStateMachine {
+    kv: Arc<dyn KvStore>,
+    current: Persisted,
+    published: watch::Sender<Arc<ClusterMetadata>>,
+    snapshot: Option<(SnapshotMetaOf<ControllerTypes>, Vec<u8>)>,
+}
+
+impl ControllerStateMachine {
+    /// Opens the state machine, recovering the persisted metadata.
+    pub fn open(
+        kv: Arc<dyn KvStore>,
+    ) -> StorageResult<(Self, watch::Receiver<Arc<ClusterMetadata>>)> {
+        let current: Persisted =
+            match kv.get(Cf::State, &keys::group_tag(CONTROLLER_GROUP, STATE))? {
+                Some(bytes) => decode(&bytes, "controller state")?,
+                None => Persisted::default(),
+            };
+        let (published, rx) = watch::channel(Arc::new(current.metadata.clone()));
+        Ok((
+            Self {
+                kv,
+                current,
+                published,
+                snapshot: None,
+            },
+            rx,
+        ))
+    }
+
+    fn persist(&self) -> io::Result<()> {
+        let mut batch = Batch::new();
+        batch.put(
+            Cf::State,
+            keys::group_tag(CONTROLLER_GROUP, STATE),
+            encode(&self.current),
+        );
+        self.kv.write(batch).map_err(|e| e.into_io())
+    }
+}
+
+impl RaftStateMachine<ControllerTypes> for ControllerStateMachine {
+    type SnapshotData = Cursor<Vec<u8>>;
+    type SnapshotBuilder = ControllerSnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<
+        (
+            Option<LogIdOf<ControllerTypes>>,
+            StoredMembershipOf<ControllerTypes>,
+        ),
+        io::Error,
+    > {
+        Ok((self.current.applied, self.current.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: futures::Stream<Item = Result<EntryResponder<ControllerTypes>, io::Error>>
+            + Unpin
+            + OptionalSend,
+    {
+        let mut responses = Vec::new();
+        let mut changed = false;
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let response = match &entry.payload {
+                EntryPayload::Blank => ControllerResponse::Done,
+                EntryPayload::Normal(command) => {
+                    changed = true;
+                    self.current.metadata.apply(entry.log_id.index, command)
+                }
+                EntryPayload::Membership(membership) => {
+                    self.current.membership =
+                        openraft::StoredMembership::new(Some(entry.log_id), membership.clone());
+                    ControllerResponse::Done
+                }
+            };
+            self.current.applied = Some(entry.log_id);
+            if let Some(responder) = responder {
+                responses.push((responder, response));
+            }
+        }
+        self.persist()?;
+        if changed {
+            self.published
+                .send_replace(Arc::new(self.current.metadata.clone()));
+        }
+        for (responder, response) in responses {
+            responder.send(response);
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        ControllerSnapshotBuilder {
+            persisted: self.current.clone(),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMetaOf<ControllerTypes>,
+        snapshot: Self::SnapshotData,
+    ) -> Result<(), io::Error> {
+        let bytes = snapshot.into_inner();
+        let metadata: ClusterMetadata =
+            decode(&bytes, "controller snapshot").map_err(|e| e.into_io())?;
+        self.current = Persisted {
+            applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+            metadata,
+        };
+        self.persist()?;
+        self.published
+            .send_replace(Arc::new(self.current.metadata.clone()));
+        self.snapshot = Some((meta.clone(), bytes));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<SnapshotOf<ControllerTypes, Self::SnapshotData>>, io::Error> {
+        Ok(self.snapshot.as_ref().map(|(meta, bytes)| Snapshot {
+            meta: meta.clone(),
+            snapshot: Cursor::new(bytes.clone()),
+        }))
+    }
+}
+
+/// Builds a snapshot of the controller metadata.
+pub struct ControllerSnapshotBuilder {
+    persisted: Persisted,
+}
+
+impl RaftSnapshotBuilder<ControllerTypes> for ControllerSnapshotBuilder {
+    type SnapshotData = Cursor<Vec<u8>>;
+
+    async fn build_snapshot(
+        &mut self,
+    ) -> Result<SnapshotOf<ControllerTypes, Self::SnapshotData>, io::Error> {
+        let meta = openraft::SnapshotMeta {
+            last_log_id: self.persisted.applied,
+            last_membership: self.persisted.membership.clone(),
+        };
+        Ok(Snapshot {
+            meta,
+            snapshot: Cursor::new(encode(&self.persisted.metadata)),
+        })
+    }
+}

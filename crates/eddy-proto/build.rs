@@ -1,0 +1,21 @@
+//! Compiles proto/ with protox (a pure-Rust protobuf compiler, so no `protoc` is needed on the
+//! build machine) and generates the tonic services from the resulting descriptors.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+const PROTOS: &[&str] = &["eddy/v1/eddy.proto", "eddy/internal/v1/internal.proto"];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={}", root.join(proto).display());
+    }
+    let fds = protox::compile(PROTOS, [&root])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    // The descriptor set is served by gRPC reflection so tools like grpcurl work without the files.
+    std::fs::write(out_dir.join("eddy_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure().bytes(".").compile_fds(fds)?;
+    Ok(())
+}

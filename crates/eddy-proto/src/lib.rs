@@ -1,0 +1,19 @@
+//! Eddy's wire contract: the code generated from `proto/`.
+//!
+//! `v1` is the public client API (an API boundary: change it only compatibly). `internal` is the
+//! node-to-node transport, whose payloads are bincode-encoded Rust types owned by the crates that
+//! send them.
+
+/// The public client API, `eddy.v1`.
+pub mod v1 {
+    tonic::include_proto!("eddy.v1");
+}
+
+/// Node-to-node services, `eddy.internal.v1`.
+pub mod internal {
+    tonic::include_proto!("eddy.internal.v1");
+}
+
+/// Encoded descriptors of every service, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/eddy_descriptor.bin"));

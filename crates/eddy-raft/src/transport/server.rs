@@ -1,0 +1,94 @@
+//! The receiving side: one tonic service that hands each envelope to its group's Raft.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use eddy_proto::internal::RaftEnvelope;
+use eddy_proto::internal::raft_transport_server::RaftTransport;
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::type_config::alias::{SnapshotMetaOf, VoteOf};
+use openraft::{Raft, RaftTypeConfig};
+use tonic::{Request, Response, Status};
+
+use super::{RpcKind, decode, encode};
+
+/// Finds the Raft group an envelope is for and lets it handle the RPC.
+#[tonic::async_trait]
+pub trait RaftRouter: Send + Sync + 'static {
+    /// Handles one RPC for `group`. `Status::not_found` when this node does not host the group
+    /// (yet): the sender backs off and retries.
+    async fn dispatch(&self, group: u64, kind: RpcKind, payload: Bytes) -> Result<Vec<u8>, Status>;
+}
+
+/// Decodes an RPC for `raft`, runs it and encodes the answer.
+pub async fn handle_raft_rpc<C, SM>(
+    raft: &Raft<C, SM>,
+    kind: RpcKind,
+    payload: &[u8],
+) -> Result<Vec<u8>, Status>
+where
+    C: RaftTypeConfig,
+    SM: RaftStateMachine<C, SnapshotData = Cursor<Vec<u8>>>,
+{
+    let bad = |e: String| Status::invalid_argument(e);
+    Ok(match kind {
+        RpcKind::AppendEntries => {
+            let rpc: AppendEntriesRequest<C> = decode(payload, "append entries").map_err(bad)?;
+            encode(&raft.append_entries(rpc).await)
+        }
+        RpcKind::Vote => {
+            let rpc: VoteRequest<C> = decode(payload, "vote").map_err(bad)?;
+            encode(&raft.vote(rpc).await)
+        }
+        RpcKind::PreVote => {
+            let rpc: VoteRequest<C> = decode(payload, "pre-vote").map_err(bad)?;
+            encode(&raft.pre_vote(rpc).await)
+        }
+        RpcKind::FullSnapshot => {
+            let (vote, meta, bytes): (VoteOf<C>, SnapshotMetaOf<C>, Vec<u8>) =
+                decode(payload, "snapshot").map_err(bad)?;
+            let snapshot = Snapshot {
+                meta,
+                snapshot: Cursor::new(bytes),
+            };
+            encode(&raft.install_full_snapshot(vote, snapshot).await)
+        }
+        RpcKind::TransferLeader => {
+            return Err(Status::unimplemented(
+                "leader transfer is not supported yet",
+            ));
+        }
+    })
+}
+
+/// The tonic service serving every group's Raft RPCs.
+pub struct RaftTransportService {
+    router: Arc<dyn RaftRouter>,
+}
+
+impl RaftTransportService {
+    pub fn new(router: Arc<dyn RaftRouter>) -> Self {
+        Self { router }
+    }
+}
+
+#[tonic::async_trait]
+impl RaftTransport for RaftTransportService {
+    async fn call(&self, request: Request<RaftEnvelope>) -> Result<Response<RaftEnvelope>, Status> {
+        let envelope = request.into_inner();
+        let kind = RpcKind::from_u32(envelope.kind).ok_or_else(|| {
+            Status::invalid_argument(format!("unknown raft rpc kind {}", envelope.kind))
+        })?;
+        let payload = self
+            .router
+            .dispatch(envelope.group_id, kind, envelope.payload)
+            .await?;
+        Ok(Response::new(RaftEnvelope {
+            group_id: envelope.group_id,
+            kind: envelope.kind,
+            payload: payload.into(),
+        }))
+    }
+}

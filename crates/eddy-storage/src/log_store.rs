@@ -1,0 +1,272 @@
+//! openraft's log storage for any Raft group, over the node's [`KvStore`].
+//!
+//! Entries live in [`Cf::Log`] under `group id + index`; the vote, the committed log id and the
+//! last purged log id under [`Cf::RaftMeta`]. Appends become visible at once and are reported
+//! flushed to openraft only after the group-commit syncer has synced them; votes are synced before
+//! `save_vote` returns.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use openraft::entry::RaftEntry;
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::type_config::alias::{LogIdOf, VoteOf};
+use openraft::{OptionalSend, RaftTypeConfig};
+
+use crate::codec::{decode, encode};
+use crate::error::StorageResult;
+use crate::kv::{self, Batch, Cf, KvStore, keys};
+
+const VOTE: &[u8] = b"vote";
+const COMMITTED: &[u8] = b"committed";
+const PURGED: &[u8] = b"purged";
+
+/// The log of one Raft group. Cheap to clone: every clone is a reader of the same log.
+pub struct LogStore<C> {
+    kv: Arc<dyn KvStore>,
+    group: u64,
+    _types: std::marker::PhantomData<fn() -> C>,
+}
+
+impl<C> Clone for LogStore<C> {
+    fn clone(&self) -> Self {
+        Self {
+            kv: self.kv.clone(),
+            group: self.group,
+            _types: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<C> Debug for LogStore<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore")
+            .field("group", &self.group)
+            .finish()
+    }
+}
+
+impl<C: RaftTypeConfig> LogStore<C> {
+    pub fn new(kv: Arc<dyn KvStore>, group: u64) -> Self {
+        Self {
+            kv,
+            group,
+            _types: std::marker::PhantomData,
+        }
+    }
+
+    pub fn group(&self) -> u64 {
+        self.group
+    }
+
+    fn meta<T: serde::de::DeserializeOwned>(&self, tag: &[u8]) -> StorageResult<Option<T>> {
+        match self
+            .kv
+            .get(Cf::RaftMeta, &keys::group_tag(self.group, tag))?
+        {
+            Some(bytes) => Ok(Some(decode(&bytes, "raft metadata")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads one entry by index.
+    pub fn entry(&self, index: u64) -> StorageResult<Option<C::Entry>> {
+        match self.kv.get(Cf::Log, &keys::group_u64(self.group, index))? {
+            Some(bytes) => Ok(Some(decode(&bytes, "raft log entry")?)),
+            None => Ok(None),
+        }
+    }
+
+    fn entries(&self, start: u64, end: u64) -> StorageResult<Vec<C::Entry>> {
+        let mut out = Vec::new();
+        let mut failure = None;
+        self.kv.scan(
+            Cf::Log,
+            &keys::group_u64(self.group, start),
+            &keys::group_u64(self.group, end),
+            &mut |_, value| match decode::<C::Entry>(value, "raft log entry") {
+                Ok(entry) => {
+                    out.push(entry);
+                    true
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            },
+        )?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Deletes every key this group owns in every column family (the group was removed).
+    pub fn destroy_group(kv: &dyn KvStore, group: u64) -> StorageResult<()> {
+        let mut batch = Batch::new();
+        for cf in [
+            Cf::Log,
+            Cf::RaftMeta,
+            Cf::OffsetIndex,
+            Cf::TimeIndex,
+            Cf::State,
+        ] {
+            batch.delete_range(
+                cf,
+                keys::group_prefix(group).to_vec(),
+                keys::group_end(group),
+            );
+        }
+        kv.write(batch)
+    }
+}
+
+fn index_range(range: &impl RangeBounds<u64>) -> (u64, u64) {
+    let start = match range.start_bound() {
+        Bound::Included(&n) => n,
+        Bound::Excluded(&n) => n.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&n) => n.saturating_add(1),
+        Bound::Excluded(&n) => n,
+        Bound::Unbounded => u64::MAX,
+    };
+    (start, end)
+}
+
+impl<C: RaftTypeConfig> RaftLogReader<C> for LogStore<C> {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<C::Entry>, io::Error> {
+        let (start, end) = index_range(&range);
+        let entries = self.entries(start, end).map_err(|e| e.into_io())?;
+        // No holes: indexes must be consecutive.
+        for pair in entries.windows(2) {
+            if pair[1].index() != pair[0].index() + 1 {
+                return Err(io::Error::other(format!(
+                    "raft log of group {} has a hole between {} and {}",
+                    self.group,
+                    pair[0].index(),
+                    pair[1].index()
+                )));
+            }
+        }
+        Ok(entries)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<VoteOf<C>>, io::Error> {
+        self.meta(VOTE).map_err(|e| e.into_io())
+    }
+}
+
+impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<C>, io::Error> {
+        let purged: Option<LogIdOf<C>> = self.meta(PURGED).map_err(|e| e.into_io())?;
+        let last = self
+            .kv
+            .last_in(
+                Cf::Log,
+                &keys::group_prefix(self.group),
+                &keys::group_end(self.group),
+            )
+            .map_err(|e| e.into_io())?;
+        let last_log_id = match last {
+            Some((_, bytes)) => {
+                let entry: C::Entry = decode(&bytes, "raft log entry").map_err(|e| e.into_io())?;
+                Some(entry.log_id())
+            }
+            None => purged.clone(),
+        };
+        Ok(LogState {
+            last_purged_log_id: purged,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &VoteOf<C>) -> Result<(), io::Error> {
+        let mut batch = Batch::new();
+        batch.put(
+            Cf::RaftMeta,
+            keys::group_tag(self.group, VOTE),
+            encode(vote),
+        );
+        self.kv.write(batch).map_err(|e| e.into_io())?;
+        kv::sync(self.kv.as_ref()).await.map_err(|e| e.into_io())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
+        let mut batch = Batch::new();
+        batch.put(
+            Cf::RaftMeta,
+            keys::group_tag(self.group, COMMITTED),
+            encode(&committed),
+        );
+        self.kv.write(batch).map_err(|e| e.into_io())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogIdOf<C>>, io::Error> {
+        Ok(self
+            .meta::<Option<LogIdOf<C>>>(COMMITTED)
+            .map_err(|e| e.into_io())?
+            .flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<C>) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = C::Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = Batch::new();
+        for entry in entries {
+            batch.put(
+                Cf::Log,
+                keys::group_u64(self.group, entry.index()),
+                encode(&entry),
+            );
+        }
+        metrics::counter!("eddy_raft_log_appended_bytes_total")
+            .increment(batch.size_bytes() as u64);
+        self.kv.write(batch).map_err(|e| e.into_io())?;
+        self.kv.sync(Box::new(move |result| {
+            callback.io_completed(result.map_err(|e| e.into_io()))
+        }));
+        Ok(())
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<C>>) -> Result<(), io::Error> {
+        let from = last_log_id.as_ref().map_or(0, |id| id.index() + 1);
+        let mut batch = Batch::new();
+        batch.delete_range(
+            Cf::Log,
+            keys::group_u64(self.group, from),
+            keys::group_end(self.group),
+        );
+        self.kv.write(batch).map_err(|e| e.into_io())
+    }
+
+    async fn purge(&mut self, log_id: LogIdOf<C>) -> Result<(), io::Error> {
+        // The purge marker goes first (same atomic batch), so the log never looks like it has a hole.
+        let mut batch = Batch::new();
+        batch.put(
+            Cf::RaftMeta,
+            keys::group_tag(self.group, PURGED),
+            encode(&log_id),
+        );
+        batch.delete_range(
+            Cf::Log,
+            keys::group_u64(self.group, 0),
+            keys::group_u64(self.group, log_id.index() + 1),
+        );
+        self.kv.write(batch).map_err(|e| e.into_io())
+    }
+}

@@ -1,0 +1,85 @@
+//! The partition log's data: records, the commands a partition group replicates, and their
+//! outcomes.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// One event as stored in a partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub key: Option<Bytes>,
+    pub value: Bytes,
+    pub headers: Vec<(String, Bytes)>,
+    /// Milliseconds since the Unix epoch: the producer's create time, or the leader's append time.
+    pub timestamp_ms: i64,
+}
+
+impl Record {
+    /// Bytes the record occupies, as counted against size limits.
+    pub fn size_bytes(&self) -> usize {
+        self.key.as_ref().map_or(0, Bytes::len)
+            + self.value.len()
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+            + 8
+    }
+}
+
+/// The idempotent-producer identity of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerBatch {
+    pub producer_id: u64,
+    pub epoch: u32,
+    /// Sequence of the batch's first record, per producer and partition.
+    pub first_sequence: u64,
+}
+
+/// A record batch: the payload of one Raft entry of a partition group. Written once, as the Raft
+/// entry; the state machine only indexes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordBatch {
+    pub records: Vec<Record>,
+    pub producer: Option<ProducerBatch>,
+}
+
+impl RecordBatch {
+    pub fn max_timestamp_ms(&self) -> i64 {
+        self.records
+            .iter()
+            .map(|r| r.timestamp_ms)
+            .max()
+            .unwrap_or(i64::MIN)
+    }
+}
+
+/// What a partition group replicates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartitionCommand {
+    Append(RecordBatch),
+}
+
+impl std::fmt::Display for PartitionCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PartitionCommand::Append(batch) => write!(f, "append({} records)", batch.records.len()),
+        }
+    }
+}
+
+/// The outcome of applying a [`PartitionCommand`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartitionResponse {
+    /// The batch now occupies offsets `base_offset..base_offset + count`.
+    Appended { base_offset: u64, count: u32 },
+    /// The batch was appended before (an idempotent retry) at `base_offset`.
+    Duplicate { base_offset: u64, count: u32 },
+    /// The batch's sequence does not follow the producer's last one: it was not appended.
+    OutOfOrderSequence { expected: u64, received: u64 },
+    /// A newer epoch of this producer id exists: this one is fenced.
+    ProducerFenced { current_epoch: u32 },
+    /// Nothing to answer (blank and membership entries).
+    None,
+}
