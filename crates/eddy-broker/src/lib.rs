@@ -1,1 +1,23 @@
-//! placeholder
+//! An Eddy node. It wires storage, the partition Raft groups, the controller and the services:
+//!
+//! - [`Broker`]: starts the controller replica (on seed nodes) and the heartbeat and reconcile
+//!   loops that keep local partition replicas in line with the controller's metadata.
+//! - [`api::EddyApi`]: the public `eddy.v1.Eddy` gRPC service.
+//! - [`Broker::routes`]: every gRPC service of the node on one address.
+//! - [`BrokerConfig`]: the typed, validated configuration.
+
+pub mod api;
+pub mod broker;
+pub mod clock;
+pub mod cluster_view;
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod metrics;
+pub mod replica;
+pub mod server;
+
+pub use broker::{Broker, StartError};
+pub use clock::{Clock, SystemClock};
+pub use config::{BrokerConfig, ConfigError, Seed, parse_seeds};
+pub use error::BrokerError;

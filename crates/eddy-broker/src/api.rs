@@ -1,0 +1,390 @@
+//! The public `eddy.v1.Eddy` service.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eddy_controller::{ControllerReply, ControllerRequest};
+use eddy_proto::v1::{self, eddy_server::Eddy};
+use eddy_raft::partition::ReadLimits;
+use eddy_storage::{PartitionCommand, PartitionResponse, RecordBatch};
+use tonic::{Request, Response, Status};
+
+use crate::broker::Broker;
+use crate::cluster_view::ClusterView;
+use crate::convert;
+use crate::error::BrokerError;
+use crate::replica::Replica;
+
+/// Most records one fetch returns, whatever the request asks.
+const FETCH_RECORDS_MAX: u32 = 100_000;
+/// Most bytes one fetch returns, whatever the request asks.
+const FETCH_BYTES_MAX: u32 = 64 << 20;
+/// How long DescribeTopic waits for a partition leader's offsets.
+const LEADER_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The client API over a [`Broker`].
+#[derive(Debug, Clone)]
+pub struct EddyApi {
+    broker: Broker,
+}
+
+impl EddyApi {
+    pub fn new(broker: Broker) -> Self {
+        Self { broker }
+    }
+
+    /// The local replica of a partition when this broker leads it; NOT_LEADER otherwise.
+    fn leader_replica(&self, view: &ClusterView, topic: &str, partition: u32) -> Result<Arc<Replica>, BrokerError> {
+        let info = view.partition(topic, partition)?;
+        let replica = self.broker.replica(info.group_id);
+        if let Some(replica) = &replica {
+            if replica.leadership().is_self {
+                return Ok(replica.clone());
+            }
+        }
+        let leader_id = self.partition_leader(view, info.group_id);
+        Err(BrokerError::NotLeader {
+            topic: topic.to_string(),
+            partition,
+            leader_id,
+            leader_address: leader_id.and_then(|id| view.address_of(id)),
+        })
+    }
+
+    /// Who leads a group: the local Raft's view when this broker hosts a replica, else the
+    /// controller's table (only leaders that are alive).
+    fn partition_leader(&self, view: &ClusterView, group: u64) -> Option<u64> {
+        match self.broker.replica(group) {
+            Some(replica) => replica.leadership().leader,
+            None => view.leaders.get(&group).map(|l| l.leader).filter(|id| view.alive.contains(id)),
+        }
+    }
+
+    async fn produce_inner(&self, request: v1::ProduceRequest) -> Result<v1::ProduceResponse, BrokerError> {
+        let started = Instant::now();
+        let config = &self.broker.inner.config;
+        let view = self.broker.view();
+        let acks = v1::Acks::try_from(request.acks)
+            .map_err(|_| BrokerError::InvalidRequest(format!("unknown acks value {}", request.acks)))?;
+        if request.records.is_empty() {
+            return Err(BrokerError::InvalidRequest("a produce request needs at least one record".into()));
+        }
+        let mut total = 0usize;
+        let now_ms = self.broker.inner.clock.now_ms();
+        let mut records = Vec::with_capacity(request.records.len());
+        for (index, wire) in request.records.into_iter().enumerate() {
+            let record = convert::record_from_wire(wire, now_ms);
+            let size = record.size_bytes();
+            if size > config.record_size_max_bytes as usize {
+                return Err(BrokerError::RecordTooLarge { index, size, limit: config.record_size_max_bytes });
+            }
+            total += size;
+            records.push(record);
+        }
+        if total > config.batch_size_max_bytes as usize {
+            return Err(BrokerError::BatchTooLarge { size: total, limit: config.batch_size_max_bytes });
+        }
+        let replica = self.leader_replica(&view, &request.topic, request.partition)?;
+        let count = records.len();
+        let command = PartitionCommand::Append(RecordBatch {
+            records,
+            producer: request.producer.map(convert::producer_from_wire),
+        });
+        let timeout_ms = match request.timeout_ms {
+            0 => config.produce_timeout_ms,
+            n => n.min(config.produce_timeout_ms),
+        };
+        // Offsets are given at apply, so both acknowledgement modes answer once the batch is
+        // committed by a quorum and applied by the leader (ACKS_LEADER is never weaker than
+        // asked for; see docs/api.md).
+        let _ = acks;
+        let commit_started = Instant::now();
+        let written = tokio::time::timeout(Duration::from_millis(u64::from(timeout_ms)), replica.raft.client_write(command))
+            .await
+            .map_err(|_| BrokerError::Timeout(format!("the batch did not commit within {timeout_ms} ms; its outcome is unknown")))?;
+        let response = match written {
+            Ok(response) => response.data,
+            Err(e) => {
+                if let Some(forward) = e.forward_to_leader() {
+                    return Err(BrokerError::NotLeader {
+                        topic: request.topic.clone(),
+                        partition: request.partition,
+                        leader_id: forward.leader_id,
+                        leader_address: forward
+                            .leader_id
+                            .and_then(|id| view.address_of(id))
+                            .or_else(|| forward.leader_node.as_ref().map(|n| n.addr.clone())),
+                    });
+                }
+                return Err(BrokerError::ShuttingDown);
+            }
+        };
+        crate::metrics::record_commit(commit_started.elapsed());
+        let (base_offset, record_count, duplicate) = match response {
+            PartitionResponse::Appended { base_offset, count } => (base_offset, count, false),
+            PartitionResponse::Duplicate { base_offset, count } => (base_offset, count, true),
+            PartitionResponse::OutOfOrderSequence { expected, received } => {
+                return Err(BrokerError::OutOfOrderSequence { expected, received });
+            }
+            PartitionResponse::ProducerFenced { current_epoch } => {
+                return Err(BrokerError::ProducerFenced { current_epoch });
+            }
+            PartitionResponse::None => return Err(BrokerError::Storage("append produced no response".into())),
+        };
+        if !duplicate {
+            crate::metrics::record_produce(&request.topic, count, total, started.elapsed());
+        }
+        Ok(v1::ProduceResponse { partition: request.partition, base_offset, record_count, duplicate })
+    }
+
+    async fn fetch_inner(&self, request: v1::FetchRequest) -> Result<v1::FetchResponse, BrokerError> {
+        let config = &self.broker.inner.config;
+        let view = self.broker.view();
+        let replica = self.leader_replica(&view, &request.topic, request.partition)?;
+        let limits = ReadLimits {
+            max_records: match request.max_records {
+                0 => config.fetch_max_records_default,
+                n => n.min(FETCH_RECORDS_MAX),
+            } as usize,
+            max_bytes: match request.max_bytes {
+                0 => config.fetch_max_bytes_default,
+                n => n.min(FETCH_BYTES_MAX),
+            } as usize,
+        };
+        let offset = request.offset;
+        let mut views = replica.view.clone();
+        let now = *views.borrow_and_update();
+        if offset < now.log_start_offset || offset > now.high_watermark {
+            return Err(BrokerError::OffsetOutOfRange {
+                topic: request.topic,
+                partition: request.partition,
+                offset,
+                log_start_offset: now.log_start_offset,
+                high_watermark: now.high_watermark,
+            });
+        }
+        let wait = request.max_wait_ms.min(config.fetch_wait_max_ms);
+        if offset == now.high_watermark && wait > 0 {
+            // Long poll: wake as soon as the partition grows past `offset`.
+            let _ = tokio::time::timeout(
+                Duration::from_millis(u64::from(wait)),
+                views.wait_for(|v| v.high_watermark > offset),
+            )
+            .await;
+        }
+        let now = *replica.view.borrow();
+        let reader = replica.reader.clone();
+        let high_watermark = now.high_watermark;
+        let records = tokio::task::spawn_blocking(move || reader.read(offset, high_watermark, limits))
+            .await
+            .map_err(|e| BrokerError::Storage(e.to_string()))?
+            .map_err(|e| BrokerError::Storage(e.to_string()))?;
+        let bytes: usize = records.iter().map(|(_, r)| r.size_bytes()).sum();
+        crate::metrics::record_fetch(&request.topic, records.len(), bytes);
+        Ok(v1::FetchResponse {
+            partition: request.partition,
+            records: records.into_iter().map(|(o, r)| convert::stored_record_to_wire(o, r)).collect(),
+            high_watermark,
+            log_start_offset: now.log_start_offset,
+        })
+    }
+
+    async fn list_offsets_inner(&self, request: v1::ListOffsetsRequest) -> Result<v1::ListOffsetsResponse, BrokerError> {
+        let view = self.broker.view();
+        let replica = self.leader_replica(&view, &request.topic, request.partition)?;
+        let now = *replica.view.borrow();
+        let spec = v1::OffsetSpec::try_from(request.spec)
+            .map_err(|_| BrokerError::InvalidRequest(format!("unknown offset spec {}", request.spec)))?;
+        let offset = match spec {
+            v1::OffsetSpec::Unspecified => {
+                return Err(BrokerError::InvalidRequest("an offset spec (earliest, latest, timestamp) is required".into()));
+            }
+            v1::OffsetSpec::Earliest => now.log_start_offset,
+            v1::OffsetSpec::Latest => now.high_watermark,
+            v1::OffsetSpec::Timestamp => {
+                let reader = replica.reader.clone();
+                let ts = request.timestamp_ms;
+                tokio::task::spawn_blocking(move || reader.offset_for_timestamp(ts, now.high_watermark))
+                    .await
+                    .map_err(|e| BrokerError::Storage(e.to_string()))?
+                    .map_err(|e| BrokerError::Storage(e.to_string()))?
+                    .max(now.log_start_offset)
+            }
+        };
+        Ok(v1::ListOffsetsResponse {
+            partition: request.partition,
+            offset,
+            high_watermark: now.high_watermark,
+            log_start_offset: now.log_start_offset,
+        })
+    }
+
+    /// Fills in each partition's leader and offsets, asking remote leaders concurrently.
+    async fn describe(&self, view: &ClusterView, mut topic: v1::TopicDescription) -> v1::TopicDescription {
+        let info = match view.metadata.topics.get(&topic.name) {
+            Some(info) => info.clone(),
+            None => return topic,
+        };
+        let queries = topic.partitions.iter_mut().zip(info.partitions.iter()).map(|(desc, p)| {
+            let leader = self.partition_leader(view, p.group_id);
+            desc.leader = leader;
+            desc.leader_address = leader.and_then(|id| view.address_of(id)).unwrap_or_default();
+            let local = self.broker.replica(p.group_id).filter(|r| r.leadership().is_self);
+            let address = desc.leader_address.clone();
+            let name = topic.name.clone();
+            let partition = p.partition;
+            let peers = self.broker.inner.peers.clone();
+            async move {
+                if let Some(replica) = local {
+                    let v = *replica.view.borrow();
+                    return Some((v.log_start_offset, v.high_watermark));
+                }
+                if address.is_empty() {
+                    return None;
+                }
+                let channel = peers.channel(&address).ok()?;
+                let mut client = v1::eddy_client::EddyClient::new(channel);
+                let request = v1::ListOffsetsRequest {
+                    topic: name,
+                    partition,
+                    spec: v1::OffsetSpec::Latest as i32,
+                    timestamp_ms: 0,
+                };
+                let answer = tokio::time::timeout(LEADER_QUERY_TIMEOUT, client.list_offsets(request)).await.ok()?.ok()?;
+                let answer = answer.into_inner();
+                Some((answer.log_start_offset, answer.high_watermark))
+            }
+        });
+        let offsets = futures::future::join_all(queries).await;
+        for (desc, found) in topic.partitions.iter_mut().zip(offsets) {
+            if let Some((start, hw)) = found {
+                desc.log_start_offset = Some(start);
+                desc.high_watermark = Some(hw);
+            }
+        }
+        topic
+    }
+
+    async fn create_topic_inner(&self, request: v1::CreateTopicRequest) -> Result<v1::CreateTopicResponse, BrokerError> {
+        let call = ControllerRequest::CreateTopic {
+            name: request.name.clone(),
+            partitions: request.partitions,
+            replication_factor: request.replication_factor,
+            configs: request.configs.into_iter().collect(),
+        };
+        let topic = match self.broker.inner.controller_client.call(&call).await? {
+            ControllerReply::TopicCreated(topic) => topic,
+            other => return Err(BrokerError::Storage(format!("unexpected controller reply {other:?}"))),
+        };
+        self.await_metadata(|view| view.metadata.topics.get(&topic.name).is_some_and(|t| t.id == topic.id)).await;
+        Ok(v1::CreateTopicResponse { topic: Some(convert::topic_to_wire(&topic)) })
+    }
+
+    async fn delete_topic_inner(&self, request: v1::DeleteTopicRequest) -> Result<v1::DeleteTopicResponse, BrokerError> {
+        let call = ControllerRequest::DeleteTopic { name: request.name.clone() };
+        self.broker.inner.controller_client.call(&call).await?;
+        self.await_metadata(|view| !view.metadata.topics.contains_key(&request.name)).await;
+        Ok(v1::DeleteTopicResponse {})
+    }
+
+    /// After a change this broker made through the controller, waits (bounded) until its own view
+    /// shows it, so the same client's next request sees its own write.
+    async fn await_metadata(&self, done: impl Fn(&ClusterView) -> bool) {
+        let mut views = self.broker.inner.view.subscribe();
+        self.broker.refresh_soon();
+        let _ = tokio::time::timeout(Duration::from_secs(5), views.wait_for(|v| done(v))).await;
+    }
+
+    fn describe_cluster_inner(&self) -> v1::DescribeClusterResponse {
+        let view = self.broker.view();
+        let replica_counts = view.metadata.replica_counts();
+        let seeds = &self.broker.inner.config.seeds;
+        let brokers = view
+            .metadata
+            .brokers
+            .values()
+            .map(|b| v1::BrokerDescription {
+                id: b.id,
+                address: b.address.clone(),
+                alive: view.alive.contains(&b.id),
+                leader_count: view.leaders.values().filter(|l| l.leader == b.id).count() as u32,
+                replica_count: replica_counts.get(&b.id).copied().unwrap_or(0),
+                controller_voter: seeds.iter().any(|s| s.id == b.id),
+            })
+            .collect();
+        v1::DescribeClusterResponse {
+            controller_leader: view.controller_leader,
+            brokers,
+            cluster_id: self.broker.inner.config.cluster_name.clone(),
+        }
+    }
+}
+
+fn reply<T>(result: Result<T, BrokerError>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(Status::from)
+}
+
+#[tonic::async_trait]
+impl Eddy for EddyApi {
+    async fn produce(&self, request: Request<v1::ProduceRequest>) -> Result<Response<v1::ProduceResponse>, Status> {
+        reply(self.produce_inner(request.into_inner()).await)
+    }
+
+    async fn fetch(&self, request: Request<v1::FetchRequest>) -> Result<Response<v1::FetchResponse>, Status> {
+        reply(self.fetch_inner(request.into_inner()).await)
+    }
+
+    async fn list_offsets(
+        &self,
+        request: Request<v1::ListOffsetsRequest>,
+    ) -> Result<Response<v1::ListOffsetsResponse>, Status> {
+        reply(self.list_offsets_inner(request.into_inner()).await)
+    }
+
+    async fn create_topic(
+        &self,
+        request: Request<v1::CreateTopicRequest>,
+    ) -> Result<Response<v1::CreateTopicResponse>, Status> {
+        reply(self.create_topic_inner(request.into_inner()).await)
+    }
+
+    async fn delete_topic(
+        &self,
+        request: Request<v1::DeleteTopicRequest>,
+    ) -> Result<Response<v1::DeleteTopicResponse>, Status> {
+        reply(self.delete_topic_inner(request.into_inner()).await)
+    }
+
+    async fn list_topics(&self, _: Request<v1::ListTopicsRequest>) -> Result<Response<v1::ListTopicsResponse>, Status> {
+        let view = self.broker.view();
+        let topics = view
+            .metadata
+            .topics
+            .values()
+            .map(|t| v1::TopicSummary {
+                name: t.name.clone(),
+                partitions: t.partitions.len() as u32,
+                replication_factor: t.replication_factor,
+            })
+            .collect();
+        Ok(Response::new(v1::ListTopicsResponse { topics }))
+    }
+
+    async fn describe_topic(
+        &self,
+        request: Request<v1::DescribeTopicRequest>,
+    ) -> Result<Response<v1::DescribeTopicResponse>, Status> {
+        let view = self.broker.view();
+        let name = request.into_inner().name;
+        let topic = view.topic(&name).map(convert::topic_to_wire).map_err(Status::from)?;
+        let topic = self.describe(&view, topic).await;
+        Ok(Response::new(v1::DescribeTopicResponse { topic: Some(topic) }))
+    }
+
+    async fn describe_cluster(
+        &self,
+        _: Request<v1::DescribeClusterRequest>,
+    ) -> Result<Response<v1::DescribeClusterResponse>, Status> {
+        Ok(Response::new(self.describe_cluster_inner()))
+    }
+}

@@ -1,0 +1,316 @@
+//! A running Eddy node: the controller replica (on seed nodes), the local partition replicas,
+//! the heartbeat to the controller and the reconciler that makes local replicas match the
+//! metadata.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use eddy_controller::{
+    CONTROLLER_GROUP, ClusterMetadata, Controller, ControllerClient, ControllerConfig, ControllerRaft, ControllerReply,
+    ControllerRequest, ControllerStateMachine, ControllerTypes, HeartbeatRequest, LeaderReport,
+};
+use eddy_raft::transport::{Connector, GroupNetworkFactory, Peers, RaftRouter, RpcKind, handle_raft_rpc};
+use eddy_storage::{KvStore, LogStore};
+use openraft::BasicNode;
+use tokio::sync::{Notify, watch};
+use tonic::Status;
+
+use crate::clock::Clock;
+use crate::cluster_view::ClusterView;
+use crate::config::BrokerConfig;
+use crate::replica::Replica;
+
+/// Why a broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("storage: {0}")]
+    Storage(#[from] eddy_storage::StorageError),
+    #[error("controller raft: {0}")]
+    Raft(String),
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: BrokerConfig,
+    pub(crate) node_id: u64,
+    pub(crate) address: String,
+    pub(crate) kv: Arc<dyn KvStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) peers: Arc<Peers>,
+    pub(crate) controller: Option<Arc<Controller>>,
+    pub(crate) controller_client: ControllerClient,
+    pub(crate) view: watch::Sender<Arc<ClusterView>>,
+    pub(crate) replicas: RwLock<BTreeMap<u64, Arc<Replica>>>,
+    pub(crate) heartbeat_now: Notify,
+    pub(crate) stopping: watch::Sender<bool>,
+}
+
+/// A running broker. Cheap to clone.
+#[derive(Clone)]
+pub struct Broker {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").field("node_id", &self.inner.node_id).finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// Starts the broker's Raft groups and background tasks over `kv`. Serving gRPC is the
+    /// caller's job (see [`Broker::router`]), so the simulation can serve it over simulated TCP.
+    pub async fn start(
+        config: BrokerConfig,
+        kv: Arc<dyn KvStore>,
+        connector: Arc<dyn Connector>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Broker, StartError> {
+        config.validate()?;
+        let node_id = config.node_id;
+        let address = config.advertised_address();
+        let peers = Arc::new(Peers::new(connector));
+        let controller = if config.is_controller_voter() {
+            Some(Arc::new(start_controller(&config, kv.clone(), peers.clone()).await?))
+        } else {
+            None
+        };
+        let controller_client = ControllerClient::new(
+            config.seeds.iter().map(|s| s.address.clone()).collect(),
+            peers.clone(),
+            Duration::from_millis(config.broker_session_timeout_ms / 2),
+        );
+        let (view, _) = watch::channel(Arc::new(ClusterView::default()));
+        let (stopping, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            config,
+            node_id,
+            address,
+            kv,
+            clock,
+            peers,
+            controller,
+            controller_client,
+            view,
+            replicas: RwLock::new(BTreeMap::new()),
+            heartbeat_now: Notify::new(),
+            stopping,
+        });
+        tokio::spawn(heartbeat_loop(inner.clone()));
+        tokio::spawn(reconcile_loop(inner.clone()));
+        tracing::info!(node_id, address = %inner.address, voter = inner.controller.is_some(), "broker started");
+        Ok(Broker { inner })
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.inner.node_id
+    }
+
+    /// The current cluster view.
+    pub fn view(&self) -> Arc<ClusterView> {
+        self.inner.view.borrow().clone()
+    }
+
+    /// Stops background tasks and every local Raft group.
+    pub async fn shutdown(&self) {
+        self.inner.stopping.send_replace(true);
+        let replicas: Vec<Arc<Replica>> = self.inner.replicas.write().expect("replicas lock").values().cloned().collect();
+        for replica in replicas {
+            if let Err(e) = replica.raft.shutdown().await {
+                tracing::warn!(group = replica.group, error = %e, "partition raft shutdown failed");
+            }
+        }
+        if let Some(controller) = &self.inner.controller {
+            if let Err(e) = controller.raft().shutdown().await {
+                tracing::warn!(error = %e, "controller raft shutdown failed");
+            }
+        }
+        // Make everything written so far durable before the process exits.
+        if let Err(e) = eddy_storage::kv::sync(self.inner.kv.as_ref()).await {
+            tracing::warn!(error = %e, "final sync failed");
+        }
+    }
+
+    pub(crate) fn replica(&self, group: u64) -> Option<Arc<Replica>> {
+        self.inner.replicas.read().expect("replicas lock").get(&group).cloned()
+    }
+
+    /// Asks for a heartbeat now (after a metadata change this broker made).
+    pub(crate) fn refresh_soon(&self) {
+        self.inner.heartbeat_now.notify_one();
+    }
+}
+
+async fn start_controller(config: &BrokerConfig, kv: Arc<dyn KvStore>, peers: Arc<Peers>) -> Result<Controller, StartError> {
+    let (sm, metadata) = ControllerStateMachine::open(kv.clone())?;
+    let log = LogStore::<ControllerTypes>::new(kv, CONTROLLER_GROUP);
+    let raft_config = config.raft.openraft_config("eddy-controller").map_err(|e| StartError::Raft(e.to_string()))?;
+    let raft = ControllerRaft::new(config.node_id, raft_config, GroupNetworkFactory::new(peers, CONTROLLER_GROUP), log, sm)
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+    if !raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))? {
+        // Every seed initializes with the same voter set, which openraft allows: the controller
+        // forms as soon as a majority of seeds is up, whichever they are.
+        let members: BTreeMap<u64, BasicNode> =
+            config.seeds.iter().map(|s| (s.id, BasicNode { addr: s.address.clone() })).collect();
+        if let Err(e) = raft.initialize(members).await {
+            tracing::debug!(error = %e, "controller initialize skipped");
+        }
+    }
+    let controller_config = ControllerConfig {
+        broker_session_timeout_ms: config.broker_session_timeout_ms,
+        partitions_per_topic_max: config.partitions_per_topic_max,
+    };
+    Ok(Controller::new(raft, metadata, controller_config))
+}
+
+async fn heartbeat_loop(inner: Arc<Inner>) {
+    let interval = Duration::from_millis(inner.config.heartbeat_interval_ms);
+    let mut stopping = inner.stopping.subscribe();
+    let mut failures = 0u32;
+    loop {
+        let leading: Vec<LeaderReport> = {
+            let replicas = inner.replicas.read().expect("replicas lock");
+            replicas
+                .values()
+                .filter_map(|r| {
+                    let l = r.leadership();
+                    l.is_self.then_some(LeaderReport { group: r.group, term: l.term })
+                })
+                .collect()
+        };
+        let current = inner.view.borrow().clone();
+        let request = ControllerRequest::Heartbeat(HeartbeatRequest {
+            broker_id: inner.node_id,
+            address: inner.address.clone(),
+            metadata_version: current.metadata.version,
+            leading: leading.clone(),
+        });
+        match inner.controller_client.call(&request).await {
+            Ok(ControllerReply::Heartbeat(response)) => {
+                failures = 0;
+                let metadata: Arc<ClusterMetadata> = match response.metadata {
+                    Some(newer) if newer.version > current.metadata.version => newer,
+                    _ => current.metadata.clone(),
+                };
+                let view = ClusterView {
+                    metadata,
+                    alive: response.alive,
+                    leaders: response.leaders,
+                    controller_leader: Some(response.controller_leader),
+                };
+                inner.view.send_replace(Arc::new(view));
+            }
+            Ok(other) => tracing::warn!(?other, "unexpected heartbeat reply"),
+            Err(e) => {
+                failures += 1;
+                // Log the first failure and then every 20th, not every interval.
+                if failures == 1 || failures % 20 == 0 {
+                    tracing::warn!(error = %e, failures, "heartbeat to controller failed");
+                }
+            }
+        }
+        crate::metrics::record_broker_gauges(&inner, leading.len());
+        tokio::select! {
+            biased;
+            _ = stopping.changed() => return,
+            _ = inner.heartbeat_now.notified() => {}
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+async fn reconcile_loop(inner: Arc<Inner>) {
+    let mut views = inner.view.subscribe();
+    let mut stopping = inner.stopping.subscribe();
+    let retry = Duration::from_secs(2);
+    loop {
+        let view = views.borrow_and_update().clone();
+        reconcile(&inner, &view).await;
+        tokio::select! {
+            biased;
+            _ = stopping.changed() => return,
+            changed = views.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(retry) => {}
+        }
+    }
+}
+
+/// Makes the local replicas match the metadata: opens the ones assigned here, removes the ones
+/// whose topic is gone.
+async fn reconcile(inner: &Arc<Inner>, view: &ClusterView) {
+    let metadata = &view.metadata;
+    if metadata.version == 0 {
+        return;
+    }
+    let wanted: BTreeMap<u64, (String, u32, Vec<u64>)> = metadata
+        .partitions_of(inner.node_id)
+        .map(|(t, p)| (p.group_id, (t.name.clone(), p.partition, p.replicas.clone())))
+        .collect();
+    let present: BTreeSet<u64> = inner.replicas.read().expect("replicas lock").keys().copied().collect();
+    for (group, (topic, partition, replicas)) in &wanted {
+        if present.contains(group) {
+            continue;
+        }
+        let members: BTreeMap<u64, BasicNode> = replicas
+            .iter()
+            .filter_map(|id| metadata.brokers.get(id).map(|b| (*id, BasicNode { addr: b.address.clone() })))
+            .collect();
+        if members.len() != replicas.len() {
+            tracing::warn!(group, "a replica's broker is not registered yet; will retry");
+            continue;
+        }
+        match Replica::open(
+            inner.node_id,
+            inner.kv.clone(),
+            inner.peers.clone(),
+            &inner.config.raft,
+            topic,
+            *partition,
+            *group,
+            members,
+        )
+        .await
+        {
+            Ok(replica) => {
+                tracing::info!(topic = %topic, partition, group, "opened partition replica");
+                inner.replicas.write().expect("replicas lock").insert(*group, Arc::new(replica));
+            }
+            Err(e) => tracing::error!(topic = %topic, partition, group, error = %e, "opening partition replica failed"),
+        }
+    }
+    for group in present.difference(&wanted.keys().copied().collect()) {
+        let Some(replica) = inner.replicas.write().expect("replicas lock").remove(group) else { continue };
+        tracing::info!(topic = %replica.topic, partition = replica.partition, group, "removing partition replica");
+        if let Err(e) = replica.raft.shutdown().await {
+            tracing::warn!(group, error = %e, "partition raft shutdown failed");
+        }
+        crate::metrics::forget_partition(&replica.topic, replica.partition);
+        if let Err(e) = LogStore::<eddy_raft::PartitionTypes>::destroy_group(inner.kv.as_ref(), *group) {
+            tracing::error!(group, error = %e, "deleting partition data failed");
+        }
+    }
+}
+
+/// Routes Raft RPCs to the local group they address.
+pub(crate) struct GroupRouter {
+    pub(crate) broker: Broker,
+}
+
+#[tonic::async_trait]
+impl RaftRouter for GroupRouter {
+    async fn dispatch(&self, group: u64, kind: RpcKind, payload: bytes::Bytes) -> Result<Vec<u8>, Status> {
+        if group == CONTROLLER_GROUP {
+            let Some(controller) = &self.broker.inner.controller else {
+                return Err(Status::not_found("this node is not a controller voter"));
+            };
+            return handle_raft_rpc(controller.raft(), kind, &payload).await;
+        }
+        let Some(replica) = self.broker.replica(group) else {
+            return Err(Status::not_found(format!("group {group} is not hosted here (yet)")));
+        };
+        handle_raft_rpc(&replica.raft, kind, &payload).await
+    }
+}

@@ -1,0 +1,216 @@
+//! A broker's configuration: one typed struct, validated at start-up with errors that name the
+//! field. The CLI layers it from a TOML file, `EDDY_*` environment variables and flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use eddy_raft::RaftTiming;
+use serde::{Deserialize, Serialize};
+
+/// A controller voter: node id and address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seed {
+    pub id: u64,
+    pub address: String,
+}
+
+/// Parses `ID=HOST:PORT,ID=HOST:PORT,...`.
+pub fn parse_seeds(text: &str) -> Result<Vec<Seed>, String> {
+    let mut seeds = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, address) = part
+            .split_once('=')
+            .ok_or_else(|| format!("seed {part:?} is not ID=HOST:PORT"))?;
+        let id: u64 = id.trim().parse().map_err(|_| format!("seed {part:?} has a non-numeric node id"))?;
+        check_address(address.trim()).map_err(|e| format!("seed {part:?}: {e}"))?;
+        seeds.push(Seed { id, address: address.trim().to_string() });
+    }
+    Ok(seeds)
+}
+
+fn check_address(address: &str) -> Result<(), String> {
+    let (host, port) = address.rsplit_once(':').ok_or_else(|| format!("address {address:?} has no :PORT"))?;
+    if host.is_empty() {
+        return Err(format!("address {address:?} has no host"));
+    }
+    port.parse::<u16>().map_err(|_| format!("address {address:?} has an invalid port"))?;
+    Ok(())
+}
+
+/// Everything a broker needs to start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// This node's id, unique in the cluster, >= 1.
+    pub node_id: u64,
+    /// Name of the cluster, reported by DescribeCluster.
+    pub cluster_name: String,
+    /// Where RocksDB and the format stamp live.
+    pub data_dir: PathBuf,
+    /// Address the gRPC server binds (client API and node-to-node services).
+    pub listen: SocketAddr,
+    /// Address other nodes and clients use to reach this one; defaults to `listen`.
+    pub advertise: Option<String>,
+    /// The controller voters. A node listed here runs a controller replica.
+    pub seeds: Vec<Seed>,
+    /// Prometheus `/metrics` address; none disables it.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Largest record accepted (key + value + headers), in bytes.
+    pub record_size_max_bytes: u32,
+    /// Largest produce batch accepted, in bytes.
+    pub batch_size_max_bytes: u32,
+    /// How long a produce may wait for its batch to commit.
+    pub produce_timeout_ms: u32,
+    /// Fetch defaults and bounds.
+    pub fetch_max_bytes_default: u32,
+    pub fetch_max_records_default: u32,
+    pub fetch_wait_max_ms: u32,
+    /// How often the broker reports to the controller.
+    pub heartbeat_interval_ms: u64,
+    /// A broker silent for this long is considered dead.
+    pub broker_session_timeout_ms: u64,
+    pub partitions_per_topic_max: u32,
+    pub raft: RaftTiming,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            node_id: 1,
+            cluster_name: "eddy".into(),
+            data_dir: PathBuf::from("./eddy-data"),
+            listen: "127.0.0.1:9092".parse().expect("valid default address"),
+            advertise: None,
+            seeds: Vec::new(),
+            metrics_listen: None,
+            record_size_max_bytes: 1 << 20,
+            batch_size_max_bytes: 16 << 20,
+            produce_timeout_ms: 10_000,
+            fetch_max_bytes_default: 1 << 20,
+            fetch_max_records_default: 1_000,
+            fetch_wait_max_ms: 30_000,
+            heartbeat_interval_ms: 500,
+            broker_session_timeout_ms: 6_000,
+            partitions_per_topic_max: 1_000,
+            raft: RaftTiming::default(),
+        }
+    }
+}
+
+/// A configuration value that is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {field}: {reason}")]
+pub struct ConfigError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+fn bad(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError { field, reason: reason.into() }
+}
+
+impl BrokerConfig {
+    /// The address others reach this node at.
+    pub fn advertised_address(&self) -> String {
+        self.advertise.clone().unwrap_or_else(|| self.listen.to_string())
+    }
+
+    /// Whether this node is a controller voter.
+    pub fn is_controller_voter(&self) -> bool {
+        self.seeds.iter().any(|s| s.id == self.node_id)
+    }
+
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id == 0 {
+            return Err(bad("node_id", "must be >= 1"));
+        }
+        if self.seeds.is_empty() {
+            return Err(bad("seeds", "at least one controller seed (ID=HOST:PORT) is required"));
+        }
+        let mut ids: Vec<u64> = self.seeds.iter().map(|s| s.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != self.seeds.len() {
+            return Err(bad("seeds", "a node id appears twice"));
+        }
+        for seed in &self.seeds {
+            if seed.id == 0 {
+                return Err(bad("seeds", "node ids must be >= 1"));
+            }
+            check_address(&seed.address).map_err(|e| bad("seeds", e))?;
+        }
+        if let Some(advertise) = &self.advertise {
+            check_address(advertise).map_err(|e| bad("advertise", e))?;
+        }
+        if let Some(me) = self.seeds.iter().find(|s| s.id == self.node_id) {
+            if me.address != self.advertised_address() {
+                return Err(bad(
+                    "seeds",
+                    format!(
+                        "this node ({}) is listed at {} but advertises {}",
+                        self.node_id,
+                        me.address,
+                        self.advertised_address()
+                    ),
+                ));
+            }
+        }
+        if self.record_size_max_bytes == 0 {
+            return Err(bad("record_size_max_bytes", "must be > 0"));
+        }
+        if self.batch_size_max_bytes < self.record_size_max_bytes {
+            return Err(bad("batch_size_max_bytes", "must be >= record_size_max_bytes"));
+        }
+        if self.batch_size_max_bytes > 64 << 20 {
+            return Err(bad("batch_size_max_bytes", "must be <= 64 MiB"));
+        }
+        if self.produce_timeout_ms == 0 {
+            return Err(bad("produce_timeout_ms", "must be > 0"));
+        }
+        if self.fetch_max_bytes_default == 0 || self.fetch_max_records_default == 0 {
+            return Err(bad("fetch_max_bytes_default", "fetch defaults must be > 0"));
+        }
+        if self.heartbeat_interval_ms == 0 {
+            return Err(bad("heartbeat_interval_ms", "must be > 0"));
+        }
+        if self.broker_session_timeout_ms < 2 * self.heartbeat_interval_ms {
+            return Err(bad("broker_session_timeout_ms", "must be at least twice heartbeat_interval_ms"));
+        }
+        if self.partitions_per_topic_max == 0 {
+            return Err(bad("partitions_per_topic_max", "must be > 0"));
+        }
+        let raft = &self.raft;
+        if raft.heartbeat_interval_ms == 0 || raft.election_timeout_min_ms <= raft.heartbeat_interval_ms {
+            return Err(bad("raft.election_timeout_min_ms", "must be greater than raft.heartbeat_interval_ms"));
+        }
+        if raft.election_timeout_max_ms <= raft.election_timeout_min_ms {
+            return Err(bad("raft.election_timeout_max_ms", "must be greater than raft.election_timeout_min_ms"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_parse_and_errors_name_the_problem() {
+        let seeds = parse_seeds("1=127.0.0.1:9092, 2=localhost:9093").unwrap();
+        assert_eq!(seeds[1], Seed { id: 2, address: "localhost:9093".into() });
+        assert!(parse_seeds("x=127.0.0.1:1").unwrap_err().contains("non-numeric"));
+        assert!(parse_seeds("1=127.0.0.1").unwrap_err().contains("no :PORT"));
+    }
+
+    #[test]
+    fn validate_names_the_field() {
+        let mut config = BrokerConfig { seeds: parse_seeds("1=127.0.0.1:9092").unwrap(), ..Default::default() };
+        config.validate().unwrap();
+        config.node_id = 0;
+        assert_eq!(config.validate().unwrap_err().field, "node_id");
+        config.node_id = 1;
+        config.raft.election_timeout_max_ms = 10;
+        assert_eq!(config.validate().unwrap_err().field, "raft.election_timeout_max_ms");
+    }
+}

@@ -1,0 +1,42 @@
+//! The broker's Prometheus metrics (names follow Prometheus conventions: `eddy_` prefix, base
+//! units, `_total` counters). The exporter itself is installed by the `eddy` binary.
+
+use std::time::Duration;
+
+use crate::broker::Inner;
+
+pub fn record_produce(topic: &str, records: usize, bytes: usize, latency: Duration) {
+    metrics::counter!("eddy_records_in_total", "topic" => topic.to_string()).increment(records as u64);
+    metrics::counter!("eddy_bytes_in_total", "topic" => topic.to_string()).increment(bytes as u64);
+    metrics::histogram!("eddy_produce_latency_seconds").record(latency.as_secs_f64());
+}
+
+pub fn record_commit(latency: Duration) {
+    metrics::histogram!("eddy_raft_commit_latency_seconds").record(latency.as_secs_f64());
+}
+
+pub fn record_fetch(topic: &str, records: usize, bytes: usize) {
+    metrics::counter!("eddy_records_out_total", "topic" => topic.to_string()).increment(records as u64);
+    metrics::counter!("eddy_bytes_out_total", "topic" => topic.to_string()).increment(bytes as u64);
+}
+
+pub(crate) fn record_broker_gauges(inner: &Inner, partitions_led: usize) {
+    metrics::gauge!("eddy_partitions_led").set(partitions_led as f64);
+    let replicas: Vec<_> = inner.replicas.read().expect("replicas lock").values().cloned().collect();
+    metrics::gauge!("eddy_partition_replicas").set(replicas.len() as f64);
+    for replica in replicas {
+        let view = *replica.view.borrow();
+        let labels = [("topic", replica.topic.clone()), ("partition", replica.partition.to_string())];
+        metrics::gauge!("eddy_partition_high_watermark", &labels).set(view.high_watermark as f64);
+        metrics::gauge!("eddy_partition_log_start_offset", &labels).set(view.log_start_offset as f64);
+        let leading = if replica.leadership().is_self { 1.0 } else { 0.0 };
+        metrics::gauge!("eddy_partition_is_leader", &labels).set(leading);
+    }
+}
+
+/// Stops reporting a removed partition.
+pub fn forget_partition(topic: &str, partition: u32) {
+    let labels = [("topic", topic.to_string()), ("partition", partition.to_string())];
+    metrics::gauge!("eddy_partition_high_watermark", &labels).set(f64::NAN);
+    metrics::gauge!("eddy_partition_is_leader", &labels).set(0.0);
+}

@@ -1,0 +1,76 @@
+//! A partition replica hosted on this broker: its Raft group, reader and published view.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use eddy_raft::partition::{PartitionReader, PartitionView, open_partition};
+use eddy_raft::transport::{GroupNetworkFactory, Peers};
+use eddy_raft::{PartitionRaft, RaftTiming};
+use eddy_storage::KvStore;
+use openraft::async_runtime::WatchReceiver;
+use openraft::{BasicNode, ServerState};
+use tokio::sync::watch;
+
+/// One local replica.
+pub struct Replica {
+    pub topic: String,
+    pub partition: u32,
+    pub group: u64,
+    pub raft: PartitionRaft,
+    pub reader: PartitionReader,
+    pub view: watch::Receiver<PartitionView>,
+    /// Serializes proposals so acks=leader offsets can be predicted (see `api::produce`).
+    pub propose_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica").field("topic", &self.topic).field("partition", &self.partition).finish()
+    }
+}
+
+/// The leader of a replica's group as its Raft sees it, with the term.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalLeadership {
+    pub leader: Option<u64>,
+    pub term: u64,
+    pub is_self: bool,
+}
+
+impl Replica {
+    /// Opens (or creates) the replica of `group` and starts its Raft. A new group is initialized
+    /// with `members`: every replica does this with the same membership, which openraft allows,
+    /// so the group forms even when some replicas start late.
+    pub async fn open(
+        node_id: u64,
+        kv: Arc<dyn KvStore>,
+        peers: Arc<Peers>,
+        timing: &RaftTiming,
+        topic: &str,
+        partition: u32,
+        group: u64,
+        members: BTreeMap<u64, BasicNode>,
+    ) -> Result<Self, String> {
+        let (log, sm, reader, view) = open_partition(kv, group).map_err(|e| e.to_string())?;
+        let config = timing.openraft_config(&format!("{topic}-{partition}")).map_err(|e| e.to_string())?;
+        let raft = PartitionRaft::new(node_id, config, GroupNetworkFactory::new(peers, group), log, sm)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !raft.is_initialized().await.map_err(|e| e.to_string())? {
+            if let Err(e) = raft.initialize(members).await {
+                // NotAllowed: another replica's log reached us first. Both are fine.
+                tracing::debug!(group, error = %e, "partition group initialize skipped");
+            }
+        }
+        Ok(Self { topic: topic.to_string(), partition, group, raft, reader, view, propose_lock: Default::default() })
+    }
+
+    pub fn leadership(&self) -> LocalLeadership {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        LocalLeadership {
+            leader: metrics.current_leader,
+            term: metrics.current_term,
+            is_self: metrics.state == ServerState::Leader && metrics.current_leader == Some(metrics.id),
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The gRPC services a node serves on its one address: the client API, the Raft transport, the
+//! controller RPCs, gRPC health and reflection.
+
+use std::sync::Arc;
+
+use eddy_controller::ControllerRpcService;
+use eddy_proto::internal::controller_rpc_server::ControllerRpcServer;
+use eddy_proto::internal::raft_transport_server::RaftTransportServer;
+use eddy_proto::v1::eddy_server::EddyServer;
+use eddy_raft::transport::RaftTransportService;
+use tonic::service::Routes;
+
+use crate::api::EddyApi;
+use crate::broker::{Broker, GroupRouter};
+
+/// Room for protobuf framing around the largest batch.
+const MESSAGE_OVERHEAD_BYTES: usize = 1 << 20;
+
+impl Broker {
+    /// Every service of the node, ready for `tonic::transport::Server::builder().add_routes(..)`.
+    pub async fn routes(&self) -> Result<Routes, tonic_reflection::server::Error> {
+        let config = &self.inner.config;
+        let message_max = config.batch_size_max_bytes as usize + MESSAGE_OVERHEAD_BYTES;
+        let api = EddyServer::new(EddyApi::new(self.clone()))
+            .max_decoding_message_size(message_max)
+            .max_encoding_message_size(message_max.max(64 << 20) + MESSAGE_OVERHEAD_BYTES);
+        let raft = RaftTransportServer::new(RaftTransportService::new(Arc::new(GroupRouter { broker: self.clone() })))
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        let controller = ControllerRpcServer::new(ControllerRpcService::new(self.inner.controller.clone()))
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20);
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter.set_serving::<EddyServer<EddyApi>>().await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(eddy_proto::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let mut routes = Routes::new(api);
+        routes = routes.add_service(raft).add_service(controller).add_service(health).add_service(reflection);
+        Ok(routes)
+    }
+}
