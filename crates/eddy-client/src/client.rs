@@ -1,0 +1,333 @@
+//! The connection to a cluster: channels to brokers, partition leader discovery, retries.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use eddy_proto::v1::{self, eddy_client::EddyClient};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::{ClientError, ClientResult};
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Deadline of one request (a fetch adds its long-poll wait to it).
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Backoff between retries grows from the initial value to the max.
+    pub retry_backoff_initial: Duration,
+    pub retry_backoff_max: Duration,
+    /// How long a retriable operation keeps trying before it gives up.
+    pub retry_deadline: Duration,
+    /// Largest message the client decodes.
+    pub message_size_max_bytes: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(2),
+            retry_backoff_initial: Duration::from_millis(50),
+            retry_backoff_max: Duration::from_secs(1),
+            retry_deadline: Duration::from_secs(60),
+            message_size_max_bytes: 128 << 20,
+        }
+    }
+}
+
+/// A cluster connection. Share it (it is `Sync`); every method retries what is retriable.
+pub struct Client {
+    bootstrap: Vec<String>,
+    config: ClientConfig,
+    channels: Mutex<HashMap<String, Channel>>,
+    /// (topic, partition) -> leader address, learned from DescribeTopic and NOT_LEADER hints.
+    leaders: Mutex<HashMap<(String, u32), String>>,
+    /// topic -> partition count.
+    partition_counts: Mutex<HashMap<String, u32>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("bootstrap", &self.bootstrap).finish_non_exhaustive()
+    }
+}
+
+/// Exponential backoff with a deadline.
+pub(crate) struct Backoff {
+    next: Duration,
+    max: Duration,
+    deadline: tokio::time::Instant,
+}
+
+impl Backoff {
+    pub(crate) fn new(config: &ClientConfig) -> Self {
+        Self {
+            next: config.retry_backoff_initial,
+            max: config.retry_backoff_max,
+            deadline: tokio::time::Instant::now() + config.retry_deadline,
+        }
+    }
+
+    /// Sleeps before the next attempt; false when the deadline has passed.
+    pub(crate) async fn wait(&mut self) -> bool {
+        let now = tokio::time::Instant::now();
+        if now >= self.deadline {
+            return false;
+        }
+        let sleep = self.next.min(self.deadline - now);
+        tokio::time::sleep(sleep).await;
+        self.next = (self.next * 2).min(self.max);
+        true
+    }
+}
+
+impl Client {
+    /// A client for the cluster reachable through `brokers` (`host:port` each). Connections are
+    /// made on first use.
+    pub fn new(brokers: Vec<String>, config: ClientConfig) -> ClientResult<Client> {
+        if brokers.is_empty() {
+            return Err(ClientError::Invalid("at least one broker address is needed".into()));
+        }
+        for broker in &brokers {
+            endpoint(broker, &config)?;
+        }
+        Ok(Client {
+            bootstrap: brokers,
+            config,
+            channels: Mutex::new(HashMap::new()),
+            leaders: Mutex::new(HashMap::new()),
+            partition_counts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    pub(crate) fn stub(&self, address: &str) -> ClientResult<EddyClient<Channel>> {
+        let channel = {
+            let mut channels = self.channels.lock().expect("channels lock");
+            match channels.get(address) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = endpoint(address, &self.config)?.connect_lazy();
+                    channels.insert(address.to_string(), c.clone());
+                    c
+                }
+            }
+        };
+        Ok(EddyClient::new(channel)
+            .max_decoding_message_size(self.config.message_size_max_bytes)
+            .max_encoding_message_size(self.config.message_size_max_bytes))
+    }
+
+    /// Runs `call` against the bootstrap brokers in turn until one answers (or a non-retriable
+    /// error comes back), retrying with backoff.
+    pub(crate) async fn any_broker<T, F, Fut>(&self, mut call: F) -> ClientResult<T>
+    where
+        F: FnMut(EddyClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut backoff = Backoff::new(&self.config);
+        let mut attempt = 0usize;
+        loop {
+            let address = &self.bootstrap[attempt % self.bootstrap.len()];
+            attempt += 1;
+            let result = match tokio::time::timeout(self.config.request_timeout, call(self.stub(address)?)).await {
+                Ok(Ok(response)) => return Ok(response.into_inner()),
+                Ok(Err(status)) => ClientError::from_status(&status),
+                Err(_) => ClientError::Timeout(format!("no answer from {address}")),
+            };
+            if !result.is_retriable() {
+                return Err(result);
+            }
+            // Try every bootstrap broker once before sleeping.
+            if attempt % self.bootstrap.len() == 0 && !backoff.wait().await {
+                return Err(result);
+            }
+        }
+    }
+
+    /// Creates a topic.
+    pub async fn create_topic(&self, name: &str, partitions: u32, replication_factor: u32) -> ClientResult<v1::TopicDescription> {
+        let request = v1::CreateTopicRequest {
+            name: name.to_string(),
+            partitions,
+            replication_factor,
+            configs: Default::default(),
+        };
+        let response = self.any_broker(|mut c| {
+            let r = request.clone();
+            async move { c.create_topic(r).await }
+        })
+        .await?;
+        response.topic.ok_or_else(|| ClientError::Invalid("broker returned no topic".into()))
+    }
+
+    pub async fn delete_topic(&self, name: &str) -> ClientResult<()> {
+        let request = v1::DeleteTopicRequest { name: name.to_string() };
+        self.any_broker(|mut c| {
+            let r = request.clone();
+            async move { c.delete_topic(r).await }
+        })
+        .await?;
+        self.partition_counts.lock().expect("lock").remove(name);
+        Ok(())
+    }
+
+    pub async fn list_topics(&self) -> ClientResult<Vec<v1::TopicSummary>> {
+        Ok(self.any_broker(|mut c| async move { c.list_topics(v1::ListTopicsRequest {}).await }).await?.topics)
+    }
+
+    /// Describes a topic (partitions, leaders, offsets) and refreshes the leader cache from it.
+    pub async fn describe_topic(&self, name: &str) -> ClientResult<v1::TopicDescription> {
+        let request = v1::DescribeTopicRequest { name: name.to_string() };
+        let response = self
+            .any_broker(|mut c| {
+                let r = request.clone();
+                async move { c.describe_topic(r).await }
+            })
+            .await?;
+        let topic = response.topic.ok_or_else(|| ClientError::Invalid("broker returned no topic".into()))?;
+        self.learn(&topic);
+        Ok(topic)
+    }
+
+    pub async fn describe_cluster(&self) -> ClientResult<v1::DescribeClusterResponse> {
+        self.any_broker(|mut c| async move { c.describe_cluster(v1::DescribeClusterRequest {}).await }).await
+    }
+
+    fn learn(&self, topic: &v1::TopicDescription) {
+        self.partition_counts.lock().expect("lock").insert(topic.name.clone(), topic.partitions.len() as u32);
+        let mut leaders = self.leaders.lock().expect("lock");
+        for p in &topic.partitions {
+            let key = (topic.name.clone(), p.partition);
+            if p.leader_address.is_empty() {
+                leaders.remove(&key);
+            } else {
+                leaders.insert(key, p.leader_address.clone());
+            }
+        }
+    }
+
+    /// Number of partitions of a topic (cached).
+    pub async fn partition_count(&self, topic: &str) -> ClientResult<u32> {
+        if let Some(n) = self.partition_counts.lock().expect("lock").get(topic) {
+            return Ok(*n);
+        }
+        Ok(self.describe_topic(topic).await?.partitions.len() as u32)
+    }
+
+    async fn leader_of(&self, topic: &str, partition: u32) -> ClientResult<Option<String>> {
+        let key = (topic.to_string(), partition);
+        if let Some(address) = self.leaders.lock().expect("lock").get(&key) {
+            return Ok(Some(address.clone()));
+        }
+        let described = self.describe_topic(topic).await?;
+        if partition as usize >= described.partitions.len() {
+            return Err(ClientError::Broker {
+                code: tonic::Code::NotFound,
+                reason: "UNKNOWN_PARTITION".into(),
+                message: format!("topic {topic:?} has no partition {partition} (it has {})", described.partitions.len()),
+                metadata: HashMap::new(),
+            });
+        }
+        Ok(self.leaders.lock().expect("lock").get(&key).cloned())
+    }
+
+    /// Runs `call` against the leader of `topic`/`partition`, following NOT_LEADER hints and
+    /// retrying retriable errors with backoff until the retry deadline.
+    pub(crate) async fn on_leader<T, F, Fut>(&self, topic: &str, partition: u32, timeout: Duration, mut call: F) -> ClientResult<T>
+    where
+        F: FnMut(EddyClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut backoff = Backoff::new(&self.config);
+        let key = (topic.to_string(), partition);
+        loop {
+            let error = match self.leader_of(topic, partition).await {
+                Ok(Some(address)) => match tokio::time::timeout(timeout, call(self.stub(&address)?)).await {
+                    Ok(Ok(response)) => return Ok(response.into_inner()),
+                    Ok(Err(status)) => {
+                        let error = ClientError::from_status(&status);
+                        let mut leaders = self.leaders.lock().expect("lock");
+                        match error.leader_address() {
+                            Some(hint) if hint != address => {
+                                leaders.insert(key.clone(), hint.to_string());
+                            }
+                            _ => {
+                                leaders.remove(&key);
+                            }
+                        }
+                        error
+                    }
+                    Err(_) => {
+                        self.leaders.lock().expect("lock").remove(&key);
+                        ClientError::Timeout(format!("no answer from {address} for {topic}/{partition}"))
+                    }
+                },
+                Ok(None) => ClientError::Broker {
+                    code: tonic::Code::Unavailable,
+                    reason: "NOT_LEADER".into(),
+                    message: format!("{topic}/{partition} has no leader yet"),
+                    metadata: HashMap::new(),
+                },
+                Err(e) => e,
+            };
+            if !error.is_retriable() {
+                return Err(error);
+            }
+            tracing::debug!(topic, partition, error = %error, "retrying on the partition leader");
+            if !backoff.wait().await {
+                return Err(error);
+            }
+        }
+    }
+
+    /// Sends one batch to a partition's leader. Retries on leader changes: pair it with a
+    /// producer identity to make those retries safe (see [`crate::Producer`]).
+    pub async fn produce(&self, request: v1::ProduceRequest) -> ClientResult<v1::ProduceResponse> {
+        let topic = request.topic.clone();
+        let timeout = self.config.request_timeout;
+        self.on_leader(&topic, request.partition, timeout, |mut c| {
+            let r = request.clone();
+            async move { c.produce(r).await }
+        })
+        .await
+    }
+
+    /// Reads from a partition's leader.
+    pub async fn fetch(&self, request: v1::FetchRequest) -> ClientResult<v1::FetchResponse> {
+        let topic = request.topic.clone();
+        let timeout = self.config.request_timeout + Duration::from_millis(u64::from(request.max_wait_ms));
+        self.on_leader(&topic, request.partition, timeout, |mut c| {
+            let r = request.clone();
+            async move { c.fetch(r).await }
+        })
+        .await
+    }
+
+    /// Looks up an offset on a partition's leader.
+    pub async fn list_offsets(&self, topic: &str, partition: u32, spec: v1::OffsetSpec, timestamp_ms: i64) -> ClientResult<v1::ListOffsetsResponse> {
+        let request = v1::ListOffsetsRequest { topic: topic.to_string(), partition, spec: spec as i32, timestamp_ms };
+        self.on_leader(topic, partition, self.config.request_timeout, |mut c| {
+            let r = request.clone();
+            async move { c.list_offsets(r).await }
+        })
+        .await
+    }
+}
+
+fn endpoint(address: &str, config: &ClientConfig) -> ClientResult<Endpoint> {
+    let uri = if address.starts_with("http://") || address.starts_with("https://") {
+        address.to_string()
+    } else {
+        format!("http://{address}")
+    };
+    Ok(Endpoint::from_shared(uri)
+        .map_err(|e| ClientError::Invalid(format!("invalid broker address {address:?}: {e}")))?
+        .connect_timeout(config.connect_timeout)
+        .tcp_nodelay(true))
+}
