@@ -42,13 +42,37 @@ impl EddyApi {
                 return Ok(replica.clone());
             }
         }
-        let leader_id = self.partition_leader(view, info.group_id);
+        self.not_leader(view, topic, partition, info.group_id)
+    }
+
+    /// Like [`Self::leader_replica`], for reads: a new leader answers only once its high
+    /// watermark covers everything its predecessors committed (LEADER_NOT_AVAILABLE until then).
+    fn reading_leader(&self, view: &ClusterView, topic: &str, partition: u32) -> Result<Arc<Replica>, BrokerError> {
+        let replica = self.leader_replica(view, topic, partition)?;
+        if !replica.leadership().ready {
+            return Err(BrokerError::LeaderNotAvailable { topic: topic.to_string(), partition });
+        }
+        Ok(replica)
+    }
+
+    fn not_leader<T>(&self, view: &ClusterView, topic: &str, partition: u32, group: u64) -> Result<T, BrokerError> {
+        let leader_id = self.partition_leader(view, group);
         Err(BrokerError::NotLeader {
             topic: topic.to_string(),
             partition,
             leader_id,
             leader_address: leader_id.and_then(|id| view.address_of(id)),
         })
+    }
+
+    /// The local replica of a partition, leader or follower; NOT_LEADER (naming the leader) when
+    /// this broker holds none.
+    fn any_replica(&self, view: &ClusterView, topic: &str, partition: u32) -> Result<Arc<Replica>, BrokerError> {
+        let info = view.partition(topic, partition)?;
+        match self.broker.replica(info.group_id) {
+            Some(replica) => Ok(replica),
+            None => self.leader_replica(view, topic, partition),
+        }
     }
 
     /// Who leads a group: the local Raft's view when this broker hosts a replica, else the
@@ -140,7 +164,10 @@ impl EddyApi {
     async fn fetch_inner(&self, request: v1::FetchRequest) -> Result<v1::FetchResponse, BrokerError> {
         let config = &self.broker.inner.config;
         let view = self.broker.view();
-        let replica = self.leader_replica(&view, &request.topic, request.partition)?;
+        let replica = match request.read_from_follower {
+            true => self.any_replica(&view, &request.topic, request.partition)?,
+            false => self.reading_leader(&view, &request.topic, request.partition)?,
+        };
         let limits = ReadLimits {
             max_records: match request.max_records {
                 0 => config.fetch_max_records_default,
@@ -154,7 +181,11 @@ impl EddyApi {
         let offset = request.offset;
         let mut views = replica.view.clone();
         let now = *views.borrow_and_update();
-        if offset < now.log_start_offset || offset > now.high_watermark {
+        let follower = request.read_from_follower && !replica.leadership().is_self;
+        // A follower may trail the leader: past its high watermark it has nothing yet, which is
+        // not an error.
+        let beyond_end = offset > now.high_watermark && !follower;
+        if offset < now.log_start_offset || beyond_end {
             return Err(BrokerError::OffsetOutOfRange {
                 topic: request.topic,
                 partition: request.partition,
@@ -191,7 +222,7 @@ impl EddyApi {
 
     async fn list_offsets_inner(&self, request: v1::ListOffsetsRequest) -> Result<v1::ListOffsetsResponse, BrokerError> {
         let view = self.broker.view();
-        let replica = self.leader_replica(&view, &request.topic, request.partition)?;
+        let replica = self.reading_leader(&view, &request.topic, request.partition)?;
         let now = *replica.view.borrow();
         let spec = v1::OffsetSpec::try_from(request.spec)
             .map_err(|_| BrokerError::InvalidRequest(format!("unknown offset spec {}", request.spec)))?;
@@ -229,7 +260,7 @@ impl EddyApi {
             let leader = self.partition_leader(view, p.group_id);
             desc.leader = leader;
             desc.leader_address = leader.and_then(|id| view.address_of(id)).unwrap_or_default();
-            let local = self.broker.replica(p.group_id).filter(|r| r.leadership().is_self);
+            let local = self.broker.replica(p.group_id).filter(|r| r.leadership().ready);
             let address = desc.leader_address.clone();
             let name = topic.name.clone();
             let partition = p.partition;

@@ -15,6 +15,8 @@ pub const ERROR_DOMAIN: &str = "eddy.dev";
 pub enum BrokerError {
     #[error("this broker does not lead {topic}/{partition}")]
     NotLeader { topic: String, partition: u32, leader_id: Option<u64>, leader_address: Option<String> },
+    #[error("the leader of {topic}/{partition} is still catching up; retry shortly")]
+    LeaderNotAvailable { topic: String, partition: u32 },
     #[error("topic {0:?} does not exist")]
     UnknownTopic(String),
     #[error("topic {topic:?} has no partition {partition} (it has {count})")]
@@ -46,6 +48,7 @@ impl BrokerError {
     pub fn code(&self) -> &'static str {
         match self {
             BrokerError::NotLeader { .. } => "NOT_LEADER",
+            BrokerError::LeaderNotAvailable { .. } => "LEADER_NOT_AVAILABLE",
             BrokerError::UnknownTopic(_) => "UNKNOWN_TOPIC",
             BrokerError::UnknownPartition { .. } => "UNKNOWN_PARTITION",
             BrokerError::OffsetOutOfRange { .. } => "OFFSET_OUT_OF_RANGE",
@@ -63,7 +66,9 @@ impl BrokerError {
 
     fn grpc_code(&self) -> Code {
         match self {
-            BrokerError::NotLeader { .. } | BrokerError::ShuttingDown => Code::Unavailable,
+            BrokerError::NotLeader { .. } | BrokerError::LeaderNotAvailable { .. } | BrokerError::ShuttingDown => {
+                Code::Unavailable
+            }
             BrokerError::UnknownTopic(_) | BrokerError::UnknownPartition { .. } => Code::NotFound,
             BrokerError::OffsetOutOfRange { .. } => Code::OutOfRange,
             BrokerError::RecordTooLarge { .. } | BrokerError::BatchTooLarge { .. } | BrokerError::InvalidRequest(_) => {

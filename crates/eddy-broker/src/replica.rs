@@ -34,7 +34,11 @@ impl std::fmt::Debug for Replica {
 pub struct LocalLeadership {
     pub leader: Option<u64>,
     pub term: u64,
+    /// This replica is the leader.
     pub is_self: bool,
+    /// This replica is the leader and has applied an entry of its own term, so its high
+    /// watermark covers everything committed before it: it may answer reads.
+    pub ready: bool,
 }
 
 impl Replica {
@@ -66,11 +70,15 @@ impl Replica {
     }
 
     pub fn leadership(&self) -> LocalLeadership {
-        let metrics = self.raft.metrics().borrow_watched().clone();
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let is_self = metrics.state == ServerState::Leader && metrics.current_leader == Some(metrics.id);
+        let applied_term = metrics.last_applied.as_ref().map(|id| id.leader_id.term);
         LocalLeadership {
             leader: metrics.current_leader,
             term: metrics.current_term,
-            is_self: metrics.state == ServerState::Leader && metrics.current_leader == Some(metrics.id),
+            is_self,
+            ready: is_self && applied_term == Some(metrics.current_term),
         }
     }
 }

@@ -1,1 +1,96 @@
-fn main() {}
+//! `eddy`: the Eddy server, a local dev cluster, and the client commands.
+
+mod bench;
+mod cluster;
+mod consume;
+mod dev;
+mod error;
+mod output;
+mod produce;
+mod server;
+mod topic;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use eddy_client::{Client, ClientConfig};
+
+use crate::error::CliError;
+use crate::output::Format;
+
+/// Eddy: a Raft-replicated event log.
+#[derive(Debug, Parser)]
+#[command(name = "eddy", version, about, propagate_version = true)]
+struct Cli {
+    /// Brokers to bootstrap from (HOST:PORT,...).
+    #[arg(long, global = true, env = "EDDY_BROKERS", default_value = "127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094", value_delimiter = ',')]
+    brokers: Vec<String>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run an Eddy node.
+    Server(server::ServerArgs),
+    /// Run a local cluster of `eddy server` processes on 127.0.0.1 until Ctrl-C.
+    Dev(dev::DevArgs),
+    /// Create, list, describe and delete topics.
+    #[command(subcommand)]
+    Topic(topic::TopicCommand),
+    /// Produce stdin lines as records.
+    Produce(produce::ProduceArgs),
+    /// Print records of a topic.
+    Consume(consume::ConsumeArgs),
+    /// Inspect the cluster.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
+    /// Measure produce or consume throughput and latency.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn client(cli: &Cli) -> Result<Arc<Client>, CliError> {
+    let brokers: Vec<String> = cli.brokers.iter().map(|b| b.trim().to_string()).filter(|b| !b.is_empty()).collect();
+    Ok(Arc::new(Client::new(brokers, ClientConfig::default())?))
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    match &cli.command {
+        Command::Server(args) => server::run(args).await,
+        Command::Dev(args) => dev::run(args, cli.format).await,
+        Command::Topic(command) => topic::run(command, &*client(&cli)?, cli.format).await,
+        Command::Produce(args) => produce::run(args, client(&cli)?, cli.format).await,
+        Command::Consume(args) => consume::run(args, client(&cli)?, cli.format).await,
+        Command::Cluster(command) => cluster::run(command, &*client(&cli)?, cli.format).await,
+        Command::Bench(command) => bench::run(command, client(&cli)?, cli.format).await,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Server(_) | Command::Dev(_)) {
+        // Client commands log only warnings, to stderr, so stdout stays machine-readable.
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}

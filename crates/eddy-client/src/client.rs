@@ -309,6 +309,17 @@ impl Client {
         .await
     }
 
+    /// Reads from one particular broker, without following leaders: with
+    /// `read_from_follower`, a follower answers from its own replica.
+    pub async fn fetch_from_broker(&self, address: &str, request: v1::FetchRequest) -> ClientResult<v1::FetchResponse> {
+        let timeout = self.config.request_timeout + Duration::from_millis(u64::from(request.max_wait_ms));
+        match tokio::time::timeout(timeout, self.stub(address)?.fetch(request)).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(ClientError::from_status(&status)),
+            Err(_) => Err(ClientError::Timeout(format!("no answer from {address}"))),
+        }
+    }
+
     /// Looks up an offset on a partition's leader.
     pub async fn list_offsets(&self, topic: &str, partition: u32, spec: v1::OffsetSpec, timestamp_ms: i64) -> ClientResult<v1::ListOffsetsResponse> {
         let request = v1::ListOffsetsRequest { topic: topic.to_string(), partition, spec: spec as i32, timestamp_ms };

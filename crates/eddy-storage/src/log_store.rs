@@ -270,3 +270,141 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
         self.kv.write(batch).map_err(|e| e.into_io())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use openraft::storage::{IOFlushed, RaftLogReader, RaftLogStorage};
+    use openraft::type_config::TypeConfigExt;
+    use openraft::{Entry, EntryPayload, LogId};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::MemKv;
+
+    openraft::declare_raft_types!(
+        pub TestTypes: D = String, R = String, NodeId = u64, Node = openraft::BasicNode,
+    );
+
+    type TestLog = LogStore<TestTypes>;
+
+    fn entry(term: u64, index: u64) -> Entry<openraft::impls::leader_id_adv::LeaderId<u64, u64>, EntryPayload<String, u64, openraft::BasicNode>> {
+        Entry {
+            log_id: LogId::new(openraft::impls::leader_id_adv::LeaderId { term, node_id: 1 }, index),
+            payload: EntryPayload::Normal(format!("t{term}-i{index}")),
+        }
+    }
+
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    }
+
+    /// Appends and waits for the flush callback.
+    async fn append(log: &mut TestLog, entries: Vec<<TestTypes as RaftTypeConfig>::Entry>) {
+        let (tx, rx) = TestTypes::oneshot();
+        log.append(entries, IOFlushed::signal(tx)).await.unwrap();
+        rx.await.unwrap().unwrap();
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Append(u64),
+        TruncateAfter(u64),
+        Purge(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (1u64..6).prop_map(Op::Append),
+            1 => (0u64..30).prop_map(Op::TruncateAfter),
+            1 => (0u64..30).prop_map(Op::Purge),
+        ]
+    }
+
+    proptest! {
+        /// Any sequence of appends, truncations and purges leaves the log equal to a model, both
+        /// as read and after a crash (everything acknowledged flushed survives).
+        #[test]
+        fn log_matches_model(ops in prop::collection::vec(op(), 1..40)) {
+            block_on(async {
+                let kv = Arc::new(MemKv::new());
+                let mut log = TestLog::new(kv.clone(), 42);
+                let mut model: BTreeMap<u64, String> = BTreeMap::new();
+                let mut purged: Option<u64> = None;
+                // What a crash must keep: the log as of the last sync (every append syncs all
+                // writes before it, truncations and purges included).
+                let mut synced = (model.clone(), purged);
+                let mut term = 1;
+                for op in &ops {
+                    match *op {
+                        Op::Append(n) => {
+                            term += 1;
+                            let next = model.keys().next_back().map(|i| i + 1).or(purged.map(|p| p + 1)).unwrap_or(1);
+                            let entries: Vec<_> = (next..next + n).map(|i| entry(term, i)).collect();
+                            for e in &entries {
+                                if let EntryPayload::Normal(d) = &e.payload { model.insert(e.log_id.index, d.clone()); }
+                            }
+                            append(&mut log, entries).await;
+                            synced = (model.clone(), purged);
+                        }
+                        Op::TruncateAfter(k) => {
+                            // openraft never truncates at or below the purge point or committed data;
+                            // only truncate inside the present log.
+                            if let Some(&last) = model.keys().next_back() {
+                                if k >= purged.unwrap_or(0) && k < last {
+                                    let keep = model.get(&k).map(|_| LogId::new(openraft::impls::leader_id_adv::LeaderId { term: 0, node_id: 1 }, k));
+                                    log.truncate_after(keep).await.unwrap();
+                                    model.retain(|i, _| *i <= k);
+                                }
+                            }
+                        }
+                        Op::Purge(k) => {
+                            if model.contains_key(&k) {
+                                log.purge(entry(0, k).log_id).await.unwrap();
+                                model.retain(|i, _| *i > k);
+                                purged = Some(k);
+                            }
+                        }
+                    }
+                    let state = log.get_log_state().await.unwrap();
+                    let expected_last = model.keys().next_back().copied().or(purged);
+                    prop_assert_eq!(state.last_log_id.map(|l| l.index), expected_last);
+                    prop_assert_eq!(state.last_purged_log_id.map(|l| l.index), purged);
+                    let read: Vec<(u64, String)> = log.try_get_log_entries(0..u64::MAX).await.unwrap()
+                        .into_iter()
+                        .map(|e| (e.log_id.index, match e.payload { EntryPayload::Normal(d) => d, _ => String::new() }))
+                        .collect();
+                    prop_assert_eq!(read, model.clone().into_iter().collect::<Vec<_>>());
+                }
+                kv.crash();
+                let mut reopened = TestLog::new(kv.clone(), 42);
+                let after: Vec<u64> = reopened.try_get_log_entries(0..u64::MAX).await.unwrap().iter().map(|e| e.log_id.index).collect();
+                prop_assert_eq!(after, synced.0.keys().copied().collect::<Vec<_>>());
+                let state = reopened.get_log_state().await.unwrap();
+                prop_assert_eq!(state.last_purged_log_id.map(|l| l.index), synced.1);
+                Ok(())
+            })?;
+        }
+    }
+
+    #[test]
+    fn vote_is_durable_and_groups_are_isolated() {
+        block_on(async {
+            let kv = Arc::new(MemKv::new());
+            let mut a = TestLog::new(kv.clone(), 1);
+            let mut b = TestLog::new(kv.clone(), 2);
+            let vote = openraft::Vote::new(7, 3);
+            a.save_vote(&vote).await.unwrap();
+            append(&mut b, vec![entry(1, 1), entry(1, 2)]).await;
+            kv.crash();
+            assert_eq!(a.read_vote().await.unwrap(), Some(vote));
+            assert_eq!(a.get_log_state().await.unwrap().last_log_id, None);
+            assert_eq!(b.try_get_log_entries(..).await.unwrap().len(), 2);
+            assert_eq!(b.read_vote().await.unwrap(), None);
+            LogStore::<TestTypes>::destroy_group(kv.as_ref(), 2).unwrap();
+            assert!(b.try_get_log_entries(..).await.unwrap().is_empty());
+            assert_eq!(a.read_vote().await.unwrap(), Some(vote));
+        });
+    }
+}

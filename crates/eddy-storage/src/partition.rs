@@ -18,6 +18,10 @@ use crate::records::{PartitionResponse, ProducerBatch};
 /// Batches remembered per producer and partition to answer retries (as Kafka's five in-flight).
 pub const PRODUCER_DEDUP_WINDOW_BATCHES: usize = 5;
 
+/// Producers a partition remembers; past this, the one idle longest (lowest last offset) is
+/// forgotten, and its next batch starts afresh.
+pub const PRODUCERS_PER_PARTITION_MAX: usize = 10_000;
+
 /// Where a batch's records live in the Raft log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexEntry {
@@ -68,6 +72,9 @@ pub struct PartitionState {
     pub log_start_offset: u64,
     /// Greatest record timestamp appended so far.
     pub max_timestamp_ms: Option<i64>,
+    /// Idempotent producers' windows. Persisted one key per producer (only changed ones are
+    /// written), not with the rest of the state.
+    #[serde(skip)]
     pub producers: BTreeMap<u64, ProducerState>,
 }
 
@@ -107,8 +114,9 @@ impl PartitionState {
         SequenceCheck::Accept
     }
 
-    /// Records an appended idempotent batch.
-    pub fn remember(&mut self, producer: &ProducerBatch, record_count: u32, base_offset: u64) {
+    /// Records an appended idempotent batch. Returns the producer forgotten to stay within
+    /// [`PRODUCERS_PER_PARTITION_MAX`], if any.
+    pub fn remember(&mut self, producer: &ProducerBatch, record_count: u32, base_offset: u64) -> Option<u64> {
         let state = self.producers.entry(producer.producer_id).or_default();
         if producer.epoch != state.epoch {
             state.epoch = producer.epoch;
@@ -122,10 +130,22 @@ impl PartitionState {
         while state.recent.len() > PRODUCER_DEDUP_WINDOW_BATCHES {
             state.recent.pop_front();
         }
+        if self.producers.len() <= PRODUCERS_PER_PARTITION_MAX {
+            return None;
+        }
+        let idle = self
+            .producers
+            .iter()
+            .min_by_key(|(_, p)| p.recent.back().map_or(0, |b| b.base_offset))
+            .map(|(id, _)| *id)
+            .expect("over the bound means not empty");
+        self.producers.remove(&idle);
+        Some(idle)
     }
 }
 
 const STATE: &[u8] = b"partition";
+const PRODUCER: &[u8] = b"producer/";
 
 /// Reads and stages writes of one partition's index and state.
 #[derive(Clone)]
@@ -197,6 +217,53 @@ impl PartitionStore {
             Some(bytes) => Ok(Some(decode(&bytes, "partition state")?)),
             None => Ok(None),
         }
+    }
+
+    /// Stages one producer's window (or its removal).
+    pub fn stage_producer(&self, batch: &mut Batch, producer_id: u64, state: Option<&ProducerState>) {
+        let mut key = keys::group_tag(self.group, PRODUCER);
+        key.extend_from_slice(&producer_id.to_be_bytes());
+        match state {
+            Some(state) => batch.put(Cf::State, key, encode(state)),
+            None => batch.delete(Cf::State, key),
+        }
+    }
+
+    /// Stages the removal of every producer window (a snapshot replaces them).
+    pub fn stage_drop_producers(&self, batch: &mut Batch) {
+        let start = keys::group_tag(self.group, PRODUCER);
+        let mut end = start.clone();
+        *end.last_mut().expect("tag is not empty") += 1;
+        batch.delete_range(Cf::State, start, end);
+    }
+
+    /// Loads every persisted producer window.
+    pub fn load_producers(&self) -> StorageResult<BTreeMap<u64, ProducerState>> {
+        let start = keys::group_tag(self.group, PRODUCER);
+        let mut end = start.clone();
+        *end.last_mut().expect("tag is not empty") += 1;
+        let mut out = BTreeMap::new();
+        let mut failure = None;
+        self.kv.scan(Cf::State, &start, &end, &mut |key, value| {
+            let id_bytes: [u8; 8] = match key[start.len()..].try_into() {
+                Ok(b) => b,
+                Err(_) => {
+                    failure = Some(crate::error::corrupt("producer key length"));
+                    return false;
+                }
+            };
+            match decode::<ProducerState>(value, "producer state") {
+                Ok(state) => {
+                    out.insert(u64::from_be_bytes(id_bytes), state);
+                    true
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        })?;
+        failure.map_or(Ok(out), Err)
     }
 
     /// The batch holding `offset`: the index entry with the greatest base offset <= `offset`.
@@ -286,7 +353,7 @@ mod tests {
         let mut state = PartitionState::default();
         let p = producer(1, 0, 0);
         assert_eq!(state.check_sequence(&p, 3), SequenceCheck::Accept);
-        state.remember(&p, 3, 100);
+        assert_eq!(state.remember(&p, 3, 100), None);
         assert_eq!(
             state.check_sequence(&p, 3),
             SequenceCheck::Reject(PartitionResponse::Duplicate {
@@ -305,7 +372,7 @@ mod tests {
             state.check_sequence(&producer(1, 0, 3), 1),
             SequenceCheck::Accept
         );
-        state.remember(&producer(1, 1, 0), 1, 200);
+        assert_eq!(state.remember(&producer(1, 1, 0), 1, 200), None);
         assert_eq!(
             state.check_sequence(&producer(1, 0, 4), 1),
             SequenceCheck::Reject(PartitionResponse::ProducerFenced { current_epoch: 1 })
@@ -325,7 +392,7 @@ mod tests {
                     match state.check_sequence(&p, *size) {
                         SequenceCheck::Accept => {
                             prop_assert_eq!(attempt, 0, "only the first attempt appends");
-                            state.remember(&p, *size, appended);
+                            prop_assert_eq!(state.remember(&p, *size, appended), None);
                             appended += u64::from(*size);
                         }
                         SequenceCheck::Reject(PartitionResponse::Duplicate { count, .. }) => prop_assert_eq!(count, *size),

@@ -1,0 +1,53 @@
+//! `eddy cluster describe`.
+
+use clap::Subcommand;
+use eddy_client::Client;
+use serde_json::json;
+
+use crate::error::CliError;
+use crate::output::{Format, json_line, table};
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Brokers (id, address, alive), the controller leader and partition counts.
+    Describe,
+}
+
+pub async fn run(command: &ClusterCommand, client: &Client, format: Format) -> Result<(), CliError> {
+    match command {
+        ClusterCommand::Describe => {
+            let cluster = client.describe_cluster().await?;
+            match format {
+                Format::Json => json_line(&json!({
+                    "cluster_id": cluster.cluster_id,
+                    "controller_leader": cluster.controller_leader,
+                    "brokers": cluster.brokers.iter().map(|b| json!({
+                        "id": b.id,
+                        "address": b.address,
+                        "alive": b.alive,
+                        "controller_voter": b.controller_voter,
+                        "leader_count": b.leader_count,
+                        "replica_count": b.replica_count,
+                    })).collect::<Vec<_>>(),
+                })),
+                Format::Table => {
+                    let leader = cluster.controller_leader.map_or_else(|| "unknown".into(), |l| l.to_string());
+                    println!("cluster {} (controller leader: {leader})", cluster.cluster_id);
+                    let mut out = table(&["ID", "ADDRESS", "ALIVE", "VOTER", "LEADERS", "REPLICAS"]);
+                    for b in &cluster.brokers {
+                        out.add_row(vec![
+                            b.id.to_string(),
+                            b.address.clone(),
+                            b.alive.to_string(),
+                            b.controller_voter.to_string(),
+                            b.leader_count.to_string(),
+                            b.replica_count.to_string(),
+                        ]);
+                    }
+                    println!("{out}");
+                }
+            }
+        }
+    }
+    Ok(())
+}

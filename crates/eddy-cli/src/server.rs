@@ -1,0 +1,176 @@
+//! `eddy server`: configuration layering (defaults < TOML file < EDDY_* environment < flags),
+//! validation, and running one node until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use eddy_broker::{Broker, BrokerConfig, SystemClock, parse_seeds};
+use eddy_raft::transport::TcpConnector;
+use eddy_storage::{GroupCommitConfig, RocksKv};
+use figment::Figment;
+use figment::providers::{Env, Format as _, Serialized, Toml};
+
+use crate::error::CliError;
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// This node's id (>= 1).
+    #[arg(long, env = "EDDY_NODE_ID")]
+    node_id: Option<u64>,
+    /// Data directory.
+    #[arg(long, env = "EDDY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on (HOST:PORT).
+    #[arg(long, env = "EDDY_LISTEN")]
+    listen: Option<String>,
+    /// Address others reach this node at, if not the listen address.
+    #[arg(long, env = "EDDY_ADVERTISE")]
+    advertise: Option<String>,
+    /// Controller voters: ID=HOST:PORT,... A node not listed joins as a broker.
+    #[arg(long, env = "EDDY_SEEDS")]
+    seeds: Option<String>,
+    /// Address for Prometheus /metrics (HOST:PORT).
+    #[arg(long, env = "EDDY_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+    /// Print the resulting configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Log level or filter (RUST_LOG syntax); RUST_LOG wins when set.
+    #[arg(long, env = "EDDY_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// Log format.
+    #[arg(long, env = "EDDY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Environment variables the flags above read themselves; the generic EDDY_* provider skips them.
+const FLAG_ENV: &[&str] = &["node_id", "data_dir", "listen", "advertise", "seeds", "metrics_listen", "log_level", "log_format", "brokers"];
+
+fn config_keys() -> Vec<String> {
+    match serde_json::to_value(BrokerConfig::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Builds the configuration from every layer and validates it.
+pub fn load_config(args: &ServerArgs) -> Result<BrokerConfig, CliError> {
+    let mut figment = Figment::from(Serialized::defaults(BrokerConfig::default()));
+    if let Some(path) = &args.config {
+        if !path.is_file() {
+            return Err(CliError::Usage(format!("config file {} does not exist", path.display())));
+        }
+        figment = figment.merge(Toml::file(path));
+    }
+    let keys = config_keys();
+    figment = figment.merge(
+        Env::prefixed("EDDY_")
+            .split("__")
+            .filter(move |key| {
+                let top = key.as_str().split('.').next().unwrap_or_default().to_string();
+                keys.contains(&top) && !FLAG_ENV.contains(&top.as_str())
+            }),
+    );
+    let mut flags = serde_json::Map::new();
+    if let Some(id) = args.node_id {
+        flags.insert("node_id".into(), id.into());
+    }
+    if let Some(dir) = &args.data_dir {
+        flags.insert("data_dir".into(), dir.display().to_string().into());
+    }
+    if let Some(listen) = &args.listen {
+        let addr: SocketAddr = listen
+            .parse()
+            .map_err(|_| CliError::Usage(format!("invalid configuration: listen: {listen:?} is not an IP:PORT address")))?;
+        flags.insert("listen".into(), addr.to_string().into());
+    }
+    if let Some(advertise) = &args.advertise {
+        flags.insert("advertise".into(), advertise.clone().into());
+    }
+    if let Some(metrics) = &args.metrics_listen {
+        let addr: SocketAddr = metrics.parse().map_err(|_| {
+            CliError::Usage(format!("invalid configuration: metrics_listen: {metrics:?} is not an IP:PORT address"))
+        })?;
+        flags.insert("metrics_listen".into(), addr.to_string().into());
+    }
+    if let Some(seeds) = &args.seeds {
+        let seeds = parse_seeds(seeds).map_err(|e| CliError::Usage(format!("invalid configuration: seeds: {e}")))?;
+        flags.insert("seeds".into(), serde_json::to_value(seeds).map_err(|e| CliError::Failed(e.to_string()))?);
+    }
+    figment = figment.merge(Serialized::defaults(serde_json::Value::Object(flags)));
+    let config: BrokerConfig = figment.extract().map_err(|e| CliError::Usage(format!("invalid configuration: {e}")))?;
+    config.validate().map_err(|e| CliError::Usage(e.to_string()))?;
+    Ok(config)
+}
+
+fn init_logging(args: &ServerArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn install_metrics(address: SocketAddr) -> Result<(), CliError> {
+    let buckets = [
+        0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(address)
+        .set_buckets(&buckets)
+        .map_err(|e| CliError::Failed(e.to_string()))?
+        .install()
+        .map_err(|e| CliError::Failed(format!("cannot serve metrics on {address}: {e}")))
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
+    let config = load_config(args)?;
+    if args.print_config {
+        print!("{}", toml::to_string_pretty(&config).map_err(|e| CliError::Failed(e.to_string()))?);
+        return Ok(());
+    }
+    init_logging(args);
+    eddy_storage::node::check_data_dir(&config.data_dir, config.node_id).map_err(|e| CliError::Failed(e.to_string()))?;
+    let kv = RocksKv::open(&config.data_dir.join("db"), GroupCommitConfig::default())
+        .map_err(|e| CliError::Failed(format!("cannot open the data directory {}: {e}", config.data_dir.display())))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| CliError::Failed(format!("cannot listen on {}: {e}", config.listen)))?;
+    if let Some(address) = config.metrics_listen {
+        install_metrics(address)?;
+    }
+    let broker = Broker::start(config.clone(), Arc::new(kv), Arc::new(TcpConnector::default()), Arc::new(SystemClock))
+        .await
+        .map_err(|e| CliError::Failed(format!("cannot start the broker: {e}")))?;
+    let routes = broker.routes().await.map_err(|e| CliError::Failed(e.to_string()))?;
+    tracing::info!(listen = %config.listen, metrics = ?config.metrics_listen, "serving");
+    let served = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown_signal())
+        .await;
+    tracing::info!("shutting down");
+    broker.shutdown().await;
+    served.map_err(|e| CliError::Failed(format!("server failed: {e}")))
+}

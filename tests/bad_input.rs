@@ -1,0 +1,120 @@
+//! Bad input gets a clear error with a reason code and a non-zero exit, and leaves the cluster
+//! healthy: every case below runs against one live cluster, which must still work at the end.
+
+mod support;
+
+use std::process::Command;
+
+use support::{Cluster, eddy_bin, write_file};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs the CLI and expects failure with `reason` in its one-line error.
+fn expect_error(cluster: &Cluster, args: &[&str], reason: &str) {
+    let out = cluster.eddy(args);
+    assert!(!out.status.success(), "eddy {args:?} should fail");
+    let err = stderr(&out);
+    assert!(err.starts_with("error: "), "eddy {args:?}: error line expected, got {err:?}");
+    assert!(err.contains(reason), "eddy {args:?}: expected {reason} in {err:?}");
+}
+
+#[test]
+fn bad_requests_are_refused_and_the_cluster_stays_healthy() {
+    let cluster = Cluster::start(3);
+    cluster.eddy_json(&["topic", "create", "events", "--partitions", "2", "--replication-factor", "3"]);
+    cluster.wait_leaders("events");
+
+    expect_error(&cluster, &["topic", "describe", "missing"], "UNKNOWN_TOPIC");
+    expect_error(&cluster, &["topic", "delete", "missing"], "UNKNOWN_TOPIC");
+    expect_error(&cluster, &["topic", "create", "events", "--partitions", "1"], "TOPIC_ALREADY_EXISTS");
+    expect_error(&cluster, &["topic", "create", "zero", "--partitions", "0"], "INVALID_PARTITIONS");
+    expect_error(&cluster, &["topic", "create", "huge", "--partitions", "100000"], "INVALID_PARTITIONS");
+    expect_error(&cluster, &["topic", "create", "wide", "--replication-factor", "4"], "INVALID_REPLICATION_FACTOR");
+    expect_error(&cluster, &["topic", "create", "bad name!"], "INVALID_TOPIC_NAME");
+    expect_error(&cluster, &["consume", "events", "--partition", "7", "--exit-at-end"], "UNKNOWN_PARTITION");
+    expect_error(&cluster, &["consume", "events", "--partition", "0", "--offset", "999", "--exit-at-end"], "OFFSET_OUT_OF_RANGE");
+
+    // A record above the 1 MiB default limit is refused; nothing of it is stored.
+    let big = "x".repeat((1 << 20) + 10);
+    let mut producer = support::ProduceSession::start(&cluster.brokers(), "events", &["--partition", "0"]);
+    producer.send(&big);
+    let (ok, err, acks) = producer.finish();
+    assert!(!ok, "an oversized record must fail");
+    assert!(err.contains("RECORD_TOO_LARGE"), "expected RECORD_TOO_LARGE in {err:?}");
+    assert!(acks.is_empty());
+
+    // Producing to a missing topic names the problem.
+    let mut producer = support::ProduceSession::start(&cluster.brokers(), "nope", &[]);
+    producer.send("x");
+    let (ok, err, _) = producer.finish();
+    assert!(!ok && err.contains("UNKNOWN_TOPIC"), "expected UNKNOWN_TOPIC in {err:?}");
+
+    // The cluster is still healthy: a normal round trip works and partition 0 holds only it.
+    let mut producer = support::ProduceSession::start(&cluster.brokers(), "events", &["--partition", "0"]);
+    producer.send("still-works");
+    let (ok, err, acks) = producer.finish();
+    assert!(ok, "produce after bad input failed: {err}");
+    assert_eq!(acks[0]["offset"], 0, "the refused record took no offset");
+    let out = cluster.eddy(&["consume", "events", "--partition", "0", "--from-beginning", "--exit-at-end"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "still-works");
+}
+
+#[test]
+fn bad_server_configuration_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| Command::new(eddy_bin()).arg("server").args(args).env_remove("EDDY_BROKERS").output().unwrap();
+
+    let out = run(&["--node-id", "1", "--seeds", "1=127.0.0.1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("seeds"), "{}", stderr(&out));
+
+    let out = run(&["--node-id", "0", "--seeds", "1=127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("node_id"), "{}", stderr(&out));
+
+    let config = write_file(dir.path(), "bad.toml", "node_id = 1\nheartbeat_interval_ms = \"soon\"\n");
+    let out = run(&["--config", config.to_str().unwrap(), "--seeds", "1=127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("heartbeat_interval_ms"), "{}", stderr(&out));
+
+    let config = write_file(dir.path(), "unknown.toml", "node_id = 1\nretention = 5\n");
+    let out = run(&["--config", config.to_str().unwrap(), "--seeds", "1=127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("retention"), "{}", stderr(&out));
+
+    // A good configuration prints as TOML with every layer applied (file < env < flags).
+    let config = write_file(dir.path(), "good.toml", "node_id = 1\nheartbeat_interval_ms = 700\nrecord_size_max_bytes = 1000\n");
+    let out = Command::new(eddy_bin())
+        .args(["server", "--config", config.to_str().unwrap(), "--seeds", "2=127.0.0.1:9000", "--node-id", "3", "--print-config"])
+        .env("EDDY_RECORD_SIZE_MAX_BYTES", "2000")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("node_id = 3"), "{printed}");
+    assert!(printed.contains("heartbeat_interval_ms = 700"), "{printed}");
+    assert!(printed.contains("record_size_max_bytes = 2000"), "{printed}");
+}
+
+#[test]
+fn incompatible_data_dir_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("eddy-format"), "format=999\nnode_id=1\n").unwrap();
+    let port = support::free_port();
+    let out = Command::new(eddy_bin())
+        .args(["server", "--node-id", "1", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--seeds", &format!("1=127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("incompatible version"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(data.join("eddy-format")).unwrap(), "format=999\nnode_id=1\n");
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 1, "nothing else was written");
+}

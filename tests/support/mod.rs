@@ -1,0 +1,287 @@
+//! Black-box test support: real `eddy server` processes on 127.0.0.1, driven through the `eddy`
+//! CLI and the client library (the project's public interfaces).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The `eddy` binary under test.
+pub fn eddy_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_eddy")
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().expect("local addr").port()
+}
+
+/// Polls `check` until it returns Some, or panics with `what` after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// One node of a test cluster.
+pub struct Node {
+    pub id: u64,
+    pub address: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+/// A cluster of `eddy server` processes, killed when dropped.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<Node>,
+    seeds: String,
+}
+
+impl Cluster {
+    /// Starts `n` nodes, all controller voters, and waits until every broker is alive.
+    pub fn start(n: u64) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let nodes: Vec<Node> = (1..=n)
+            .map(|id| Node {
+                id,
+                address: format!("127.0.0.1:{}", free_port()),
+                data_dir: dir.path().join(format!("node-{id}")),
+                log: dir.path().join(format!("node-{id}.log")),
+                child: None,
+            })
+            .collect();
+        let seeds = nodes.iter().map(|n| format!("{}={}", n.id, n.address)).collect::<Vec<_>>().join(",");
+        let mut cluster = Cluster { dir, nodes, seeds };
+        for id in 1..=n {
+            cluster.start_node(id);
+        }
+        cluster.wait_healthy();
+        cluster
+    }
+
+    pub fn brokers(&self) -> String {
+        self.nodes.iter().map(|n| n.address.clone()).collect::<Vec<_>>().join(",")
+    }
+
+    pub fn node(&self, id: u64) -> &Node {
+        self.nodes.iter().find(|n| n.id == id).expect("node id")
+    }
+
+    /// Starts (or restarts, on its data dir) node `id`.
+    pub fn start_node(&mut self, id: u64) {
+        let seeds = self.seeds.clone();
+        let node = self.nodes.iter_mut().find(|n| n.id == id).expect("node id");
+        assert!(node.child.is_none(), "node {id} is already running");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).expect("log file");
+        let child = Command::new(eddy_bin())
+            .args(["server", "--node-id", &id.to_string(), "--listen", &node.address, "--seeds", &seeds])
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .args(["--log-level", "info,openraft=warn"])
+            .env_remove("EDDY_BROKERS")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn eddy server");
+        node.child = Some(child);
+    }
+
+    /// SIGKILLs node `id`.
+    pub fn kill_node(&mut self, id: u64) {
+        let node = self.nodes.iter_mut().find(|n| n.id == id).expect("node id");
+        if let Some(mut child) = node.child.take() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reap");
+        }
+    }
+
+    /// Runs `eddy ARGS --brokers <cluster>`.
+    pub fn eddy(&self, args: &[&str]) -> Output {
+        Command::new(eddy_bin())
+            .args(args)
+            .args(["--brokers", &self.brokers()])
+            .output()
+            .expect("run eddy")
+    }
+
+    /// Runs `eddy ARGS --format json` and parses its single JSON document; panics on failure.
+    pub fn eddy_json(&self, args: &[&str]) -> Value {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--format", "json"]);
+        let out = self.eddy(&all);
+        assert!(
+            out.status.success(),
+            "eddy {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        serde_json::from_slice(&out.stdout).expect("one JSON document")
+    }
+
+    /// Waits until every running node is alive in `cluster describe`.
+    pub fn wait_healthy(&self) {
+        let running: Vec<u64> = self.nodes.iter().filter(|n| n.child.is_some()).map(|n| n.id).collect();
+        wait_for(Duration::from_secs(90), "every running broker to be alive", || {
+            let out = self.eddy(&["cluster", "describe", "--format", "json"]);
+            if !out.status.success() {
+                return None;
+            }
+            let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+            let alive: Vec<u64> = v["brokers"]
+                .as_array()?
+                .iter()
+                .filter(|b| b["alive"] == Value::Bool(true))
+                .filter_map(|b| b["id"].as_u64())
+                .collect();
+            (running.iter().all(|id| alive.contains(id)) && !v["controller_leader"].is_null()).then_some(())
+        });
+    }
+
+    /// Waits until every partition of `topic` has a leader.
+    pub fn wait_leaders(&self, topic: &str) -> Value {
+        wait_for(Duration::from_secs(60), "every partition to have a leader", || {
+            let out = self.eddy(&["topic", "describe", topic, "--format", "json"]);
+            if !out.status.success() {
+                return None;
+            }
+            let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+            let all_led = v["partitions"].as_array()?.iter().all(|p| !p["leader"].is_null() && !p["high_watermark"].is_null());
+            all_led.then_some(v)
+        })
+    }
+
+    /// The nodes' logs, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for node in &self.nodes {
+            let text = std::fs::read_to_string(&node.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- node {} (last 30 lines)\n", node.id));
+            out.push_str(&lines[lines.len().saturating_sub(30)..].join("\n"));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// A running `eddy produce --format json` fed line by line, with its acknowledgements read as
+/// they arrive.
+pub struct ProduceSession {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    acks: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ProduceSession {
+    pub fn start(brokers: &str, topic: &str, extra: &[&str]) -> ProduceSession {
+        let mut child = Command::new(eddy_bin())
+            .args(["produce", topic, "--format", "json", "--brokers", brokers])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn eddy produce");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let acks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = acks.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value: Value = serde_json::from_str(&line).expect("produce prints JSON lines");
+                sink.lock().expect("acks lock").push(value);
+            }
+        });
+        ProduceSession { child, stdin, acks, reader: Some(reader) }
+    }
+
+    /// Writes one line; false when the process no longer reads (it exited).
+    pub fn send(&mut self, line: &str) -> bool {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").and_then(|_| stdin.flush()).is_ok()
+    }
+
+    pub fn acked(&self) -> usize {
+        self.acks.lock().expect("acks lock").len()
+    }
+
+    /// Closes stdin and waits for the process; returns (success, stderr, acks).
+    pub fn finish(mut self) -> (bool, String, Vec<Value>) {
+        drop(self.stdin.take());
+        let out = self.child.wait_with_output().expect("wait for eddy produce");
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("reader thread");
+        }
+        let acks = self.acks.lock().expect("acks lock").clone();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned(), acks)
+    }
+}
+
+/// Reads every record of a partition from one broker's own replica (leader or follower).
+pub fn read_replica(address: &str, topic: &str, partition: u32, end: u64) -> Vec<(u64, String)> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let client = eddy_client::Client::new(vec![address.to_string()], eddy_client::ClientConfig::default())
+            .expect("client");
+        let mut out = Vec::new();
+        let mut offset = 0;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while offset < end {
+            assert!(Instant::now() < deadline, "replica at {address} did not reach offset {end}; it has {offset}");
+            let request = eddy_client::v1::FetchRequest {
+                topic: topic.to_string(),
+                partition,
+                offset,
+                max_bytes: 0,
+                max_records: 0,
+                max_wait_ms: 500,
+                read_from_follower: true,
+            };
+            match client.fetch_from_broker(address, request).await {
+                Ok(response) => {
+                    for r in response.records {
+                        assert_eq!(r.offset, offset, "offsets are dense on {address}");
+                        out.push((r.offset, String::from_utf8_lossy(&r.value).into_owned()));
+                        offset += 1;
+                    }
+                }
+                Err(e) if e.is_retriable() => tokio::time::sleep(Duration::from_millis(200)).await,
+                Err(e) => panic!("reading {topic}/{partition} from {address} failed: {e}"),
+            }
+        }
+        out
+    })
+}
+
+/// Path helper for tests that write files.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write test file");
+    path
+}
