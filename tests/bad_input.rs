@@ -34,7 +34,11 @@ fn bad_requests_are_refused_and_the_cluster_stays_healthy() {
     expect_error(&cluster, &["topic", "create", "wide", "--replication-factor", "4"], "INVALID_REPLICATION_FACTOR");
     expect_error(&cluster, &["topic", "create", "bad name!"], "INVALID_TOPIC_NAME");
     expect_error(&cluster, &["consume", "events", "--partition", "7", "--exit-at-end"], "UNKNOWN_PARTITION");
-    expect_error(&cluster, &["consume", "events", "--partition", "0", "--offset", "999", "--exit-at-end"], "OFFSET_OUT_OF_RANGE");
+    expect_error(
+        &cluster,
+        &["consume", "events", "--partition", "0", "--offset", "999", "--exit-at-end"],
+        "OFFSET_OUT_OF_RANGE",
+    );
 
     // A record above the 1 MiB default limit is refused; nothing of it is stored.
     let big = "x".repeat((1 << 20) + 10);
@@ -65,7 +69,8 @@ fn bad_requests_are_refused_and_the_cluster_stays_healthy() {
 #[test]
 fn bad_server_configuration_names_the_field() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| Command::new(eddy_bin()).arg("server").args(args).env_remove("EDDY_BROKERS").output().unwrap();
+    let run =
+        |args: &[&str]| Command::new(eddy_bin()).arg("server").args(args).env_remove("EDDY_BROKERS").output().unwrap();
 
     let out = run(&["--node-id", "1", "--seeds", "1=127.0.0.1"]);
     assert_eq!(out.status.code(), Some(2));
@@ -86,9 +91,19 @@ fn bad_server_configuration_names_the_field() {
     assert!(stderr(&out).contains("retention"), "{}", stderr(&out));
 
     // A good configuration prints as TOML with every layer applied (file < env < flags).
-    let config = write_file(dir.path(), "good.toml", "node_id = 1\nheartbeat_interval_ms = 700\nrecord_size_max_bytes = 1000\n");
+    let config =
+        write_file(dir.path(), "good.toml", "node_id = 1\nheartbeat_interval_ms = 700\nrecord_size_max_bytes = 1000\n");
     let out = Command::new(eddy_bin())
-        .args(["server", "--config", config.to_str().unwrap(), "--seeds", "2=127.0.0.1:9000", "--node-id", "3", "--print-config"])
+        .args([
+            "server",
+            "--config",
+            config.to_str().unwrap(),
+            "--seeds",
+            "2=127.0.0.1:9000",
+            "--node-id",
+            "3",
+            "--print-config",
+        ])
         .env("EDDY_RECORD_SIZE_MAX_BYTES", "2000")
         .output()
         .unwrap();

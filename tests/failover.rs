@@ -35,7 +35,9 @@ fn acknowledged_records_survive_leader_sigkill_and_restart() {
     wait_for(Duration::from_secs(60), "the first acknowledgements", || (producer.acked() >= 100).then_some(()));
     cluster.kill_node(victim);
     send_until(&mut producer, 400);
-    wait_for(Duration::from_secs(90), "acknowledgements after the failover", || (producer.acked() >= 300).then_some(()));
+    wait_for(Duration::from_secs(90), "acknowledgements after the failover", || {
+        (producer.acked() >= 300).then_some(())
+    });
     cluster.start_node(victim);
     send_until(&mut producer, RECORDS);
     let (ok, stderr, acks) = producer.finish();

@@ -110,11 +110,7 @@ impl Cluster {
 
     /// Runs `eddy ARGS --brokers <cluster>`.
     pub fn eddy(&self, args: &[&str]) -> Output {
-        Command::new(eddy_bin())
-            .args(args)
-            .args(["--brokers", &self.brokers()])
-            .output()
-            .expect("run eddy")
+        Command::new(eddy_bin()).args(args).args(["--brokers", &self.brokers()]).output().expect("run eddy")
     }
 
     /// Runs `eddy ARGS --format json` and parses its single JSON document; panics on failure.
@@ -158,7 +154,8 @@ impl Cluster {
                 return None;
             }
             let v: Value = serde_json::from_slice(&out.stdout).ok()?;
-            let all_led = v["partitions"].as_array()?.iter().all(|p| !p["leader"].is_null() && !p["high_watermark"].is_null());
+            let all_led =
+                v["partitions"].as_array()?.iter().all(|p| !p["leader"].is_null() && !p["high_watermark"].is_null());
             all_led.then_some(v)
         })
     }
@@ -247,8 +244,8 @@ impl ProduceSession {
 pub fn read_replica(address: &str, topic: &str, partition: u32, end: u64) -> Vec<(u64, String)> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
-        let client = eddy_client::Client::new(vec![address.to_string()], eddy_client::ClientConfig::default())
-            .expect("client");
+        let client =
+            eddy_client::Client::new(vec![address.to_string()], eddy_client::ClientConfig::default()).expect("client");
         let mut out = Vec::new();
         let mut offset = 0;
         let deadline = Instant::now() + Duration::from_secs(60);

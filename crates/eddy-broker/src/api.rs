@@ -123,9 +123,14 @@ impl EddyApi {
         // asked for; see docs/api.md).
         let _ = acks;
         let commit_started = Instant::now();
-        let written = tokio::time::timeout(Duration::from_millis(u64::from(timeout_ms)), replica.raft.client_write(command))
-            .await
-            .map_err(|_| BrokerError::Timeout(format!("the batch did not commit within {timeout_ms} ms; its outcome is unknown")))?;
+        let written =
+            tokio::time::timeout(Duration::from_millis(u64::from(timeout_ms)), replica.raft.client_write(command))
+                .await
+                .map_err(|_| {
+                    BrokerError::Timeout(format!(
+                        "the batch did not commit within {timeout_ms} ms; its outcome is unknown"
+                    ))
+                })?;
         let response = match written {
             Ok(response) => response.data,
             Err(e) => {
@@ -220,7 +225,10 @@ impl EddyApi {
         })
     }
 
-    async fn list_offsets_inner(&self, request: v1::ListOffsetsRequest) -> Result<v1::ListOffsetsResponse, BrokerError> {
+    async fn list_offsets_inner(
+        &self,
+        request: v1::ListOffsetsRequest,
+    ) -> Result<v1::ListOffsetsResponse, BrokerError> {
         let view = self.broker.view();
         let replica = self.reading_leader(&view, &request.topic, request.partition)?;
         let now = *replica.view.borrow();
@@ -228,7 +236,9 @@ impl EddyApi {
             .map_err(|_| BrokerError::InvalidRequest(format!("unknown offset spec {}", request.spec)))?;
         let offset = match spec {
             v1::OffsetSpec::Unspecified => {
-                return Err(BrokerError::InvalidRequest("an offset spec (earliest, latest, timestamp) is required".into()));
+                return Err(BrokerError::InvalidRequest(
+                    "an offset spec (earliest, latest, timestamp) is required".into(),
+                ));
             }
             v1::OffsetSpec::Earliest => now.log_start_offset,
             v1::OffsetSpec::Latest => now.high_watermark,
@@ -281,7 +291,8 @@ impl EddyApi {
                     spec: v1::OffsetSpec::Latest as i32,
                     timestamp_ms: 0,
                 };
-                let answer = tokio::time::timeout(LEADER_QUERY_TIMEOUT, client.list_offsets(request)).await.ok()?.ok()?;
+                let answer =
+                    tokio::time::timeout(LEADER_QUERY_TIMEOUT, client.list_offsets(request)).await.ok()?.ok()?;
                 let answer = answer.into_inner();
                 Some((answer.log_start_offset, answer.high_watermark))
             }
@@ -296,7 +307,10 @@ impl EddyApi {
         topic
     }
 
-    async fn create_topic_inner(&self, request: v1::CreateTopicRequest) -> Result<v1::CreateTopicResponse, BrokerError> {
+    async fn create_topic_inner(
+        &self,
+        request: v1::CreateTopicRequest,
+    ) -> Result<v1::CreateTopicResponse, BrokerError> {
         let call = ControllerRequest::CreateTopic {
             name: request.name.clone(),
             partitions: request.partitions,
@@ -311,7 +325,10 @@ impl EddyApi {
         Ok(v1::CreateTopicResponse { topic: Some(convert::topic_to_wire(&topic)) })
     }
 
-    async fn delete_topic_inner(&self, request: v1::DeleteTopicRequest) -> Result<v1::DeleteTopicResponse, BrokerError> {
+    async fn delete_topic_inner(
+        &self,
+        request: v1::DeleteTopicRequest,
+    ) -> Result<v1::DeleteTopicResponse, BrokerError> {
         let call = ControllerRequest::DeleteTopic { name: request.name.clone() };
         self.broker.inner.controller_client.call(&call).await?;
         self.await_metadata(|view| !view.metadata.topics.contains_key(&request.name)).await;

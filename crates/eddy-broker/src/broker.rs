@@ -116,7 +116,8 @@ impl Broker {
     /// Stops background tasks and every local Raft group.
     pub async fn shutdown(&self) {
         self.inner.stopping.send_replace(true);
-        let replicas: Vec<Arc<Replica>> = self.inner.replicas.write().expect("replicas lock").values().cloned().collect();
+        let replicas: Vec<Arc<Replica>> =
+            self.inner.replicas.write().expect("replicas lock").values().cloned().collect();
         for replica in replicas {
             if let Err(e) = replica.raft.shutdown().await {
                 tracing::warn!(group = replica.group, error = %e, "partition raft shutdown failed");
@@ -143,13 +144,18 @@ impl Broker {
     }
 }
 
-async fn start_controller(config: &BrokerConfig, kv: Arc<dyn KvStore>, peers: Arc<Peers>) -> Result<Controller, StartError> {
+async fn start_controller(
+    config: &BrokerConfig,
+    kv: Arc<dyn KvStore>,
+    peers: Arc<Peers>,
+) -> Result<Controller, StartError> {
     let (sm, metadata) = ControllerStateMachine::open(kv.clone())?;
     let log = LogStore::<ControllerTypes>::new(kv, CONTROLLER_GROUP);
     let raft_config = config.raft.openraft_config("eddy-controller").map_err(|e| StartError::Raft(e.to_string()))?;
-    let raft = ControllerRaft::new(config.node_id, raft_config, GroupNetworkFactory::new(peers, CONTROLLER_GROUP), log, sm)
-        .await
-        .map_err(|e| StartError::Raft(e.to_string()))?;
+    let raft =
+        ControllerRaft::new(config.node_id, raft_config, GroupNetworkFactory::new(peers, CONTROLLER_GROUP), log, sm)
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
     if !raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))? {
         // Every seed initializes with the same voter set, which openraft allows: the controller
         // forms as soon as a majority of seeds is up, whichever they are.
@@ -271,6 +277,7 @@ async fn reconcile(inner: &Arc<Inner>, view: &ClusterView) {
             *partition,
             *group,
             members,
+            replicas[0],
         )
         .await
         {

@@ -18,9 +18,7 @@ pub struct Seed {
 pub fn parse_seeds(text: &str) -> Result<Vec<Seed>, String> {
     let mut seeds = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (id, address) = part
-            .split_once('=')
-            .ok_or_else(|| format!("seed {part:?} is not ID=HOST:PORT"))?;
+        let (id, address) = part.split_once('=').ok_or_else(|| format!("seed {part:?} is not ID=HOST:PORT"))?;
         let id: u64 = id.trim().parse().map_err(|_| format!("seed {part:?} has a non-numeric node id"))?;
         check_address(address.trim()).map_err(|e| format!("seed {part:?}: {e}"))?;
         seeds.push(Seed { id, address: address.trim().to_string() });

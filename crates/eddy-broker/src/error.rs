@@ -21,7 +21,9 @@ pub enum BrokerError {
     UnknownTopic(String),
     #[error("topic {topic:?} has no partition {partition} (it has {count})")]
     UnknownPartition { topic: String, partition: u32, count: u32 },
-    #[error("offset {offset} is out of range for {topic}/{partition}: the log holds [{log_start_offset}, {high_watermark})")]
+    #[error(
+        "offset {offset} is out of range for {topic}/{partition}: the log holds [{log_start_offset}, {high_watermark})"
+    )]
     OffsetOutOfRange { topic: String, partition: u32, offset: u64, log_start_offset: u64, high_watermark: u64 },
     #[error("record {index} of the batch is {size} bytes, above the limit of {limit} bytes")]
     RecordTooLarge { index: usize, size: usize, limit: u32 },

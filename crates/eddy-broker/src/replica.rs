@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use eddy_raft::partition::{PartitionReader, PartitionView, open_partition};
 use eddy_raft::transport::{GroupNetworkFactory, Peers};
@@ -42,9 +43,8 @@ pub struct LocalLeadership {
 }
 
 impl Replica {
-    /// Opens (or creates) the replica of `group` and starts its Raft. A new group is initialized
-    /// with `members`: every replica does this with the same membership, which openraft allows,
-    /// so the group forms even when some replicas start late.
+    /// Opens (or creates) the replica of `group` and starts its Raft; a new group is initialized
+    /// with `members`.
     pub async fn open(
         node_id: u64,
         kv: Arc<dyn KvStore>,
@@ -54,6 +54,7 @@ impl Replica {
         partition: u32,
         group: u64,
         members: BTreeMap<u64, BasicNode>,
+        preferred_leader: u64,
     ) -> Result<Self, String> {
         let (log, sm, reader, view) = open_partition(kv, group).map_err(|e| e.to_string())?;
         let config = timing.openraft_config(&format!("{topic}-{partition}")).map_err(|e| e.to_string())?;
@@ -61,10 +62,25 @@ impl Replica {
             .await
             .map_err(|e| e.to_string())?;
         if !raft.is_initialized().await.map_err(|e| e.to_string())? {
-            if let Err(e) = raft.initialize(members).await {
-                // NotAllowed: another replica's log reached us first. Both are fine.
-                tracing::debug!(group, error = %e, "partition group initialize skipped");
-            }
+            // The preferred leader (first replica) initializes at once and so wins the first
+            // election, which spreads leaders as placement spread preferred leaders. The others
+            // initialize too, with the same membership (which openraft allows), but only after a
+            // few election timeouts, so the group forms even if the preferred leader died.
+            let delay = if preferred_leader == node_id {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(timing.election_timeout_max_ms * 3)
+            };
+            let raft = raft.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Ok(false) = raft.is_initialized().await {
+                    if let Err(e) = raft.initialize(members).await {
+                        // NotAllowed: another replica's log reached us first.
+                        tracing::debug!(group, error = %e, "partition group initialize skipped");
+                    }
+                }
+            });
         }
         Ok(Self { topic: topic.to_string(), partition, group, raft, reader, view, propose_lock: Default::default() })
     }

@@ -108,7 +108,8 @@ fn report(summary: &Summary, format: Format) {
             "latency_ms": {"p50": ms(0.5), "p99": ms(0.99), "p99_9": ms(0.999), "max": summary.latency.max() as f64 / 1000.0},
         })),
         Format::Table => {
-            let mut out = table(&["RECORDS", "ERRORS", "SECONDS", "RECORDS/S", "MB/S", "P50 MS", "P99 MS", "P99.9 MS", "MAX MS"]);
+            let mut out =
+                table(&["RECORDS", "ERRORS", "SECONDS", "RECORDS/S", "MB/S", "P50 MS", "P99 MS", "P99.9 MS", "MAX MS"]);
             out.add_row(vec![
                 summary.records.to_string(),
                 summary.errors.to_string(),
@@ -237,7 +238,10 @@ async fn consume(args: &ConsumeBench, client: Arc<Client>, format: Format) -> Re
                     read_from_follower: false,
                 };
                 let response = client.fetch(request).await?;
-                let _ = latency.lock().expect("histogram lock").record((at.elapsed().as_micros().max(1) as u64).min(120_000_000));
+                let _ = latency
+                    .lock()
+                    .expect("histogram lock")
+                    .record((at.elapsed().as_micros().max(1) as u64).min(120_000_000));
                 let bytes: u64 = response.records.iter().map(|r| r.value.len() as u64).sum();
                 let n = response.records.len() as u64;
                 if let Some(last) = response.records.last() {
@@ -259,7 +263,15 @@ async fn consume(args: &ConsumeBench, client: Arc<Client>, format: Format) -> Re
     let (records, bytes) = *totals.lock().expect("totals lock");
     let histogram = latency.lock().expect("histogram lock").clone();
     report(
-        &Summary { kind: "consume", records, bytes, errors: 0, elapsed, latency: histogram, latency_of: "per fetch request" },
+        &Summary {
+            kind: "consume",
+            records,
+            bytes,
+            errors: 0,
+            elapsed,
+            latency: histogram,
+            latency_of: "per fetch request",
+        },
         format,
     );
     Ok(())

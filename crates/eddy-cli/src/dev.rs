@@ -29,7 +29,7 @@ pub struct DevArgs {
     #[arg(long, default_value_t = 9644)]
     metrics_base_port: u16,
     /// Log level of the nodes.
-    #[arg(long, default_value = "info")]
+    #[arg(long, default_value = "info,openraft=warn")]
     log_level: String,
 }
 

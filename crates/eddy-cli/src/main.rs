@@ -24,7 +24,13 @@ use crate::output::Format;
 #[command(name = "eddy", version, about, propagate_version = true)]
 struct Cli {
     /// Brokers to bootstrap from (HOST:PORT,...).
-    #[arg(long, global = true, env = "EDDY_BROKERS", default_value = "127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094", value_delimiter = ',')]
+    #[arg(
+        long,
+        global = true,
+        env = "EDDY_BROKERS",
+        default_value = "127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094",
+        value_delimiter = ','
+    )]
     brokers: Vec<String>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]

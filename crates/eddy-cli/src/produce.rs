@@ -66,7 +66,9 @@ pub async fn run(args: &ProduceArgs, client: Arc<Client>, format: Format) -> Res
                 Ok(Ok(meta)) => {
                     ok += 1;
                     if format == Format::Json {
-                        json_line(&json!({"partition": meta.partition, "offset": meta.offset, "key": key, "value": value}));
+                        json_line(
+                            &json!({"partition": meta.partition, "offset": meta.offset, "key": key, "value": value}),
+                        );
                     }
                 }
                 Ok(Err(e)) => {

@@ -41,7 +41,7 @@ pub struct ServerArgs {
     #[arg(long)]
     print_config: bool,
     /// Log level or filter (RUST_LOG syntax); RUST_LOG wins when set.
-    #[arg(long, env = "EDDY_LOG_LEVEL", default_value = "info")]
+    #[arg(long, env = "EDDY_LOG_LEVEL", default_value = "info,openraft=warn")]
     log_level: String,
     /// Log format.
     #[arg(long, env = "EDDY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -55,7 +55,8 @@ pub enum LogFormat {
 }
 
 /// Environment variables the flags above read themselves; the generic EDDY_* provider skips them.
-const FLAG_ENV: &[&str] = &["node_id", "data_dir", "listen", "advertise", "seeds", "metrics_listen", "log_level", "log_format", "brokers"];
+const FLAG_ENV: &[&str] =
+    &["node_id", "data_dir", "listen", "advertise", "seeds", "metrics_listen", "log_level", "log_format", "brokers"];
 
 fn config_keys() -> Vec<String> {
     match serde_json::to_value(BrokerConfig::default()) {
@@ -74,14 +75,11 @@ pub fn load_config(args: &ServerArgs) -> Result<BrokerConfig, CliError> {
         figment = figment.merge(Toml::file(path));
     }
     let keys = config_keys();
-    figment = figment.merge(
-        Env::prefixed("EDDY_")
-            .split("__")
-            .filter(move |key| {
-                let top = key.as_str().split('.').next().unwrap_or_default().to_string();
-                keys.contains(&top) && !FLAG_ENV.contains(&top.as_str())
-            }),
-    );
+    figment = figment.merge(Env::prefixed("EDDY_").split("__").filter(move |key| {
+        let key = key.as_str().to_ascii_lowercase();
+        let top = key.split(['.']).next().unwrap_or_default().split("__").next().unwrap_or_default().to_string();
+        keys.contains(&top) && !FLAG_ENV.contains(&top.as_str())
+    }));
     let mut flags = serde_json::Map::new();
     if let Some(id) = args.node_id {
         flags.insert("node_id".into(), id.into());
@@ -90,9 +88,9 @@ pub fn load_config(args: &ServerArgs) -> Result<BrokerConfig, CliError> {
         flags.insert("data_dir".into(), dir.display().to_string().into());
     }
     if let Some(listen) = &args.listen {
-        let addr: SocketAddr = listen
-            .parse()
-            .map_err(|_| CliError::Usage(format!("invalid configuration: listen: {listen:?} is not an IP:PORT address")))?;
+        let addr: SocketAddr = listen.parse().map_err(|_| {
+            CliError::Usage(format!("invalid configuration: listen: {listen:?} is not an IP:PORT address"))
+        })?;
         flags.insert("listen".into(), addr.to_string().into());
     }
     if let Some(advertise) = &args.advertise {
@@ -117,7 +115,8 @@ pub fn load_config(args: &ServerArgs) -> Result<BrokerConfig, CliError> {
 fn init_logging(args: &ServerArgs) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -125,9 +124,8 @@ fn init_logging(args: &ServerArgs) {
 }
 
 fn install_metrics(address: SocketAddr) -> Result<(), CliError> {
-    let buckets = [
-        0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-    ];
+    let buckets =
+        [0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
     metrics_exporter_prometheus::PrometheusBuilder::new()
         .with_http_listener(address)
         .set_buckets(&buckets)
@@ -151,7 +149,8 @@ pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
         return Ok(());
     }
     init_logging(args);
-    eddy_storage::node::check_data_dir(&config.data_dir, config.node_id).map_err(|e| CliError::Failed(e.to_string()))?;
+    eddy_storage::node::check_data_dir(&config.data_dir, config.node_id)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
     let kv = RocksKv::open(&config.data_dir.join("db"), GroupCommitConfig::default())
         .map_err(|e| CliError::Failed(format!("cannot open the data directory {}: {e}", config.data_dir.display())))?;
     let listener = tokio::net::TcpListener::bind(config.listen)

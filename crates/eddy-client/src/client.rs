@@ -151,18 +151,24 @@ impl Client {
     }
 
     /// Creates a topic.
-    pub async fn create_topic(&self, name: &str, partitions: u32, replication_factor: u32) -> ClientResult<v1::TopicDescription> {
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        replication_factor: u32,
+    ) -> ClientResult<v1::TopicDescription> {
         let request = v1::CreateTopicRequest {
             name: name.to_string(),
             partitions,
             replication_factor,
             configs: Default::default(),
         };
-        let response = self.any_broker(|mut c| {
-            let r = request.clone();
-            async move { c.create_topic(r).await }
-        })
-        .await?;
+        let response = self
+            .any_broker(|mut c| {
+                let r = request.clone();
+                async move { c.create_topic(r).await }
+            })
+            .await?;
         response.topic.ok_or_else(|| ClientError::Invalid("broker returned no topic".into()))
     }
 
@@ -230,7 +236,10 @@ impl Client {
             return Err(ClientError::Broker {
                 code: tonic::Code::NotFound,
                 reason: "UNKNOWN_PARTITION".into(),
-                message: format!("topic {topic:?} has no partition {partition} (it has {})", described.partitions.len()),
+                message: format!(
+                    "topic {topic:?} has no partition {partition} (it has {})",
+                    described.partitions.len()
+                ),
                 metadata: HashMap::new(),
             });
         }
@@ -239,7 +248,13 @@ impl Client {
 
     /// Runs `call` against the leader of `topic`/`partition`, following NOT_LEADER hints and
     /// retrying retriable errors with backoff until the retry deadline.
-    pub(crate) async fn on_leader<T, F, Fut>(&self, topic: &str, partition: u32, timeout: Duration, mut call: F) -> ClientResult<T>
+    pub(crate) async fn on_leader<T, F, Fut>(
+        &self,
+        topic: &str,
+        partition: u32,
+        timeout: Duration,
+        mut call: F,
+    ) -> ClientResult<T>
     where
         F: FnMut(EddyClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -321,7 +336,13 @@ impl Client {
     }
 
     /// Looks up an offset on a partition's leader.
-    pub async fn list_offsets(&self, topic: &str, partition: u32, spec: v1::OffsetSpec, timestamp_ms: i64) -> ClientResult<v1::ListOffsetsResponse> {
+    pub async fn list_offsets(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: v1::OffsetSpec,
+        timestamp_ms: i64,
+    ) -> ClientResult<v1::ListOffsetsResponse> {
         let request = v1::ListOffsetsRequest { topic: topic.to_string(), partition, spec: spec as i32, timestamp_ms };
         self.on_leader(topic, partition, self.config.request_timeout, |mut c| {
             let r = request.clone();

@@ -64,7 +64,12 @@ impl ClientError {
         match self {
             ClientError::Broker { reason, .. } => matches!(
                 reason.as_str(),
-                "NOT_LEADER" | "LEADER_NOT_AVAILABLE" | "TIMEOUT" | "SHUTTING_DOWN" | "NOT_CONTROLLER" | "CONTROLLER_UNAVAILABLE"
+                "NOT_LEADER"
+                    | "LEADER_NOT_AVAILABLE"
+                    | "TIMEOUT"
+                    | "SHUTTING_DOWN"
+                    | "NOT_CONTROLLER"
+                    | "CONTROLLER_UNAVAILABLE"
             ),
             ClientError::Unreachable(_) | ClientError::Timeout(_) => true,
             ClientError::Invalid(_) => false,

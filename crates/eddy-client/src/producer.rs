@@ -138,9 +138,7 @@ impl Producer {
             ))),
             (Some(p), _) => Ok(p),
             (None, Some(key)) => Ok(partition_for_key(key, self.partitions)),
-            (None, None) => {
-                Ok(self.round_robin.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.partitions)
-            }
+            (None, None) => Ok(self.round_robin.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.partitions),
         }
     }
 

@@ -21,38 +21,23 @@ pub struct ControllerClient {
 
 impl std::fmt::Debug for ControllerClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ControllerClient")
-            .field("seeds", &self.seeds)
-            .finish_non_exhaustive()
+        f.debug_struct("ControllerClient").field("seeds", &self.seeds).finish_non_exhaustive()
     }
 }
 
 impl ControllerClient {
     pub fn new(seeds: Vec<String>, peers: Arc<Peers>, timeout: Duration) -> Self {
-        Self {
-            seeds,
-            peers,
-            leader: Mutex::new(None),
-            timeout,
-        }
+        Self { seeds, peers, leader: Mutex::new(None), timeout }
     }
 
-    async fn call_one(
-        &self,
-        address: &str,
-        request: &ControllerRequest,
-    ) -> Result<ControllerResult, String> {
+    async fn call_one(&self, address: &str, request: &ControllerRequest) -> Result<ControllerResult, String> {
         let channel = self.peers.channel(address).map_err(|e| e.to_string())?;
         let mut client = ControllerRpcClient::new(channel).max_decoding_message_size(256 << 20);
-        let envelope = ControllerEnvelope {
-            payload: encode(request).into(),
-        };
+        let envelope = ControllerEnvelope { payload: encode(request).into() };
         let response = tokio::time::timeout(self.timeout, client.call(envelope))
             .await
             .map_err(|_| format!("controller call to {address} timed out"))?
-            .map_err(|status| {
-                format!("controller call to {address} failed: {}", status.message())
-            })?;
+            .map_err(|status| format!("controller call to {address} failed: {}", status.message()))?;
         decode::<ControllerResult>(&response.into_inner().payload, "controller reply")
     }
 

@@ -14,13 +14,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::ControllerError;
-use crate::metadata::{
-    ClusterMetadata, ControllerCommand, ControllerResponse, validate_topic_name,
-};
+use crate::metadata::{ClusterMetadata, ControllerCommand, ControllerResponse, validate_topic_name};
 use crate::placement::place;
 use crate::rpc::{
-    ControllerReply, ControllerRequest, ControllerResult, HeartbeatRequest, HeartbeatResponse,
-    Leadership,
+    ControllerReply, ControllerRequest, ControllerResult, HeartbeatRequest, HeartbeatResponse, Leadership,
 };
 use crate::state_machine::ControllerRaft;
 
@@ -35,10 +32,7 @@ pub struct ControllerConfig {
 
 impl Default for ControllerConfig {
     fn default() -> Self {
-        Self {
-            broker_session_timeout_ms: 6_000,
-            partitions_per_topic_max: 1_000,
-        }
+        Self { broker_session_timeout_ms: 6_000, partitions_per_topic_max: 1_000 }
     }
 }
 
@@ -60,9 +54,7 @@ pub struct Controller {
 
 impl std::fmt::Debug for Controller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Controller")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("Controller").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
@@ -72,12 +64,7 @@ impl Controller {
         metadata: watch::Receiver<Arc<ClusterMetadata>>,
         config: ControllerConfig,
     ) -> Self {
-        Self {
-            raft,
-            metadata,
-            config,
-            liveness: Mutex::new(Liveness::default()),
-        }
+        Self { raft, metadata, config, liveness: Mutex::new(Liveness::default()) }
     }
 
     pub fn raft(&self) -> &ControllerRaft {
@@ -94,23 +81,14 @@ impl Controller {
         let term = self.ensure_leader()?;
         match request {
             ControllerRequest::Heartbeat(heartbeat) => self.heartbeat(term, heartbeat).await,
-            ControllerRequest::CreateTopic {
-                name,
-                partitions,
-                replication_factor,
-                configs,
-            } => {
-                self.create_topic(term, name, partitions, replication_factor, configs)
-                    .await
+            ControllerRequest::CreateTopic { name, partitions, replication_factor, configs } => {
+                self.create_topic(term, name, partitions, replication_factor, configs).await
             }
             ControllerRequest::DeleteTopic { name } => {
                 if !self.metadata.borrow().topics.contains_key(&name) {
                     return Err(ControllerError::UnknownTopic(name));
                 }
-                match self
-                    .propose(ControllerCommand::DeleteTopic { name })
-                    .await?
-                {
+                match self.propose(ControllerCommand::DeleteTopic { name }).await? {
                     ControllerResponse::Rejected(e) => Err(e),
                     _ => Ok(ControllerReply::TopicDeleted),
                 }
@@ -124,23 +102,13 @@ impl Controller {
         if metrics.current_leader == Some(metrics.id) && metrics.state.is_leader() {
             return Ok(metrics.current_term);
         }
-        let leader_address = metrics.current_leader.and_then(|id| {
-            metrics
-                .membership_config
-                .membership()
-                .get_node(&id)
-                .map(|n| n.addr.clone())
-        });
-        Err(ControllerError::NotController {
-            leader_id: metrics.current_leader,
-            leader_address,
-        })
+        let leader_address = metrics
+            .current_leader
+            .and_then(|id| metrics.membership_config.membership().get_node(&id).map(|n| n.addr.clone()));
+        Err(ControllerError::NotController { leader_id: metrics.current_leader, leader_address })
     }
 
-    async fn propose(
-        &self,
-        command: ControllerCommand,
-    ) -> Result<ControllerResponse, ControllerError> {
+    async fn propose(&self, command: ControllerCommand) -> Result<ControllerResponse, ControllerError> {
         match self.raft.client_write(command).await {
             Ok(response) => Ok(response.data),
             Err(e) => match e.forward_to_leader() {
@@ -189,61 +157,32 @@ impl Controller {
     }
 
     async fn heartbeat(&self, term: u64, request: HeartbeatRequest) -> ControllerResult {
-        let registered = self
-            .metadata
-            .borrow()
-            .brokers
-            .get(&request.broker_id)
-            .map(|b| b.address.clone());
+        let registered = self.metadata.borrow().brokers.get(&request.broker_id).map(|b| b.address.clone());
         if registered.as_deref() != Some(request.address.as_str()) {
-            let broker = crate::metadata::BrokerInfo {
-                id: request.broker_id,
-                address: request.address.clone(),
-            };
+            let broker = crate::metadata::BrokerInfo { id: request.broker_id, address: request.address.clone() };
             tracing::info!(broker = broker.id, address = %broker.address, "registering broker");
-            self.propose(ControllerCommand::RegisterBroker(broker))
-                .await?;
+            self.propose(ControllerCommand::RegisterBroker(broker)).await?;
         }
         let (alive, leaders) = self.with_liveness(term, |liveness, now| {
             liveness.last_seen.insert(request.broker_id, now);
             let reported: BTreeSet<u64> = request.leading.iter().map(|r| r.group).collect();
             // A group this broker led but no longer reports has lost that leader.
-            liveness
-                .leaders
-                .retain(|group, l| l.leader != request.broker_id || reported.contains(group));
+            liveness.leaders.retain(|group, l| l.leader != request.broker_id || reported.contains(group));
             for report in &request.leading {
-                let newer = liveness
-                    .leaders
-                    .get(&report.group)
-                    .is_none_or(|known| report.term >= known.term);
+                let newer = liveness.leaders.get(&report.group).is_none_or(|known| report.term >= known.term);
                 if newer {
-                    liveness.leaders.insert(
-                        report.group,
-                        Leadership {
-                            leader: request.broker_id,
-                            term: report.term,
-                        },
-                    );
+                    liveness.leaders.insert(report.group, Leadership { leader: request.broker_id, term: report.term });
                 }
             }
             let alive = self.alive(liveness, now);
-            let leaders: BTreeMap<u64, Leadership> = liveness
-                .leaders
-                .iter()
-                .filter(|(_, l)| alive.contains(&l.leader))
-                .map(|(g, l)| (*g, *l))
-                .collect();
+            let leaders: BTreeMap<u64, Leadership> =
+                liveness.leaders.iter().filter(|(_, l)| alive.contains(&l.leader)).map(|(g, l)| (*g, *l)).collect();
             (alive, leaders)
         });
         let metadata = self.metadata.borrow().clone();
         let metadata = (metadata.version > request.metadata_version).then_some(metadata);
         let controller_leader = *self.raft.node_id();
-        Ok(ControllerReply::Heartbeat(HeartbeatResponse {
-            controller_leader,
-            metadata,
-            alive,
-            leaders,
-        }))
+        Ok(ControllerReply::Heartbeat(HeartbeatResponse { controller_leader, metadata, alive, leaders }))
     }
 
     async fn create_topic(
@@ -262,22 +201,14 @@ impl Controller {
             });
         }
         if let Some(key) = configs.keys().next() {
-            return Err(ControllerError::InvalidConfig(format!(
-                "unknown topic config {key:?}"
-            )));
+            return Err(ControllerError::InvalidConfig(format!("unknown topic config {key:?}")));
         }
         let metadata = self.metadata.borrow().clone();
         if metadata.topics.contains_key(&name) {
             return Err(ControllerError::TopicAlreadyExists(name));
         }
-        let live: Vec<u64> = self
-            .with_liveness(term, |liveness, now| self.alive(liveness, now))
-            .into_iter()
-            .collect();
-        let live: Vec<u64> = live
-            .into_iter()
-            .filter(|id| metadata.brokers.contains_key(id))
-            .collect();
+        let live: Vec<u64> = self.with_liveness(term, |liveness, now| self.alive(liveness, now)).into_iter().collect();
+        let live: Vec<u64> = live.into_iter().filter(|id| metadata.brokers.contains_key(id)).collect();
         let assignments = place(
             &live,
             partitions,
@@ -285,18 +216,11 @@ impl Controller {
             &metadata.replica_counts(),
             &metadata.preferred_leader_counts(),
         )?;
-        let command = ControllerCommand::CreateTopic {
-            name,
-            replication_factor,
-            assignments,
-            configs,
-        };
+        let command = ControllerCommand::CreateTopic { name, replication_factor, assignments, configs };
         match self.propose(command).await? {
             ControllerResponse::TopicCreated(topic) => Ok(ControllerReply::TopicCreated(topic)),
             ControllerResponse::Rejected(e) => Err(e),
-            ControllerResponse::Done => Err(ControllerError::Unavailable(
-                "unexpected controller response".into(),
-            )),
+            ControllerResponse::Done => Err(ControllerError::Unavailable("unexpected controller response".into())),
         }
     }
 }

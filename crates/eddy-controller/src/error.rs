@@ -13,17 +13,12 @@ pub enum ControllerError {
     InvalidTopicName { name: String, reason: String },
     #[error("invalid partition count {requested}: it must be between 1 and {max}")]
     InvalidPartitions { requested: u32, max: u32 },
-    #[error(
-        "invalid replication factor {requested}: it must be between 1 and the {live_brokers} live brokers"
-    )]
+    #[error("invalid replication factor {requested}: it must be between 1 and the {live_brokers} live brokers")]
     InvalidReplicationFactor { requested: u32, live_brokers: u32 },
     #[error("invalid topic config: {0}")]
     InvalidConfig(String),
     #[error("this node is not the controller leader")]
-    NotController {
-        leader_id: Option<u64>,
-        leader_address: Option<String>,
-    },
+    NotController { leader_id: Option<u64>, leader_address: Option<String> },
     #[error("the controller is unavailable: {0}")]
     Unavailable(String),
 }

@@ -15,9 +15,6 @@ pub use client::ControllerClient;
 pub use controller::{Controller, ControllerConfig};
 pub use error::ControllerError;
 pub use metadata::{BrokerInfo, CONTROLLER_GROUP, ClusterMetadata, PartitionInfo, TopicInfo};
-pub use rpc::{
-    ControllerReply, ControllerRequest, HeartbeatRequest, HeartbeatResponse, LeaderReport,
-    Leadership,
-};
+pub use rpc::{ControllerReply, ControllerRequest, HeartbeatRequest, HeartbeatResponse, LeaderReport, Leadership};
 pub use service::ControllerRpcService;
 pub use state_machine::{ControllerRaft, ControllerStateMachine, ControllerTypes};

@@ -72,9 +72,7 @@ impl std::fmt::Display for ControllerCommand {
             ControllerCommand::RegisterBroker(b) => {
                 write!(f, "register-broker({} at {})", b.id, b.address)
             }
-            ControllerCommand::CreateTopic {
-                name, assignments, ..
-            } => {
+            ControllerCommand::CreateTopic { name, assignments, .. } => {
                 write!(f, "create-topic({name}, {} partitions)", assignments.len())
             }
             ControllerCommand::DeleteTopic { name } => write!(f, "delete-topic({name})"),
@@ -98,16 +96,9 @@ impl ClusterMetadata {
                 self.brokers.insert(broker.id, broker.clone());
                 ControllerResponse::Done
             }
-            ControllerCommand::CreateTopic {
-                name,
-                replication_factor,
-                assignments,
-                configs,
-            } => {
+            ControllerCommand::CreateTopic { name, replication_factor, assignments, configs } => {
                 if self.topics.contains_key(name) {
-                    return ControllerResponse::Rejected(ControllerError::TopicAlreadyExists(
-                        name.clone(),
-                    ));
+                    return ControllerResponse::Rejected(ControllerError::TopicAlreadyExists(name.clone()));
                 }
                 let first_group = self.next_group_id.max(CONTROLLER_GROUP + 1);
                 let partitions = assignments
@@ -133,9 +124,7 @@ impl ClusterMetadata {
             }
             ControllerCommand::DeleteTopic { name } => {
                 if self.topics.remove(name).is_none() {
-                    return ControllerResponse::Rejected(ControllerError::UnknownTopic(
-                        name.clone(),
-                    ));
+                    return ControllerResponse::Rejected(ControllerError::UnknownTopic(name.clone()));
                 }
                 ControllerResponse::Done
             }
@@ -196,10 +185,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
             .map(|c| format!("it contains {c:?}; use letters, digits, '.', '_' and '-'"))
     };
     match problem {
-        Some(reason) => Err(ControllerError::InvalidTopicName {
-            name: name.to_string(),
-            reason,
-        }),
+        Some(reason) => Err(ControllerError::InvalidTopicName { name: name.to_string(), reason }),
         None => Ok(()),
     }
 }
@@ -217,21 +203,14 @@ mod tests {
             assignments: vec![vec![1]; n],
             configs: BTreeMap::new(),
         };
-        let ControllerResponse::TopicCreated(a) = md.apply(1, &create("a", 2)) else {
-            panic!()
-        };
-        assert_eq!(
-            a.partitions.iter().map(|p| p.group_id).collect::<Vec<_>>(),
-            vec![1, 2]
-        );
+        let ControllerResponse::TopicCreated(a) = md.apply(1, &create("a", 2)) else { panic!() };
+        assert_eq!(a.partitions.iter().map(|p| p.group_id).collect::<Vec<_>>(), vec![1, 2]);
         assert_eq!(
             md.apply(2, &create("a", 1)),
             ControllerResponse::Rejected(ControllerError::TopicAlreadyExists("a".into()))
         );
         md.apply(3, &ControllerCommand::DeleteTopic { name: "a".into() });
-        let ControllerResponse::TopicCreated(b) = md.apply(4, &create("a", 1)) else {
-            panic!()
-        };
+        let ControllerResponse::TopicCreated(b) = md.apply(4, &create("a", 1)) else { panic!() };
         assert_eq!(b.partitions[0].group_id, 3, "group ids are never reused");
         assert_eq!(md.version, 4);
     }

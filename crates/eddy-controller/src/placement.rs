@@ -22,14 +22,10 @@ pub fn place(
             live_brokers: live_brokers.len() as u32,
         });
     }
-    let mut replicas: BTreeMap<u64, u32> = live_brokers
-        .iter()
-        .map(|b| (*b, existing_replicas.get(b).copied().unwrap_or(0)))
-        .collect();
-    let mut leaders: BTreeMap<u64, u32> = live_brokers
-        .iter()
-        .map(|b| (*b, existing_leaders.get(b).copied().unwrap_or(0)))
-        .collect();
+    let mut replicas: BTreeMap<u64, u32> =
+        live_brokers.iter().map(|b| (*b, existing_replicas.get(b).copied().unwrap_or(0))).collect();
+    let mut leaders: BTreeMap<u64, u32> =
+        live_brokers.iter().map(|b| (*b, existing_leaders.get(b).copied().unwrap_or(0))).collect();
     let mut out = Vec::with_capacity(partitions as usize);
     for _ in 0..partitions {
         let leader = *leaders
@@ -93,12 +89,6 @@ mod tests {
     #[test]
     fn rejects_rf_above_live_brokers() {
         let err = place(&[1, 2], 1, 3, &BTreeMap::new(), &BTreeMap::new()).unwrap_err();
-        assert_eq!(
-            err,
-            ControllerError::InvalidReplicationFactor {
-                requested: 3,
-                live_brokers: 2
-            }
-        );
+        assert_eq!(err, ControllerError::InvalidReplicationFactor { requested: 3, live_brokers: 2 });
     }
 }

@@ -49,15 +49,8 @@ pub struct HeartbeatResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControllerRequest {
     Heartbeat(HeartbeatRequest),
-    CreateTopic {
-        name: String,
-        partitions: u32,
-        replication_factor: u32,
-        configs: BTreeMap<String, String>,
-    },
-    DeleteTopic {
-        name: String,
-    },
+    CreateTopic { name: String, partitions: u32, replication_factor: u32, configs: BTreeMap<String, String> },
+    DeleteTopic { name: String },
 }
 
 /// The controller leader's answers.

@@ -24,22 +24,13 @@ impl ControllerRpcService {
 
 #[tonic::async_trait]
 impl ControllerRpc for ControllerRpcService {
-    async fn call(
-        &self,
-        request: Request<ControllerEnvelope>,
-    ) -> Result<Response<ControllerEnvelope>, Status> {
+    async fn call(&self, request: Request<ControllerEnvelope>) -> Result<Response<ControllerEnvelope>, Status> {
         let request: ControllerRequest =
-            decode(&request.into_inner().payload, "controller request")
-                .map_err(Status::invalid_argument)?;
+            decode(&request.into_inner().payload, "controller request").map_err(Status::invalid_argument)?;
         let result: ControllerResult = match &self.controller {
             Some(controller) => controller.handle(request).await,
-            None => Err(ControllerError::NotController {
-                leader_id: None,
-                leader_address: None,
-            }),
+            None => Err(ControllerError::NotController { leader_id: None, leader_address: None }),
         };
-        Ok(Response::new(ControllerEnvelope {
-            payload: encode(&result).into(),
-        }))
+        Ok(Response::new(ControllerEnvelope { payload: encode(&result).into() }))
     }
 }

@@ -48,33 +48,18 @@ pub struct ControllerStateMachine {
 
 impl ControllerStateMachine {
     /// Opens the state machine, recovering the persisted metadata.
-    pub fn open(
-        kv: Arc<dyn KvStore>,
-    ) -> StorageResult<(Self, watch::Receiver<Arc<ClusterMetadata>>)> {
-        let current: Persisted =
-            match kv.get(Cf::State, &keys::group_tag(CONTROLLER_GROUP, STATE))? {
-                Some(bytes) => decode(&bytes, "controller state")?,
-                None => Persisted::default(),
-            };
+    pub fn open(kv: Arc<dyn KvStore>) -> StorageResult<(Self, watch::Receiver<Arc<ClusterMetadata>>)> {
+        let current: Persisted = match kv.get(Cf::State, &keys::group_tag(CONTROLLER_GROUP, STATE))? {
+            Some(bytes) => decode(&bytes, "controller state")?,
+            None => Persisted::default(),
+        };
         let (published, rx) = watch::channel(Arc::new(current.metadata.clone()));
-        Ok((
-            Self {
-                kv,
-                current,
-                published,
-                snapshot: None,
-            },
-            rx,
-        ))
+        Ok((Self { kv, current, published, snapshot: None }, rx))
     }
 
     fn persist(&self) -> io::Result<()> {
         let mut batch = Batch::new();
-        batch.put(
-            Cf::State,
-            keys::group_tag(CONTROLLER_GROUP, STATE),
-            encode(&self.current),
-        );
+        batch.put(Cf::State, keys::group_tag(CONTROLLER_GROUP, STATE), encode(&self.current));
         self.kv.write(batch).map_err(|e| e.into_io())
     }
 }
@@ -85,21 +70,13 @@ impl RaftStateMachine<ControllerTypes> for ControllerStateMachine {
 
     async fn applied_state(
         &mut self,
-    ) -> Result<
-        (
-            Option<LogIdOf<ControllerTypes>>,
-            StoredMembershipOf<ControllerTypes>,
-        ),
-        io::Error,
-    > {
+    ) -> Result<(Option<LogIdOf<ControllerTypes>>, StoredMembershipOf<ControllerTypes>), io::Error> {
         Ok((self.current.applied, self.current.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
     where
-        Strm: futures::Stream<Item = Result<EntryResponder<ControllerTypes>, io::Error>>
-            + Unpin
-            + OptionalSend,
+        Strm: futures::Stream<Item = Result<EntryResponder<ControllerTypes>, io::Error>> + Unpin + OptionalSend,
     {
         let mut responses = Vec::new();
         let mut changed = false;
@@ -111,8 +88,7 @@ impl RaftStateMachine<ControllerTypes> for ControllerStateMachine {
                     self.current.metadata.apply(entry.log_id.index, command)
                 }
                 EntryPayload::Membership(membership) => {
-                    self.current.membership =
-                        openraft::StoredMembership::new(Some(entry.log_id), membership.clone());
+                    self.current.membership = openraft::StoredMembership::new(Some(entry.log_id), membership.clone());
                     ControllerResponse::Done
                 }
             };
@@ -123,8 +99,7 @@ impl RaftStateMachine<ControllerTypes> for ControllerStateMachine {
         }
         self.persist()?;
         if changed {
-            self.published
-                .send_replace(Arc::new(self.current.metadata.clone()));
+            self.published.send_replace(Arc::new(self.current.metadata.clone()));
         }
         for (responder, response) in responses {
             responder.send(response);
@@ -133,9 +108,7 @@ impl RaftStateMachine<ControllerTypes> for ControllerStateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        ControllerSnapshotBuilder {
-            persisted: self.current.clone(),
-        }
+        ControllerSnapshotBuilder { persisted: self.current.clone() }
     }
 
     async fn install_snapshot(
@@ -144,16 +117,10 @@ impl RaftStateMachine<ControllerTypes> for ControllerStateMachine {
         snapshot: Self::SnapshotData,
     ) -> Result<(), io::Error> {
         let bytes = snapshot.into_inner();
-        let metadata: ClusterMetadata =
-            decode(&bytes, "controller snapshot").map_err(|e| e.into_io())?;
-        self.current = Persisted {
-            applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-            metadata,
-        };
+        let metadata: ClusterMetadata = decode(&bytes, "controller snapshot").map_err(|e| e.into_io())?;
+        self.current = Persisted { applied: meta.last_log_id, membership: meta.last_membership.clone(), metadata };
         self.persist()?;
-        self.published
-            .send_replace(Arc::new(self.current.metadata.clone()));
+        self.published.send_replace(Arc::new(self.current.metadata.clone()));
         self.snapshot = Some((meta.clone(), bytes));
         Ok(())
     }
@@ -161,10 +128,10 @@ impl RaftStateMachine<ControllerTypes> for ControllerStateMachine {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<SnapshotOf<ControllerTypes, Self::SnapshotData>>, io::Error> {
-        Ok(self.snapshot.as_ref().map(|(meta, bytes)| Snapshot {
-            meta: meta.clone(),
-            snapshot: Cursor::new(bytes.clone()),
-        }))
+        Ok(self
+            .snapshot
+            .as_ref()
+            .map(|(meta, bytes)| Snapshot { meta: meta.clone(), snapshot: Cursor::new(bytes.clone()) }))
     }
 }
 
@@ -176,16 +143,11 @@ pub struct ControllerSnapshotBuilder {
 impl RaftSnapshotBuilder<ControllerTypes> for ControllerSnapshotBuilder {
     type SnapshotData = Cursor<Vec<u8>>;
 
-    async fn build_snapshot(
-        &mut self,
-    ) -> Result<SnapshotOf<ControllerTypes, Self::SnapshotData>, io::Error> {
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<ControllerTypes, Self::SnapshotData>, io::Error> {
         let meta = openraft::SnapshotMeta {
             last_log_id: self.persisted.applied,
             last_membership: self.persisted.membership.clone(),
         };
-        Ok(Snapshot {
-            meta,
-            snapshot: Cursor::new(encode(&self.persisted.metadata)),
-        })
+        Ok(Snapshot { meta, snapshot: Cursor::new(encode(&self.persisted.metadata)) })
     }
 }

@@ -15,5 +15,4 @@ pub mod internal {
 }
 
 /// Encoded descriptors of every service, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/eddy_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/eddy_descriptor.bin"));

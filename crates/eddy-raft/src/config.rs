@@ -15,21 +15,14 @@ pub struct RaftTiming {
 
 impl Default for RaftTiming {
     fn default() -> Self {
-        Self {
-            heartbeat_interval_ms: 200,
-            election_timeout_min_ms: 1000,
-            election_timeout_max_ms: 2000,
-        }
+        Self { heartbeat_interval_ms: 200, election_timeout_min_ms: 1000, election_timeout_max_ms: 2000 }
     }
 }
 
 impl RaftTiming {
     /// The openraft configuration for a group. Partitions never snapshot or purge on their own:
     /// their Raft log is the partition log, so purging it is retention's decision, not Raft's.
-    pub fn openraft_config(
-        &self,
-        cluster_name: &str,
-    ) -> Result<Arc<openraft::Config>, openraft::ConfigError> {
+    pub fn openraft_config(&self, cluster_name: &str) -> Result<Arc<openraft::Config>, openraft::ConfigError> {
         let config = openraft::Config {
             cluster_name: cluster_name.to_string(),
             heartbeat_interval: self.heartbeat_interval_ms,

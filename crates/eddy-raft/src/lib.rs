@@ -12,6 +12,4 @@ pub mod partition;
 pub mod transport;
 
 pub use config::RaftTiming;
-pub use partition::{
-    PartitionRaft, PartitionReader, PartitionStateMachine, PartitionTypes, PartitionView,
-};
+pub use partition::{PartitionRaft, PartitionReader, PartitionStateMachine, PartitionTypes, PartitionView};

@@ -20,8 +20,7 @@ use eddy_storage::codec::{decode, encode};
 use eddy_storage::kv::Batch;
 use eddy_storage::partition::{ProducerState, SequenceCheck};
 use eddy_storage::{
-    IndexEntry, LogStore, PartitionCommand, PartitionResponse, PartitionState, PartitionStore,
-    Record, StorageResult,
+    IndexEntry, LogStore, PartitionCommand, PartitionResponse, PartitionState, PartitionStore, Record, StorageResult,
 };
 
 openraft::declare_raft_types!(
@@ -67,49 +66,26 @@ impl PartitionStateMachine {
         let mut current: Persisted = store.load_state()?.unwrap_or_default();
         current.partition.producers = store.load_producers()?;
         let (view, rx) = watch::channel(view_of(&current.partition));
-        Ok((
-            Self {
-                store,
-                current,
-                view,
-                snapshot: None,
-            },
-            rx,
-        ))
+        Ok((Self { store, current, view, snapshot: None }, rx))
     }
 
     fn publish(&self) {
         let next = view_of(&self.current.partition);
-        self.view
-            .send_if_modified(|v| std::mem::replace(v, next) != next);
+        self.view.send_if_modified(|v| std::mem::replace(v, next) != next);
     }
 
-    fn apply_command(
-        &mut self,
-        batch: &mut Batch,
-        raft_index: u64,
-        command: &PartitionCommand,
-    ) -> PartitionResponse {
+    fn apply_command(&mut self, batch: &mut Batch, raft_index: u64, command: &PartitionCommand) -> PartitionResponse {
         let PartitionCommand::Append(records) = command;
-        let count =
-            u32::try_from(records.records.len()).expect("batch sizes are bounded far below u32");
-        assert!(
-            count > 0,
-            "empty batches are refused before they reach the log"
-        );
+        let count = u32::try_from(records.records.len()).expect("batch sizes are bounded far below u32");
+        assert!(count > 0, "empty batches are refused before they reach the log");
         let state = &mut self.current.partition;
         if let Some(producer) = &records.producer {
             if let SequenceCheck::Reject(response) = state.check_sequence(producer, count) {
                 return response;
             }
         }
-        let entry = IndexEntry {
-            raft_index,
-            record_count: count,
-        };
-        let base_offset = self
-            .store
-            .stage_append(batch, state, entry, records.max_timestamp_ms());
+        let entry = IndexEntry { raft_index, record_count: count };
+        let base_offset = self.store.stage_append(batch, state, entry, records.max_timestamp_ms());
         if let Some(producer) = &records.producer {
             if let Some(forgotten) = state.remember(producer, count, base_offset) {
                 self.store.stage_producer(batch, forgotten, None);
@@ -122,10 +98,7 @@ impl PartitionStateMachine {
 }
 
 fn view_of(state: &PartitionState) -> PartitionView {
-    PartitionView {
-        high_watermark: state.next_offset,
-        log_start_offset: state.log_start_offset,
-    }
+    PartitionView { high_watermark: state.next_offset, log_start_offset: state.log_start_offset }
 }
 
 impl RaftStateMachine<PartitionTypes> for PartitionStateMachine {
@@ -134,33 +107,22 @@ impl RaftStateMachine<PartitionTypes> for PartitionStateMachine {
 
     async fn applied_state(
         &mut self,
-    ) -> Result<
-        (
-            Option<LogIdOf<PartitionTypes>>,
-            StoredMembershipOf<PartitionTypes>,
-        ),
-        io::Error,
-    > {
+    ) -> Result<(Option<LogIdOf<PartitionTypes>>, StoredMembershipOf<PartitionTypes>), io::Error> {
         Ok((self.current.applied, self.current.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
     where
-        Strm: futures::Stream<Item = Result<EntryResponder<PartitionTypes>, io::Error>>
-            + Unpin
-            + OptionalSend,
+        Strm: futures::Stream<Item = Result<EntryResponder<PartitionTypes>, io::Error>> + Unpin + OptionalSend,
     {
         let mut batch = Batch::new();
         let mut responses = Vec::new();
         while let Some((entry, responder)) = entries.try_next().await? {
             let response = match &entry.payload {
                 EntryPayload::Blank => PartitionResponse::None,
-                EntryPayload::Normal(command) => {
-                    self.apply_command(&mut batch, entry.log_id.index, command)
-                }
+                EntryPayload::Normal(command) => self.apply_command(&mut batch, entry.log_id.index, command),
                 EntryPayload::Membership(membership) => {
-                    self.current.membership =
-                        openraft::StoredMembership::new(Some(entry.log_id), membership.clone());
+                    self.current.membership = openraft::StoredMembership::new(Some(entry.log_id), membership.clone());
                     PartitionResponse::None
                 }
             };
@@ -179,9 +141,7 @@ impl RaftStateMachine<PartitionTypes> for PartitionStateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        PartitionSnapshotBuilder {
-            persisted: self.current.clone(),
-        }
+        PartitionSnapshotBuilder { persisted: self.current.clone() }
     }
 
     async fn install_snapshot(
@@ -196,11 +156,7 @@ impl RaftStateMachine<PartitionTypes> for PartitionStateMachine {
         // The log below the snapshot is gone from this replica: nothing below the snapshot's next
         // offset can be read here any more.
         partition.log_start_offset = partition.next_offset;
-        self.current = Persisted {
-            applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-            partition,
-        };
+        self.current = Persisted { applied: meta.last_log_id, membership: meta.last_membership.clone(), partition };
         let mut batch = Batch::new();
         self.store.stage_reset(&mut batch);
         self.store.stage_drop_producers(&mut batch);
@@ -217,10 +173,10 @@ impl RaftStateMachine<PartitionTypes> for PartitionStateMachine {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<SnapshotOf<PartitionTypes, Self::SnapshotData>>, io::Error> {
-        Ok(self.snapshot.as_ref().map(|(meta, bytes)| Snapshot {
-            meta: meta.clone(),
-            snapshot: Cursor::new(bytes.clone()),
-        }))
+        Ok(self
+            .snapshot
+            .as_ref()
+            .map(|(meta, bytes)| Snapshot { meta: meta.clone(), snapshot: Cursor::new(bytes.clone()) }))
     }
 }
 
@@ -233,19 +189,14 @@ pub struct PartitionSnapshotBuilder {
 impl RaftSnapshotBuilder<PartitionTypes> for PartitionSnapshotBuilder {
     type SnapshotData = Cursor<Vec<u8>>;
 
-    async fn build_snapshot(
-        &mut self,
-    ) -> Result<SnapshotOf<PartitionTypes, Self::SnapshotData>, io::Error> {
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<PartitionTypes, Self::SnapshotData>, io::Error> {
         let meta = openraft::SnapshotMeta {
             last_log_id: self.persisted.applied,
             last_membership: self.persisted.membership.clone(),
         };
         Ok(Snapshot {
             meta,
-            snapshot: Cursor::new(encode(&(
-                &self.persisted.partition,
-                &self.persisted.partition.producers,
-            ))),
+            snapshot: Cursor::new(encode(&(&self.persisted.partition, &self.persisted.partition.producers))),
         })
     }
 }
@@ -271,12 +222,7 @@ impl PartitionReader {
 
     /// Records from `offset` up to (excluding) `high_watermark`, within `limits`. At least one
     /// record is returned when one exists, whatever its size.
-    pub fn read(
-        &self,
-        offset: u64,
-        high_watermark: u64,
-        limits: ReadLimits,
-    ) -> StorageResult<Vec<(u64, Record)>> {
+    pub fn read(&self, offset: u64, high_watermark: u64, limits: ReadLimits) -> StorageResult<Vec<(u64, Record)>> {
         let mut out = Vec::new();
         if offset >= high_watermark {
             return Ok(out);
@@ -342,11 +288,7 @@ impl PartitionReader {
 
     /// The first offset whose record's timestamp is >= `timestamp_ms`; `high_watermark` when
     /// there is none.
-    pub fn offset_for_timestamp(
-        &self,
-        timestamp_ms: i64,
-        high_watermark: u64,
-    ) -> StorageResult<u64> {
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64, high_watermark: u64) -> StorageResult<u64> {
         // The time index names the first batch that raised the partition's running maximum
         // timestamp to `timestamp_ms` or beyond: every earlier record is older, and this batch
         // holds the answer.
@@ -369,12 +311,7 @@ impl PartitionReader {
 pub fn open_partition(
     kv: Arc<dyn eddy_storage::KvStore>,
     group: u64,
-) -> StorageResult<(
-    LogStore<PartitionTypes>,
-    PartitionStateMachine,
-    PartitionReader,
-    watch::Receiver<PartitionView>,
-)> {
+) -> StorageResult<(LogStore<PartitionTypes>, PartitionStateMachine, PartitionReader, watch::Receiver<PartitionView>)> {
     let log = LogStore::new(kv.clone(), group);
     let store = PartitionStore::new(kv, group);
     let (sm, view) = PartitionStateMachine::open(store.clone())?;
@@ -407,7 +344,10 @@ mod tests {
         index: u64,
         command: PartitionCommand,
     ) {
-        let entry = Entry { log_id: LogId::new(openraft::impls::leader_id_adv::LeaderId { term: 1, node_id: 1 }, index), payload: EntryPayload::Normal(command) };
+        let entry = Entry {
+            log_id: LogId::new(openraft::impls::leader_id_adv::LeaderId { term: 1, node_id: 1 }, index),
+            payload: EntryPayload::Normal(command),
+        };
         let (tx, rx) = PartitionTypes::oneshot();
         log.append([entry.clone()], IOFlushed::signal(tx)).await.unwrap();
         rx.await.unwrap().unwrap();

@@ -16,10 +16,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> StorageResult<T>
     let (value, read) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
         .map_err(|e| corrupt(format!("{what}: {e}")))?;
     if read != bytes.len() {
-        return Err(corrupt(format!(
-            "{what}: {} trailing bytes",
-            bytes.len() - read
-        )));
+        return Err(corrupt(format!("{what}: {} trailing bytes", bytes.len() - read)));
     }
     Ok(value)
 }

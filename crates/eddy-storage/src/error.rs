@@ -16,17 +16,9 @@ pub enum StorageError {
         "data directory {dir} was written by an incompatible version of Eddy (format {found}, this \
          build reads format {expected})"
     )]
-    IncompatibleFormat {
-        dir: String,
-        found: String,
-        expected: u32,
-    },
+    IncompatibleFormat { dir: String, found: String, expected: u32 },
     #[error("data directory {dir} belongs to node {found}, not node {expected}")]
-    WrongNode {
-        dir: String,
-        found: u64,
-        expected: u64,
-    },
+    WrongNode { dir: String, found: u64, expected: u64 },
     #[error("the storage writer has stopped")]
     WriterStopped,
 }

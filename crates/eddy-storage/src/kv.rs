@@ -32,14 +32,7 @@ pub enum Cf {
 
 impl Cf {
     /// Every column family, in a fixed order.
-    pub const ALL: [Cf; 6] = [
-        Cf::Log,
-        Cf::RaftMeta,
-        Cf::OffsetIndex,
-        Cf::TimeIndex,
-        Cf::State,
-        Cf::Node,
-    ];
+    pub const ALL: [Cf; 6] = [Cf::Log, Cf::RaftMeta, Cf::OffsetIndex, Cf::TimeIndex, Cf::State, Cf::Node];
 
     /// The column family's name on disk.
     pub fn name(self) -> &'static str {
@@ -128,21 +121,10 @@ pub trait KvStore: Send + Sync + 'static {
     fn get(&self, cf: Cf, key: &[u8]) -> StorageResult<Option<Vec<u8>>>;
 
     /// Visits keys in `[start, end)` in ascending order until `visit` returns false.
-    fn scan(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> StorageResult<()>;
+    fn scan(&self, cf: Cf, start: &[u8], end: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> StorageResult<()>;
 
     /// The greatest key in `[start, end)`, with its value.
-    fn last_in(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: &[u8],
-    ) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>>;
+    fn last_in(&self, cf: Cf, start: &[u8], end: &[u8]) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>>;
 
     /// Applies a batch atomically. Visible to every reader on return; durable after a later sync.
     fn write(&self, batch: Batch) -> StorageResult<()>;
@@ -158,8 +140,7 @@ pub async fn sync(kv: &dyn KvStore) -> StorageResult<()> {
         // The receiver is gone only when the caller stopped waiting; nothing to report then.
         let _ = tx.send(result);
     }));
-    rx.await
-        .unwrap_or(Err(crate::error::StorageError::WriterStopped))
+    rx.await.unwrap_or(Err(crate::error::StorageError::WriterStopped))
 }
 
 impl fmt::Debug for dyn KvStore {
@@ -201,11 +182,7 @@ pub mod keys {
 
     /// Decodes the u64 that follows the 8-byte group prefix.
     pub fn suffix_u64(key: &[u8]) -> u64 {
-        assert!(
-            key.len() >= 16,
-            "key too short for group + u64: {} bytes",
-            key.len()
-        );
+        assert!(key.len() >= 16, "key too short for group + u64: {} bytes", key.len());
         let mut n = [0u8; 8];
         n.copy_from_slice(&key[8..16]);
         u64::from_be_bytes(n)

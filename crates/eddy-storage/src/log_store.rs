@@ -32,29 +32,19 @@ pub struct LogStore<C> {
 
 impl<C> Clone for LogStore<C> {
     fn clone(&self) -> Self {
-        Self {
-            kv: self.kv.clone(),
-            group: self.group,
-            _types: std::marker::PhantomData,
-        }
+        Self { kv: self.kv.clone(), group: self.group, _types: std::marker::PhantomData }
     }
 }
 
 impl<C> Debug for LogStore<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogStore")
-            .field("group", &self.group)
-            .finish()
+        f.debug_struct("LogStore").field("group", &self.group).finish()
     }
 }
 
 impl<C: RaftTypeConfig> LogStore<C> {
     pub fn new(kv: Arc<dyn KvStore>, group: u64) -> Self {
-        Self {
-            kv,
-            group,
-            _types: std::marker::PhantomData,
-        }
+        Self { kv, group, _types: std::marker::PhantomData }
     }
 
     pub fn group(&self) -> u64 {
@@ -62,10 +52,7 @@ impl<C: RaftTypeConfig> LogStore<C> {
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, tag: &[u8]) -> StorageResult<Option<T>> {
-        match self
-            .kv
-            .get(Cf::RaftMeta, &keys::group_tag(self.group, tag))?
-        {
+        match self.kv.get(Cf::RaftMeta, &keys::group_tag(self.group, tag))? {
             Some(bytes) => Ok(Some(decode(&bytes, "raft metadata")?)),
             None => Ok(None),
         }
@@ -106,18 +93,8 @@ impl<C: RaftTypeConfig> LogStore<C> {
     /// Deletes every key this group owns in every column family (the group was removed).
     pub fn destroy_group(kv: &dyn KvStore, group: u64) -> StorageResult<()> {
         let mut batch = Batch::new();
-        for cf in [
-            Cf::Log,
-            Cf::RaftMeta,
-            Cf::OffsetIndex,
-            Cf::TimeIndex,
-            Cf::State,
-        ] {
-            batch.delete_range(
-                cf,
-                keys::group_prefix(group).to_vec(),
-                keys::group_end(group),
-            );
+        for cf in [Cf::Log, Cf::RaftMeta, Cf::OffsetIndex, Cf::TimeIndex, Cf::State] {
+            batch.delete_range(cf, keys::group_prefix(group).to_vec(), keys::group_end(group));
         }
         kv.write(batch)
     }
@@ -170,11 +147,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
         let purged: Option<LogIdOf<C>> = self.meta(PURGED).map_err(|e| e.into_io())?;
         let last = self
             .kv
-            .last_in(
-                Cf::Log,
-                &keys::group_prefix(self.group),
-                &keys::group_end(self.group),
-            )
+            .last_in(Cf::Log, &keys::group_prefix(self.group), &keys::group_end(self.group))
             .map_err(|e| e.into_io())?;
         let last_log_id = match last {
             Some((_, bytes)) => {
@@ -183,10 +156,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
             }
             None => purged.clone(),
         };
-        Ok(LogState {
-            last_purged_log_id: purged,
-            last_log_id,
-        })
+        Ok(LogState { last_purged_log_id: purged, last_log_id })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -195,30 +165,19 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
 
     async fn save_vote(&mut self, vote: &VoteOf<C>) -> Result<(), io::Error> {
         let mut batch = Batch::new();
-        batch.put(
-            Cf::RaftMeta,
-            keys::group_tag(self.group, VOTE),
-            encode(vote),
-        );
+        batch.put(Cf::RaftMeta, keys::group_tag(self.group, VOTE), encode(vote));
         self.kv.write(batch).map_err(|e| e.into_io())?;
         kv::sync(self.kv.as_ref()).await.map_err(|e| e.into_io())
     }
 
     async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
         let mut batch = Batch::new();
-        batch.put(
-            Cf::RaftMeta,
-            keys::group_tag(self.group, COMMITTED),
-            encode(&committed),
-        );
+        batch.put(Cf::RaftMeta, keys::group_tag(self.group, COMMITTED), encode(&committed));
         self.kv.write(batch).map_err(|e| e.into_io())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogIdOf<C>>, io::Error> {
-        Ok(self
-            .meta::<Option<LogIdOf<C>>>(COMMITTED)
-            .map_err(|e| e.into_io())?
-            .flatten())
+        Ok(self.meta::<Option<LogIdOf<C>>>(COMMITTED).map_err(|e| e.into_io())?.flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<C>) -> Result<(), io::Error>
@@ -228,45 +187,26 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
     {
         let mut batch = Batch::new();
         for entry in entries {
-            batch.put(
-                Cf::Log,
-                keys::group_u64(self.group, entry.index()),
-                encode(&entry),
-            );
+            batch.put(Cf::Log, keys::group_u64(self.group, entry.index()), encode(&entry));
         }
-        metrics::counter!("eddy_raft_log_appended_bytes_total")
-            .increment(batch.size_bytes() as u64);
+        metrics::counter!("eddy_raft_log_appended_bytes_total").increment(batch.size_bytes() as u64);
         self.kv.write(batch).map_err(|e| e.into_io())?;
-        self.kv.sync(Box::new(move |result| {
-            callback.io_completed(result.map_err(|e| e.into_io()))
-        }));
+        self.kv.sync(Box::new(move |result| callback.io_completed(result.map_err(|e| e.into_io()))));
         Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<C>>) -> Result<(), io::Error> {
         let from = last_log_id.as_ref().map_or(0, |id| id.index() + 1);
         let mut batch = Batch::new();
-        batch.delete_range(
-            Cf::Log,
-            keys::group_u64(self.group, from),
-            keys::group_end(self.group),
-        );
+        batch.delete_range(Cf::Log, keys::group_u64(self.group, from), keys::group_end(self.group));
         self.kv.write(batch).map_err(|e| e.into_io())
     }
 
     async fn purge(&mut self, log_id: LogIdOf<C>) -> Result<(), io::Error> {
         // The purge marker goes first (same atomic batch), so the log never looks like it has a hole.
         let mut batch = Batch::new();
-        batch.put(
-            Cf::RaftMeta,
-            keys::group_tag(self.group, PURGED),
-            encode(&log_id),
-        );
-        batch.delete_range(
-            Cf::Log,
-            keys::group_u64(self.group, 0),
-            keys::group_u64(self.group, log_id.index() + 1),
-        );
+        batch.put(Cf::RaftMeta, keys::group_tag(self.group, PURGED), encode(&log_id));
+        batch.delete_range(Cf::Log, keys::group_u64(self.group, 0), keys::group_u64(self.group, log_id.index() + 1));
         self.kv.write(batch).map_err(|e| e.into_io())
     }
 }
@@ -289,7 +229,10 @@ mod tests {
 
     type TestLog = LogStore<TestTypes>;
 
-    fn entry(term: u64, index: u64) -> Entry<openraft::impls::leader_id_adv::LeaderId<u64, u64>, EntryPayload<String, u64, openraft::BasicNode>> {
+    fn entry(
+        term: u64,
+        index: u64,
+    ) -> Entry<openraft::impls::leader_id_adv::LeaderId<u64, u64>, EntryPayload<String, u64, openraft::BasicNode>> {
         Entry {
             log_id: LogId::new(openraft::impls::leader_id_adv::LeaderId { term, node_id: 1 }, index),
             payload: EntryPayload::Normal(format!("t{term}-i{index}")),

@@ -38,10 +38,8 @@ fn apply(tables: &mut Tables, batch: &Batch) {
                 tables.remove(&(*cf, key.clone()));
             }
             Op::DeleteRange { cf, start, end } => {
-                let doomed: Vec<_> = tables
-                    .range((*cf, start.clone())..(*cf, end.clone()))
-                    .map(|(k, _)| k.clone())
-                    .collect();
+                let doomed: Vec<_> =
+                    tables.range((*cf, start.clone())..(*cf, end.clone())).map(|(k, _)| k.clone()).collect();
                 for key in doomed {
                     tables.remove(&key);
                 }
@@ -70,22 +68,10 @@ impl MemKv {
 
 impl KvStore for MemKv {
     fn get(&self, cf: Cf, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
-        Ok(self
-            .images
-            .lock()
-            .expect("mem kv lock")
-            .live
-            .get(&(cf, key.to_vec()))
-            .cloned())
+        Ok(self.images.lock().expect("mem kv lock").live.get(&(cf, key.to_vec())).cloned())
     }
 
-    fn scan(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> StorageResult<()> {
+    fn scan(&self, cf: Cf, start: &[u8], end: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> StorageResult<()> {
         // Copy out the range first so `visit` may call back into the store.
         let items: Vec<(Vec<u8>, Vec<u8>)> = {
             let images = self.images.lock().expect("mem kv lock");
@@ -103,19 +89,11 @@ impl KvStore for MemKv {
         Ok(())
     }
 
-    fn last_in(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: &[u8],
-    ) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>> {
+    fn last_in(&self, cf: Cf, start: &[u8], end: &[u8]) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>> {
         let images = self.images.lock().expect("mem kv lock");
         let found = images
             .live
-            .range((
-                Bound::Included((cf, start.to_vec())),
-                Bound::Excluded((cf, end.to_vec())),
-            ))
+            .range((Bound::Included((cf, start.to_vec())), Bound::Excluded((cf, end.to_vec()))))
             .next_back()
             .map(|((_, k), v)| (k.clone(), v.clone()));
         Ok(found)
@@ -161,9 +139,6 @@ mod tests {
         kv.crash();
         assert!(kv.get(Cf::Log, b"a").unwrap().is_some(), "a was synced");
         assert!(kv.get(Cf::Log, b"b").unwrap().is_some());
-        assert!(
-            kv.get(Cf::Log, b"c").unwrap().is_none(),
-            "c was never synced"
-        );
+        assert!(kv.get(Cf::Log, b"c").unwrap().is_none(), "c was never synced");
     }
 }

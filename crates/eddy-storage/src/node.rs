@@ -32,18 +32,12 @@ pub fn check_data_dir(dir: &Path, node_id: u64) -> StorageResult<()> {
             }
             let found = format.unwrap_or_else(|| "unknown".into());
             if found != DATA_FORMAT_VERSION.to_string() {
-                return Err(StorageError::IncompatibleFormat {
-                    dir: shown,
-                    found,
-                    expected: DATA_FORMAT_VERSION,
-                });
+                return Err(StorageError::IncompatibleFormat { dir: shown, found, expected: DATA_FORMAT_VERSION });
             }
             match owner {
-                Some(found) if found != node_id => Err(StorageError::WrongNode {
-                    dir: shown,
-                    found,
-                    expected: node_id,
-                }),
+                Some(found) if found != node_id => {
+                    Err(StorageError::WrongNode { dir: shown, found, expected: node_id })
+                }
                 Some(_) => Ok(()),
                 None => Err(StorageError::IncompatibleFormat {
                     dir: shown,
@@ -62,10 +56,7 @@ pub fn check_data_dir(dir: &Path, node_id: u64) -> StorageResult<()> {
                 });
             }
             let tmp = dir.join(format!("{FORMAT_FILE}.tmp"));
-            std::fs::write(
-                &tmp,
-                format!("format={DATA_FORMAT_VERSION}\nnode_id={node_id}\n"),
-            )?;
+            std::fs::write(&tmp, format!("format={DATA_FORMAT_VERSION}\nnode_id={node_id}\n"))?;
             std::fs::rename(&tmp, &path)?;
             Ok(())
         }
@@ -82,24 +73,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         check_data_dir(dir.path(), 3).unwrap();
         check_data_dir(dir.path(), 3).unwrap();
-        assert!(matches!(
-            check_data_dir(dir.path(), 4),
-            Err(StorageError::WrongNode { found: 3, .. })
-        ));
+        assert!(matches!(check_data_dir(dir.path(), 4), Err(StorageError::WrongNode { found: 3, .. })));
         std::fs::write(dir.path().join(FORMAT_FILE), "format=0\nnode_id=3\n").unwrap();
-        assert!(matches!(
-            check_data_dir(dir.path(), 3),
-            Err(StorageError::IncompatibleFormat { .. })
-        ));
+        assert!(matches!(check_data_dir(dir.path(), 3), Err(StorageError::IncompatibleFormat { .. })));
     }
 
     #[test]
     fn foreign_dir_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("something"), "x").unwrap();
-        assert!(matches!(
-            check_data_dir(dir.path(), 1),
-            Err(StorageError::IncompatibleFormat { .. })
-        ));
+        assert!(matches!(check_data_dir(dir.path(), 1), Err(StorageError::IncompatibleFormat { .. })));
     }
 }

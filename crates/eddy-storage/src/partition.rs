@@ -48,9 +48,7 @@ pub struct ProducerState {
 impl ProducerState {
     /// The sequence the next batch must start with.
     pub fn next_sequence(&self) -> u64 {
-        self.recent
-            .back()
-            .map_or(0, |b| b.first_sequence + u64::from(b.record_count))
+        self.recent.back().map_or(0, |b| b.first_sequence + u64::from(b.record_count))
     }
 }
 
@@ -87,17 +85,13 @@ impl PartitionState {
             return SequenceCheck::Accept;
         };
         if producer.epoch < state.epoch {
-            return SequenceCheck::Reject(PartitionResponse::ProducerFenced {
-                current_epoch: state.epoch,
-            });
+            return SequenceCheck::Reject(PartitionResponse::ProducerFenced { current_epoch: state.epoch });
         }
         if producer.epoch > state.epoch {
             return SequenceCheck::Accept;
         }
-        if let Some(seen) = state
-            .recent
-            .iter()
-            .find(|b| b.first_sequence == producer.first_sequence && b.record_count == record_count)
+        if let Some(seen) =
+            state.recent.iter().find(|b| b.first_sequence == producer.first_sequence && b.record_count == record_count)
         {
             return SequenceCheck::Reject(PartitionResponse::Duplicate {
                 base_offset: seen.base_offset,
@@ -122,11 +116,7 @@ impl PartitionState {
             state.epoch = producer.epoch;
             state.recent.clear();
         }
-        state.recent.push_back(SeenBatch {
-            first_sequence: producer.first_sequence,
-            record_count,
-            base_offset,
-        });
+        state.recent.push_back(SeenBatch { first_sequence: producer.first_sequence, record_count, base_offset });
         while state.recent.len() > PRODUCER_DEDUP_WINDOW_BATCHES {
             state.recent.pop_front();
         }
@@ -156,9 +146,7 @@ pub struct PartitionStore {
 
 impl std::fmt::Debug for PartitionStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PartitionStore")
-            .field("group", &self.group)
-            .finish()
+        f.debug_struct("PartitionStore").field("group", &self.group).finish()
     }
 }
 
@@ -180,23 +168,12 @@ impl PartitionStore {
         batch_max_timestamp_ms: i64,
     ) -> u64 {
         let base_offset = state.next_offset;
-        batch.put(
-            Cf::OffsetIndex,
-            keys::group_u64(self.group, base_offset),
-            encode(&entry),
-        );
-        if state
-            .max_timestamp_ms
-            .is_none_or(|max| batch_max_timestamp_ms > max)
-        {
+        batch.put(Cf::OffsetIndex, keys::group_u64(self.group, base_offset), encode(&entry));
+        if state.max_timestamp_ms.is_none_or(|max| batch_max_timestamp_ms > max) {
             // Keyed by the (non-negative) timestamp so that a seek finds the first batch at or
             // after a time; negative timestamps sort as 0.
             let ts_key = u64::try_from(batch_max_timestamp_ms).unwrap_or(0);
-            batch.put(
-                Cf::TimeIndex,
-                keys::group_u64(self.group, ts_key),
-                encode(&base_offset),
-            );
+            batch.put(Cf::TimeIndex, keys::group_u64(self.group, ts_key), encode(&base_offset));
             state.max_timestamp_ms = Some(batch_max_timestamp_ms);
         }
         state.next_offset += u64::from(entry.record_count);
@@ -210,10 +187,7 @@ impl PartitionStore {
 
     /// Loads the persisted state, if the partition has one.
     pub fn load_state<T: serde::de::DeserializeOwned>(&self) -> StorageResult<Option<T>> {
-        match self
-            .kv
-            .get(Cf::State, &keys::group_tag(self.group, STATE))?
-        {
+        match self.kv.get(Cf::State, &keys::group_tag(self.group, STATE))? {
             Some(bytes) => Ok(Some(decode(&bytes, "partition state")?)),
             None => Ok(None),
         }
@@ -281,11 +255,7 @@ impl PartitionStore {
     }
 
     /// Visits index entries with base offset >= `from`, in order, until `visit` returns false.
-    pub fn scan_index(
-        &self,
-        from: u64,
-        visit: &mut dyn FnMut(u64, IndexEntry) -> bool,
-    ) -> StorageResult<()> {
+    pub fn scan_index(&self, from: u64, visit: &mut dyn FnMut(u64, IndexEntry) -> bool) -> StorageResult<()> {
         let mut failure = None;
         self.kv.scan(
             Cf::OffsetIndex,
@@ -325,11 +295,7 @@ impl PartitionStore {
     /// Drops index entries below `offset` (after a snapshot moved the log start past them).
     pub fn stage_reset(&self, batch: &mut Batch) {
         for cf in [Cf::OffsetIndex, Cf::TimeIndex] {
-            batch.delete_range(
-                cf,
-                keys::group_prefix(self.group).to_vec(),
-                keys::group_end(self.group),
-            );
+            batch.delete_range(cf, keys::group_prefix(self.group).to_vec(), keys::group_end(self.group));
         }
     }
 }
@@ -341,11 +307,7 @@ mod tests {
     use super::*;
 
     fn producer(id: u64, epoch: u32, seq: u64) -> ProducerBatch {
-        ProducerBatch {
-            producer_id: id,
-            epoch,
-            first_sequence: seq,
-        }
+        ProducerBatch { producer_id: id, epoch, first_sequence: seq }
     }
 
     #[test]
@@ -356,22 +318,13 @@ mod tests {
         assert_eq!(state.remember(&p, 3, 100), None);
         assert_eq!(
             state.check_sequence(&p, 3),
-            SequenceCheck::Reject(PartitionResponse::Duplicate {
-                base_offset: 100,
-                count: 3
-            })
+            SequenceCheck::Reject(PartitionResponse::Duplicate { base_offset: 100, count: 3 })
         );
         assert_eq!(
             state.check_sequence(&producer(1, 0, 5), 1),
-            SequenceCheck::Reject(PartitionResponse::OutOfOrderSequence {
-                expected: 3,
-                received: 5
-            })
+            SequenceCheck::Reject(PartitionResponse::OutOfOrderSequence { expected: 3, received: 5 })
         );
-        assert_eq!(
-            state.check_sequence(&producer(1, 0, 3), 1),
-            SequenceCheck::Accept
-        );
+        assert_eq!(state.check_sequence(&producer(1, 0, 3), 1), SequenceCheck::Accept);
         assert_eq!(state.remember(&producer(1, 1, 0), 1, 200), None);
         assert_eq!(
             state.check_sequence(&producer(1, 0, 4), 1),

@@ -19,11 +19,7 @@ impl Record {
     pub fn size_bytes(&self) -> usize {
         self.key.as_ref().map_or(0, Bytes::len)
             + self.value.len()
-            + self
-                .headers
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>()
+            + self.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
             + 8
     }
 }
@@ -47,11 +43,7 @@ pub struct RecordBatch {
 
 impl RecordBatch {
     pub fn max_timestamp_ms(&self) -> i64 {
-        self.records
-            .iter()
-            .map(|r| r.timestamp_ms)
-            .max()
-            .unwrap_or(i64::MIN)
+        self.records.iter().map(|r| r.timestamp_ms).max().unwrap_or(i64::MIN)
     }
 }
 

@@ -25,9 +25,7 @@ pub struct GroupCommitConfig {
 
 impl Default for GroupCommitConfig {
     fn default() -> Self {
-        Self {
-            queue_depth_max: 65_536,
-        }
+        Self { queue_depth_max: 65_536 }
     }
 }
 
@@ -35,7 +33,9 @@ impl Default for GroupCommitConfig {
 pub struct RocksKv {
     db: Arc<DB>,
     path: PathBuf,
-    syncs: mpsc::SyncSender<SyncDone>,
+    /// `None` only while dropping.
+    syncs: Option<mpsc::SyncSender<SyncDone>>,
+    syncer: Option<thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for RocksKv {
@@ -54,20 +54,13 @@ impl RocksKv {
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         // Recover to the last consistent point of the WAL: a prefix of the written batches.
         opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
-        let cfs = Cf::ALL
-            .iter()
-            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+        let cfs = Cf::ALL.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
         let db = Arc::new(DB::open_cf_descriptors(&opts, path, cfs)?);
         let (syncs, rx) = mpsc::sync_channel(config.queue_depth_max);
         let syncer_db = db.clone();
-        thread::Builder::new()
-            .name("eddy-group-commit".into())
-            .spawn(move || syncer_loop(&syncer_db, &rx))?;
-        Ok(Self {
-            db,
-            path: path.to_path_buf(),
-            syncs,
-        })
+        let syncer =
+            thread::Builder::new().name("eddy-group-commit".into()).spawn(move || syncer_loop(&syncer_db, &rx))?;
+        Ok(Self { db, path: path.to_path_buf(), syncs: Some(syncs), syncer: Some(syncer) })
     }
 
     /// Where the database lives.
@@ -76,9 +69,21 @@ impl RocksKv {
     }
 }
 
+impl Drop for RocksKv {
+    /// Stops the syncer (after it served every queued sync) so the database is closed when this
+    /// returns and the directory can be opened again.
+    fn drop(&mut self) {
+        drop(self.syncs.take());
+        if let Some(syncer) = self.syncer.take() {
+            if syncer.join().is_err() {
+                tracing::error!("group-commit syncer panicked");
+            }
+        }
+    }
+}
+
 fn cf_handle(db: &DB, cf: Cf) -> &rocksdb::ColumnFamily {
-    db.cf_handle(cf.name())
-        .expect("every column family is created at open")
+    db.cf_handle(cf.name()).expect("every column family is created at open")
 }
 
 fn syncer_loop(db: &DB, rx: &mpsc::Receiver<SyncDone>) {
@@ -99,11 +104,7 @@ fn syncer_loop(db: &DB, rx: &mpsc::Receiver<SyncDone>) {
             Err(e) => {
                 tracing::error!(error = %e, waiting = waiting.len(), "WAL sync failed");
                 let message = e.to_string();
-                waiting.drain(..).for_each(|done| {
-                    done(Err(StorageError::Io(std::io::Error::other(
-                        message.clone(),
-                    ))))
-                });
+                waiting.drain(..).for_each(|done| done(Err(StorageError::Io(std::io::Error::other(message.clone())))));
             }
         }
     }
@@ -115,17 +116,8 @@ impl KvStore for RocksKv {
         Ok(self.db.get_cf(cf_handle(&self.db, cf), key)?)
     }
 
-    fn scan(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> StorageResult<()> {
-        let iter = self.db.iterator_cf(
-            cf_handle(&self.db, cf),
-            IteratorMode::From(start, Direction::Forward),
-        );
+    fn scan(&self, cf: Cf, start: &[u8], end: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> StorageResult<()> {
+        let iter = self.db.iterator_cf(cf_handle(&self.db, cf), IteratorMode::From(start, Direction::Forward));
         for item in iter {
             let (key, value) = item?;
             if key.as_ref() >= end || !visit(&key, &value) {
@@ -135,12 +127,7 @@ impl KvStore for RocksKv {
         Ok(())
     }
 
-    fn last_in(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: &[u8],
-    ) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>> {
+    fn last_in(&self, cf: Cf, start: &[u8], end: &[u8]) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>> {
         let mut iter = self.db.raw_iterator_cf(cf_handle(&self.db, cf));
         iter.seek_for_prev(end);
         while iter.valid() {
@@ -164,16 +151,17 @@ impl KvStore for RocksKv {
             match op {
                 Op::Put { cf, key, value } => rocks.put_cf(cf_handle(&self.db, *cf), key, value),
                 Op::Delete { cf, key } => rocks.delete_cf(cf_handle(&self.db, *cf), key),
-                Op::DeleteRange { cf, start, end } => {
-                    rocks.delete_range_cf(cf_handle(&self.db, *cf), start, end)
-                }
+                Op::DeleteRange { cf, start, end } => rocks.delete_range_cf(cf_handle(&self.db, *cf), start, end),
             }
         }
         Ok(self.db.write(rocks)?)
     }
 
     fn sync(&self, done: SyncDone) {
-        if let Err(mpsc::SendError(done)) = self.syncs.send(done) {
+        let Some(syncs) = &self.syncs else {
+            return done(Err(StorageError::WriterStopped));
+        };
+        if let Err(mpsc::SendError(done)) = syncs.send(done) {
             done(Err(StorageError::WriterStopped));
         }
     }
@@ -196,22 +184,15 @@ mod tests {
             let (tx, rx) = mpsc::channel();
             kv.sync(Box::new(move |r| tx.send(r.is_ok()).unwrap()));
             assert!(rx.recv().unwrap());
-            let last = kv
-                .last_in(Cf::Log, &7u64.to_be_bytes(), &crate::kv::keys::group_end(7))
-                .unwrap();
+            let last = kv.last_in(Cf::Log, &7u64.to_be_bytes(), &crate::kv::keys::group_end(7)).unwrap();
             assert_eq!(last.unwrap().1, vec![9]);
         }
         let kv = RocksKv::open(dir.path(), GroupCommitConfig::default()).unwrap();
         let mut seen = Vec::new();
-        kv.scan(
-            Cf::Log,
-            &crate::kv::keys::group_u64(7, 3),
-            &crate::kv::keys::group_u64(7, 6),
-            &mut |_, v| {
-                seen.push(v[0]);
-                true
-            },
-        )
+        kv.scan(Cf::Log, &crate::kv::keys::group_u64(7, 3), &crate::kv::keys::group_u64(7, 6), &mut |_, v| {
+            seen.push(v[0]);
+            true
+        })
         .unwrap();
         assert_eq!(seen, vec![3, 4, 5]);
     }

@@ -6,13 +6,9 @@ use std::time::Duration;
 
 use eddy_proto::internal::RaftEnvelope;
 use eddy_proto::internal::raft_transport_client::RaftTransportClient;
-use openraft::errors::{
-    NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
-};
+use openraft::errors::{NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
-};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{BasicNode, OptionalSend, RaftTypeConfig};
 use serde::Serialize;
@@ -40,12 +36,7 @@ where
     type Network = GroupNetwork;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Self::Network {
-        GroupNetwork {
-            peers: self.peers.clone(),
-            group: self.group,
-            target,
-            address: node.addr.clone(),
-        }
+        GroupNetwork { peers: self.peers.clone(), group: self.group, target, address: node.addr.clone() }
     }
 }
 
@@ -76,64 +67,36 @@ impl CallError {
 }
 
 impl GroupNetwork {
-    async fn call(
-        &self,
-        kind: RpcKind,
-        payload: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<Vec<u8>, CallError> {
-        let channel = self
-            .peers
-            .channel(&self.address)
-            .map_err(|e| CallError::Unreachable(e.to_string()))?;
+    async fn call(&self, kind: RpcKind, payload: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, CallError> {
+        let channel = self.peers.channel(&self.address).map_err(|e| CallError::Unreachable(e.to_string()))?;
         let mut client = RaftTransportClient::new(channel)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
-        let request = RaftEnvelope {
-            group_id: self.group,
-            kind: kind as u32,
-            payload: payload.into(),
-        };
+        let request = RaftEnvelope { group_id: self.group, kind: kind as u32, payload: payload.into() };
         match tokio::time::timeout(timeout, client.call(request)).await {
             Err(_) => Err(CallError::Network(format!(
                 "{kind:?} to node {} for group {} timed out after {timeout:?}",
                 self.target, self.group
             ))),
             Ok(Err(status)) => match status.code() {
-                tonic::Code::Unavailable | tonic::Code::NotFound | tonic::Code::Unimplemented => {
-                    Err(CallError::Unreachable(format!(
-                        "node {} group {}: {}",
-                        self.target,
-                        self.group,
-                        status.message()
-                    )))
-                }
-                _ => Err(CallError::Network(format!(
-                    "node {} group {}: {status}",
-                    self.target, self.group
-                ))),
+                tonic::Code::Unavailable | tonic::Code::NotFound | tonic::Code::Unimplemented => Err(
+                    CallError::Unreachable(format!("node {} group {}: {}", self.target, self.group, status.message())),
+                ),
+                _ => Err(CallError::Network(format!("node {} group {}: {status}", self.target, self.group))),
             },
             Ok(Ok(response)) => Ok(response.into_inner().payload.to_vec()),
         }
     }
 
-    async fn request<C, Req, Resp>(
-        &self,
-        kind: RpcKind,
-        rpc: &Req,
-        option: &RPCOption,
-    ) -> Result<Resp, RPCError<C>>
+    async fn request<C, Req, Resp>(&self, kind: RpcKind, rpc: &Req, option: &RPCOption) -> Result<Resp, RPCError<C>>
     where
         C: RaftTypeConfig,
         Req: Serialize,
         Resp: DeserializeOwned,
     {
-        let bytes = self
-            .call(kind, encode(rpc), option.soft_ttl())
-            .await
-            .map_err(CallError::into_rpc)?;
-        let result: Result<Resp, RaftError<C>> = decode(&bytes, "raft response")
-            .map_err(|e| RPCError::Network(NetworkError::from_string(e)))?;
+        let bytes = self.call(kind, encode(rpc), option.soft_ttl()).await.map_err(CallError::into_rpc)?;
+        let result: Result<Resp, RaftError<C>> =
+            decode(&bytes, "raft response").map_err(|e| RPCError::Network(NetworkError::from_string(e)))?;
         // A remote Fatal means the peer's group is shutting down: treat it as unreachable.
         result.map_err(|e| RPCError::Unreachable(Unreachable::from_string(e.to_string())))
     }
@@ -153,19 +116,11 @@ where
         self.request(RpcKind::AppendEntries, &rpc, &option).await
     }
 
-    async fn vote(
-        &mut self,
-        rpc: VoteRequest<C>,
-        option: RPCOption,
-    ) -> Result<VoteResponse<C>, RPCError<C>> {
+    async fn vote(&mut self, rpc: VoteRequest<C>, option: RPCOption) -> Result<VoteResponse<C>, RPCError<C>> {
         self.request(RpcKind::Vote, &rpc, &option).await
     }
 
-    async fn pre_vote(
-        &mut self,
-        rpc: VoteRequest<C>,
-        option: RPCOption,
-    ) -> Result<VoteResponse<C>, RPCError<C>> {
+    async fn pre_vote(&mut self, rpc: VoteRequest<C>, option: RPCOption) -> Result<VoteResponse<C>, RPCError<C>> {
         self.request(RpcKind::PreVote, &rpc, &option).await
     }
 
@@ -184,8 +139,7 @@ where
             result = call => result.map_err(|e| StreamingError::from(e.into_rpc::<C>()))?,
         };
         let result: Result<SnapshotResponse<C>, openraft::errors::Fatal<C>> =
-            decode(&bytes, "snapshot response")
-                .map_err(|e| StreamingError::Network(NetworkError::from_string(e)))?;
+            decode(&bytes, "snapshot response").map_err(|e| StreamingError::Network(NetworkError::from_string(e)))?;
         result.map_err(|e| StreamingError::Unreachable(Unreachable::from_string(e.to_string())))
     }
 }

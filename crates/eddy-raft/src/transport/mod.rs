@@ -63,19 +63,14 @@ pub struct TcpConnector {
 
 impl Default for TcpConnector {
     fn default() -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(1),
-        }
+        Self { connect_timeout: Duration::from_secs(1) }
     }
 }
 
 impl Connector for TcpConnector {
     fn connect(&self, address: &str) -> Result<Channel, TransportError> {
         let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| TransportError::BadAddress {
-                address: address.to_string(),
-                reason: e.to_string(),
-            })?
+            .map_err(|e| TransportError::BadAddress { address: address.to_string(), reason: e.to_string() })?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))
@@ -99,10 +94,7 @@ impl std::fmt::Debug for Peers {
 
 impl Peers {
     pub fn new(connector: Arc<dyn Connector>) -> Self {
-        Self {
-            connector,
-            channels: Mutex::new(HashMap::new()),
-        }
+        Self { connector, channels: Mutex::new(HashMap::new()) }
     }
 
     /// The channel to `address`, made on first use. tonic channels reconnect by themselves.

@@ -23,11 +23,7 @@ pub trait RaftRouter: Send + Sync + 'static {
 }
 
 /// Decodes an RPC for `raft`, runs it and encodes the answer.
-pub async fn handle_raft_rpc<C, SM>(
-    raft: &Raft<C, SM>,
-    kind: RpcKind,
-    payload: &[u8],
-) -> Result<Vec<u8>, Status>
+pub async fn handle_raft_rpc<C, SM>(raft: &Raft<C, SM>, kind: RpcKind, payload: &[u8]) -> Result<Vec<u8>, Status>
 where
     C: RaftTypeConfig,
     SM: RaftStateMachine<C, SnapshotData = Cursor<Vec<u8>>>,
@@ -49,16 +45,11 @@ where
         RpcKind::FullSnapshot => {
             let (vote, meta, bytes): (VoteOf<C>, SnapshotMetaOf<C>, Vec<u8>) =
                 decode(payload, "snapshot").map_err(bad)?;
-            let snapshot = Snapshot {
-                meta,
-                snapshot: Cursor::new(bytes),
-            };
+            let snapshot = Snapshot { meta, snapshot: Cursor::new(bytes) };
             encode(&raft.install_full_snapshot(vote, snapshot).await)
         }
         RpcKind::TransferLeader => {
-            return Err(Status::unimplemented(
-                "leader transfer is not supported yet",
-            ));
+            return Err(Status::unimplemented("leader transfer is not supported yet"));
         }
     })
 }
@@ -78,17 +69,9 @@ impl RaftTransportService {
 impl RaftTransport for RaftTransportService {
     async fn call(&self, request: Request<RaftEnvelope>) -> Result<Response<RaftEnvelope>, Status> {
         let envelope = request.into_inner();
-        let kind = RpcKind::from_u32(envelope.kind).ok_or_else(|| {
-            Status::invalid_argument(format!("unknown raft rpc kind {}", envelope.kind))
-        })?;
-        let payload = self
-            .router
-            .dispatch(envelope.group_id, kind, envelope.payload)
-            .await?;
-        Ok(Response::new(RaftEnvelope {
-            group_id: envelope.group_id,
-            kind: envelope.kind,
-            payload: payload.into(),
-        }))
+        let kind = RpcKind::from_u32(envelope.kind)
+            .ok_or_else(|| Status::invalid_argument(format!("unknown raft rpc kind {}", envelope.kind)))?;
+        let payload = self.router.dispatch(envelope.group_id, kind, envelope.payload).await?;
+        Ok(Response::new(RaftEnvelope { group_id: envelope.group_id, kind: envelope.kind, payload: payload.into() }))
     }
 }
