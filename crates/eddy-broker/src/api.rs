@@ -37,10 +37,10 @@ impl EddyApi {
     fn leader_replica(&self, view: &ClusterView, topic: &str, partition: u32) -> Result<Arc<Replica>, BrokerError> {
         let info = view.partition(topic, partition)?;
         let replica = self.broker.replica(info.group_id);
-        if let Some(replica) = &replica {
-            if replica.leadership().is_self {
-                return Ok(replica.clone());
-            }
+        if let Some(replica) = &replica
+            && replica.leadership().is_self
+        {
+            return Ok(replica.clone());
         }
         self.not_leader(view, topic, partition, info.group_id)
     }

@@ -19,7 +19,7 @@ use tonic::Status;
 use crate::clock::Clock;
 use crate::cluster_view::ClusterView;
 use crate::config::BrokerConfig;
-use crate::replica::Replica;
+use crate::replica::{Replica, ReplicaPlacement};
 
 /// Why a broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -123,10 +123,10 @@ impl Broker {
                 tracing::warn!(group = replica.group, error = %e, "partition raft shutdown failed");
             }
         }
-        if let Some(controller) = &self.inner.controller {
-            if let Err(e) = controller.raft().shutdown().await {
-                tracing::warn!(error = %e, "controller raft shutdown failed");
-            }
+        if let Some(controller) = &self.inner.controller
+            && let Err(e) = controller.raft().shutdown().await
+        {
+            tracing::warn!(error = %e, "controller raft shutdown failed");
         }
         // Make everything written so far durable before the process exits.
         if let Err(e) = eddy_storage::kv::sync(self.inner.kv.as_ref()).await {
@@ -213,7 +213,7 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
             Err(e) => {
                 failures += 1;
                 // Log the first failure and then every 20th, not every interval.
-                if failures == 1 || failures % 20 == 0 {
+                if failures == 1 || failures.is_multiple_of(20) {
                     tracing::warn!(error = %e, failures, "heartbeat to controller failed");
                 }
             }
@@ -268,19 +268,14 @@ async fn reconcile(inner: &Arc<Inner>, view: &ClusterView) {
             tracing::warn!(group, "a replica's broker is not registered yet; will retry");
             continue;
         }
-        match Replica::open(
-            inner.node_id,
-            inner.kv.clone(),
-            inner.peers.clone(),
-            &inner.config.raft,
-            topic,
-            *partition,
-            *group,
+        let placement = ReplicaPlacement {
+            topic: topic.clone(),
+            partition: *partition,
+            group: *group,
             members,
-            replicas[0],
-        )
-        .await
-        {
+            preferred_leader: replicas[0],
+        };
+        match Replica::open(inner.node_id, inner.kv.clone(), inner.peers.clone(), &inner.config.raft, placement).await {
             Ok(replica) => {
                 tracing::info!(topic = %topic, partition, group, "opened partition replica");
                 inner.replicas.write().expect("replicas lock").insert(*group, Arc::new(replica));

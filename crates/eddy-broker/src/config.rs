@@ -141,18 +141,18 @@ impl BrokerConfig {
         if let Some(advertise) = &self.advertise {
             check_address(advertise).map_err(|e| bad("advertise", e))?;
         }
-        if let Some(me) = self.seeds.iter().find(|s| s.id == self.node_id) {
-            if me.address != self.advertised_address() {
-                return Err(bad(
-                    "seeds",
-                    format!(
-                        "this node ({}) is listed at {} but advertises {}",
-                        self.node_id,
-                        me.address,
-                        self.advertised_address()
-                    ),
-                ));
-            }
+        if let Some(me) = self.seeds.iter().find(|s| s.id == self.node_id)
+            && me.address != self.advertised_address()
+        {
+            return Err(bad(
+                "seeds",
+                format!(
+                    "this node ({}) is listed at {} but advertises {}",
+                    self.node_id,
+                    me.address,
+                    self.advertised_address()
+                ),
+            ));
         }
         if self.record_size_max_bytes == 0 {
             return Err(bad("record_size_max_bytes", "must be > 0"));

@@ -20,8 +20,6 @@ pub struct Replica {
     pub raft: PartitionRaft,
     pub reader: PartitionReader,
     pub view: watch::Receiver<PartitionView>,
-    /// Serializes proposals so acks=leader offsets can be predicted (see `api::produce`).
-    pub propose_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -42,20 +40,29 @@ pub struct LocalLeadership {
     pub ready: bool,
 }
 
+/// Where a replica belongs, from the controller's metadata.
+#[derive(Debug, Clone)]
+pub struct ReplicaPlacement {
+    pub topic: String,
+    pub partition: u32,
+    pub group: u64,
+    /// The group's voters with their addresses.
+    pub members: BTreeMap<u64, BasicNode>,
+    /// The first replica of the placement.
+    pub preferred_leader: u64,
+}
+
 impl Replica {
-    /// Opens (or creates) the replica of `group` and starts its Raft; a new group is initialized
-    /// with `members`.
+    /// Opens (or creates) the replica of `placement.group` and starts its Raft; a new group is
+    /// initialized with `placement.members`.
     pub async fn open(
         node_id: u64,
         kv: Arc<dyn KvStore>,
         peers: Arc<Peers>,
         timing: &RaftTiming,
-        topic: &str,
-        partition: u32,
-        group: u64,
-        members: BTreeMap<u64, BasicNode>,
-        preferred_leader: u64,
+        placement: ReplicaPlacement,
     ) -> Result<Self, String> {
+        let ReplicaPlacement { topic, partition, group, members, preferred_leader } = placement;
         let (log, sm, reader, view) = open_partition(kv, group).map_err(|e| e.to_string())?;
         let config = timing.openraft_config(&format!("{topic}-{partition}")).map_err(|e| e.to_string())?;
         let raft = PartitionRaft::new(node_id, config, GroupNetworkFactory::new(peers, group), log, sm)
@@ -74,15 +81,15 @@ impl Replica {
             let raft = raft.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                if let Ok(false) = raft.is_initialized().await {
-                    if let Err(e) = raft.initialize(members).await {
-                        // NotAllowed: another replica's log reached us first.
-                        tracing::debug!(group, error = %e, "partition group initialize skipped");
-                    }
+                if let Ok(false) = raft.is_initialized().await
+                    && let Err(e) = raft.initialize(members).await
+                {
+                    // NotAllowed: another replica's log reached us first.
+                    tracing::debug!(group, error = %e, "partition group initialize skipped");
                 }
             });
         }
-        Ok(Self { topic: topic.to_string(), partition, group, raft, reader, view, propose_lock: Default::default() })
+        Ok(Self { topic, partition, group, raft, reader, view })
     }
 
     pub fn leadership(&self) -> LocalLeadership {

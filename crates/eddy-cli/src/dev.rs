@@ -180,12 +180,11 @@ pub async fn run(args: &DevArgs, format: Format) -> Result<(), CliError> {
             _ = tokio::signal::ctrl_c() => break,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 for (i, node) in nodes.iter_mut().enumerate() {
-                    if !exited[i] {
-                        if let Some(status) = node.child.try_wait()? {
+                    if !exited[i]
+                        && let Some(status) = node.child.try_wait()? {
                             exited[i] = true;
                             eprintln!("node {} exited ({status}); the others keep running. Log: {}", node.id, node.log.display());
                         }
-                    }
                 }
             }
         }

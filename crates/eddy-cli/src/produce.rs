@@ -49,14 +49,14 @@ pub async fn run(args: &ProduceArgs, client: Arc<Client>, format: Format) -> Res
     }
     let config = ProducerConfig { acks: args.acks.into(), ..Default::default() };
     let producer = Producer::new(client, &args.topic, config).await?;
-    if let Some(p) = args.partition {
-        if p >= producer.partitions() {
-            return Err(CliError::Usage(format!(
-                "topic {:?} has no partition {p} (it has {}) (UNKNOWN_PARTITION)",
-                args.topic,
-                producer.partitions()
-            )));
-        }
+    if let Some(p) = args.partition
+        && p >= producer.partitions()
+    {
+        return Err(CliError::Usage(format!(
+            "topic {:?} has no partition {p} (it has {}) (UNKNOWN_PARTITION)",
+            args.topic,
+            producer.partitions()
+        )));
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, Option<String>, String, Delivery)>(DELIVERIES_IN_FLIGHT_MAX);
     let printer = tokio::spawn(async move {

@@ -144,7 +144,7 @@ impl Client {
                 return Err(result);
             }
             // Try every bootstrap broker once before sleeping.
-            if attempt % self.bootstrap.len() == 0 && !backoff.wait().await {
+            if attempt.is_multiple_of(self.bootstrap.len()) && !backoff.wait().await {
                 return Err(result);
             }
         }

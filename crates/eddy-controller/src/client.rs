@@ -58,10 +58,10 @@ impl ControllerClient {
             }
             match self.call_one(&address, request).await {
                 Ok(Err(ControllerError::NotController { leader_address, .. })) => {
-                    if let Some(leader) = leader_address {
-                        if leader != address {
-                            candidates.insert(0, leader);
-                        }
+                    if let Some(leader) = leader_address
+                        && leader != address
+                    {
+                        candidates.insert(0, leader);
                     }
                     last_error = format!("{address} is not the controller leader");
                 }

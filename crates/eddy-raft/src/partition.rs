@@ -79,10 +79,10 @@ impl PartitionStateMachine {
         let count = u32::try_from(records.records.len()).expect("batch sizes are bounded far below u32");
         assert!(count > 0, "empty batches are refused before they reach the log");
         let state = &mut self.current.partition;
-        if let Some(producer) = &records.producer {
-            if let SequenceCheck::Reject(response) = state.check_sequence(producer, count) {
-                return response;
-            }
+        if let Some(producer) = &records.producer
+            && let SequenceCheck::Reject(response) = state.check_sequence(producer, count)
+        {
+            return response;
         }
         let entry = IndexEntry { raft_index, record_count: count };
         let base_offset = self.store.stage_append(batch, state, entry, records.max_timestamp_ms());

@@ -294,13 +294,12 @@ mod tests {
                         Op::TruncateAfter(k) => {
                             // openraft never truncates at or below the purge point or committed data;
                             // only truncate inside the present log.
-                            if let Some(&last) = model.keys().next_back() {
-                                if k >= purged.unwrap_or(0) && k < last {
+                            if let Some(&last) = model.keys().next_back()
+                                && k >= purged.unwrap_or(0) && k < last {
                                     let keep = model.get(&k).map(|_| LogId::new(openraft::impls::leader_id_adv::LeaderId { term: 0, node_id: 1 }, k));
                                     log.truncate_after(keep).await.unwrap();
                                     model.retain(|i, _| *i <= k);
                                 }
-                            }
                         }
                         Op::Purge(k) => {
                             if model.contains_key(&k) {

@@ -74,10 +74,10 @@ impl Drop for RocksKv {
     /// returns and the directory can be opened again.
     fn drop(&mut self) {
         drop(self.syncs.take());
-        if let Some(syncer) = self.syncer.take() {
-            if syncer.join().is_err() {
-                tracing::error!("group-commit syncer panicked");
-            }
+        if let Some(syncer) = self.syncer.take()
+            && syncer.join().is_err()
+        {
+            tracing::error!("group-commit syncer panicked");
         }
     }
 }
