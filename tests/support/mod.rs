@@ -37,6 +37,8 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Opt
 pub struct Node {
     pub id: u64,
     pub address: String,
+    /// Prometheus endpoint (HOST:PORT).
+    pub metrics: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
@@ -57,6 +59,7 @@ impl Cluster {
             .map(|id| Node {
                 id,
                 address: format!("127.0.0.1:{}", free_port()),
+                metrics: format!("127.0.0.1:{}", free_port()),
                 data_dir: dir.path().join(format!("node-{id}")),
                 log: dir.path().join(format!("node-{id}.log")),
                 child: None,
@@ -89,7 +92,7 @@ impl Cluster {
             .args(["server", "--node-id", &id.to_string(), "--listen", &node.address, "--seeds", &seeds])
             .arg("--data-dir")
             .arg(&node.data_dir)
-            .args(["--log-level", "info,openraft=warn"])
+            .args(["--log-level", "info,openraft=warn", "--metrics-listen", &node.metrics])
             .env_remove("EDDY_BROKERS")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
@@ -274,6 +277,30 @@ pub fn read_replica(address: &str, topic: &str, partition: u32, end: u64) -> Vec
         }
         out
     })
+}
+
+/// GETs `http://ADDRESS/metrics` with a plain HTTP/1.0 request and returns the body.
+pub fn scrape_metrics(address: &str) -> String {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the metrics endpoint");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    assert!(
+        response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"),
+        "metrics answered {response:?}"
+    );
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
+/// The value of a metric line `name{labels} value` (first match whose labels contain `labels`).
+pub fn metric_value(body: &str, name: &str, labels: &str) -> Option<f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(labels))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// Path helper for tests that write files.

@@ -65,6 +65,9 @@ pub struct ConsumeBench {
     fetch_records: u32,
 }
 
+/// How long the bench waits for a new topic's leaders.
+const LEADERS_WAIT: Duration = Duration::from_secs(30);
+
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")
 }
@@ -126,15 +129,25 @@ fn report(summary: &Summary, format: Format) {
     }
 }
 
+/// Creates the topic when missing and waits (bounded) until every partition has a leader, so
+/// leader election is not measured as produce latency.
 async fn ensure_topic(client: &Client, args: &ProduceBench) -> Result<(), CliError> {
     match client.describe_topic(&args.topic).await {
-        Ok(_) => Ok(()),
+        Ok(_) => {}
         Err(e) if e.reason() == "UNKNOWN_TOPIC" => {
             client.create_topic(&args.topic, args.partitions, args.replication_factor).await?;
-            Ok(())
         }
-        Err(e) => Err(e.into()),
+        Err(e) => return Err(e.into()),
     }
+    let deadline = Instant::now() + LEADERS_WAIT;
+    while Instant::now() < deadline {
+        let topic = client.describe_topic(&args.topic).await?;
+        if topic.partitions.iter().all(|p| p.leader.is_some() && p.high_watermark.is_some()) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(CliError::Failed(format!("topic {} has partitions without a leader after {LEADERS_WAIT:?}", args.topic)))
 }
 
 async fn produce(args: &ProduceBench, client: Arc<Client>, format: Format) -> Result<(), CliError> {
