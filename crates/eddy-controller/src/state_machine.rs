@@ -24,6 +24,7 @@ openraft::declare_raft_types!(
         R = ControllerResponse,
         NodeId = u64,
         Node = openraft::BasicNode,
+        AsyncRuntime = eddy_raft::RaftRuntime,
 );
 
 /// The controller's Raft handle.

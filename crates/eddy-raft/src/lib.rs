@@ -12,4 +12,13 @@ pub mod partition;
 pub mod transport;
 
 pub use config::RaftTiming;
+
+/// The async runtime of every Raft group: tokio, and with the `deterministic` feature tokio with
+/// openraft's seeded RNG wrapper, so a simulation run is reproducible from its seed.
+#[cfg(not(feature = "deterministic"))]
+pub type RaftRuntime = openraft_rt_tokio::TokioRuntime;
+/// The async runtime of every Raft group: tokio, and with the `deterministic` feature tokio with
+/// openraft's seeded RNG wrapper, so a simulation run is reproducible from its seed.
+#[cfg(feature = "deterministic")]
+pub type RaftRuntime = openraft_rt::deterministic_rng::DeterministicRng<openraft_rt_tokio::TokioRuntime>;
 pub use partition::{PartitionRaft, PartitionReader, PartitionStateMachine, PartitionTypes, PartitionView};

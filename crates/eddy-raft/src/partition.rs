@@ -30,6 +30,7 @@ openraft::declare_raft_types!(
         R = PartitionResponse,
         NodeId = u64,
         Node = openraft::BasicNode,
+        AsyncRuntime = crate::RaftRuntime,
 );
 
 /// A partition's Raft handle.
