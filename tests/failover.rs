@@ -83,3 +83,31 @@ fn acknowledged_records_survive_leader_sigkill_and_restart() {
         }
     }
 }
+
+/// The controller survives the loss of its leader: a topic can still be created and used.
+#[test]
+fn controller_leader_sigkill_fails_over() {
+    let mut cluster = Cluster::start(3);
+    let described = cluster.eddy_json(&["cluster", "describe"]);
+    let controller = described["controller_leader"].as_u64().expect("a controller leader");
+    cluster.kill_node(controller);
+
+    let created =
+        cluster.eddy_json(&["topic", "create", "after-failover", "--partitions", "2", "--replication-factor", "2"]);
+    assert_eq!(created["partitions"].as_array().unwrap().len(), 2);
+    cluster.wait_leaders("after-failover");
+    let described = cluster.eddy_json(&["cluster", "describe"]);
+    let new_controller = described["controller_leader"].as_u64().expect("a new controller leader");
+    assert_ne!(new_controller, controller);
+    wait_for(Duration::from_secs(60), "the killed broker to be reported dead", || {
+        let d = cluster.eddy_json(&["cluster", "describe"]);
+        let b = d["brokers"].as_array()?.iter().find(|b| b["id"] == controller)?.clone();
+        (b["alive"] == false).then_some(())
+    });
+
+    let mut producer = ProduceSession::start(&cluster.brokers(), "after-failover", &[]);
+    assert!(producer.send("a") && producer.send("b"));
+    let (ok, stderr, acks) = producer.finish();
+    assert!(ok, "{stderr}\n{}", cluster.logs());
+    assert_eq!(acks.len(), 2);
+}

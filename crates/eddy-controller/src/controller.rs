@@ -40,7 +40,12 @@ impl Default for ControllerConfig {
 struct Liveness {
     /// The Raft term this soft state belongs to; a new term starts it afresh.
     term: u64,
+    /// When this controller started leading in `term`.
+    since: Option<Instant>,
     last_seen: BTreeMap<u64, Instant>,
+    /// Brokers that heartbeated this controller in `term`: only they are known alive. The others
+    /// are reported alive for one session of grace after a failover, but get no new replicas.
+    heard: BTreeSet<u64>,
     leaders: BTreeMap<u64, Leadership>,
 }
 
@@ -135,7 +140,9 @@ impl Controller {
             let registered: Vec<u64> = self.metadata.borrow().brokers.keys().copied().collect();
             *liveness = Liveness {
                 term,
+                since: Some(now),
                 last_seen: registered.into_iter().map(|id| (id, now)).collect(),
+                heard: BTreeSet::new(),
                 leaders: BTreeMap::new(),
             };
         }
@@ -165,6 +172,7 @@ impl Controller {
         }
         let (alive, leaders) = self.with_liveness(term, |liveness, now| {
             liveness.last_seen.insert(request.broker_id, now);
+            liveness.heard.insert(request.broker_id);
             let reported: BTreeSet<u64> = request.leading.iter().map(|r| r.group).collect();
             // A group this broker led but no longer reports has lost that leader.
             liveness.leaders.retain(|group, l| l.leader != request.broker_id || reported.contains(group));
@@ -207,8 +215,22 @@ impl Controller {
         if metadata.topics.contains_key(&name) {
             return Err(ControllerError::TopicAlreadyExists(name));
         }
-        let live: Vec<u64> = self.with_liveness(term, |liveness, now| self.alive(liveness, now)).into_iter().collect();
-        let live: Vec<u64> = live.into_iter().filter(|id| metadata.brokers.contains_key(id)).collect();
+        let (live, learning) = self.with_liveness(term, |liveness, now| {
+            let live: Vec<u64> = self
+                .alive(liveness, now)
+                .into_iter()
+                .filter(|id| liveness.heard.contains(id) && metadata.brokers.contains_key(id))
+                .collect();
+            let learning = liveness.since.is_some_and(|since| now.duration_since(since) < self.session_timeout());
+            (live, learning)
+        });
+        if learning && (live.len() as u32) < replication_factor {
+            // Right after a failover not every live broker has heartbeated yet: retriable.
+            return Err(ControllerError::Unavailable(format!(
+                "the controller is still learning which brokers are alive ({} so far); retry shortly",
+                live.len()
+            )));
+        }
         let assignments = place(
             &live,
             partitions,
