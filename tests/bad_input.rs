@@ -55,6 +55,24 @@ fn bad_requests_are_refused_and_the_cluster_stays_healthy() {
     let (ok, err, _) = producer.finish();
     assert!(!ok && err.contains("UNKNOWN_TOPIC"), "expected UNKNOWN_TOPIC in {err:?}");
 
+    // Idempotence needs the quorum's answer: ACKS_LEADER with a producer identity is refused.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let refused = runtime.block_on(async {
+        let client = eddy_client::Client::new(vec![cluster.nodes[0].address.clone()], Default::default()).unwrap();
+        client
+            .produce(eddy_client::v1::ProduceRequest {
+                topic: "events".into(),
+                partition: 1,
+                records: vec![eddy_client::v1::Record { value: "x".into(), ..Default::default() }],
+                acks: eddy_client::v1::Acks::Leader as i32,
+                producer: Some(eddy_client::v1::ProducerIdentity { producer_id: 1, epoch: 0, first_sequence: 0 }),
+                timeout_ms: 0,
+            })
+            .await
+            .unwrap_err()
+    });
+    assert_eq!(refused.reason(), "INVALID_REQUEST", "{refused}");
+
     // The cluster is still healthy: a normal round trip works and partition 0 holds only it.
     let mut producer = support::ProduceSession::start(&cluster.brokers(), "events", &["--partition", "0"]);
     producer.send("still-works");

@@ -111,3 +111,34 @@ fn controller_leader_sigkill_fails_over() {
     assert!(ok, "{stderr}\n{}", cluster.logs());
     assert_eq!(acks.len(), 2);
 }
+
+/// With `--acks leader` the answer comes before the quorum commit, with the offset the batch
+/// then gets: every acknowledged (partition, offset) holds the acknowledged record.
+#[test]
+fn leader_acks_carry_the_offsets_records_get() {
+    let cluster = Cluster::start(3);
+    cluster.eddy_json(&["topic", "create", "fast", "--partitions", "3", "--replication-factor", "3"]);
+    cluster.wait_leaders("fast");
+    let mut producer = ProduceSession::start(&cluster.brokers(), "fast", &["--acks", "leader", "--key-delimiter", ":"]);
+    for i in 0..300 {
+        assert!(producer.send(&format!("k{}:v{i}", i % 7)));
+    }
+    let (ok, stderr, acks) = producer.finish();
+    assert!(ok, "{stderr}\n{}", cluster.logs());
+    assert_eq!(acks.len(), 300);
+    let out = cluster.eddy(&["consume", "fast", "--from-beginning", "--exit-at-end", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut stored = BTreeMap::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        stored.insert(
+            (v["partition"].as_u64().unwrap(), v["offset"].as_u64().unwrap()),
+            v["value"].as_str().unwrap().to_string(),
+        );
+    }
+    assert_eq!(stored.len(), 300, "every record stored once");
+    for ack in &acks {
+        let at = (ack["partition"].as_u64().unwrap(), ack["offset"].as_u64().unwrap());
+        assert_eq!(stored.get(&at).map(String::as_str), ack["value"].as_str(), "record acknowledged at {at:?}");
+    }
+}

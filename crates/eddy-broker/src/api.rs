@@ -14,6 +14,8 @@ use crate::cluster_view::ClusterView;
 use crate::convert;
 use crate::error::BrokerError;
 use crate::replica::Replica;
+use crate::sequencer::ProposeError;
+use openraft::errors::ClientWriteError;
 
 /// Most records one fetch returns, whatever the request asks.
 const FETCH_RECORDS_MAX: u32 = 100_000;
@@ -108,6 +110,14 @@ impl EddyApi {
         if total > config.batch_size_max_bytes as usize {
             return Err(BrokerError::BatchTooLarge { size: total, limit: config.batch_size_max_bytes });
         }
+        let idempotent = request.producer.is_some();
+        let leader_ack = acks == v1::Acks::Leader;
+        if leader_ack && idempotent {
+            // As in Kafka: deduplication needs the quorum's answer, so idempotence needs ACKS_ALL.
+            return Err(BrokerError::InvalidRequest(
+                "an idempotent produce (with a producer identity) requires ACKS_ALL".into(),
+            ));
+        }
         let replica = self.leader_replica(&view, &request.topic, request.partition)?;
         let count = records.len();
         let command = PartitionCommand::Append(RecordBatch {
@@ -118,34 +128,81 @@ impl EddyApi {
             0 => config.produce_timeout_ms,
             n => n.min(config.produce_timeout_ms),
         };
-        // Offsets are given at apply, so both acknowledgement modes answer once the batch is
-        // committed by a quorum and applied by the leader (ACKS_LEADER is never weaker than
-        // asked for; see docs/api.md).
-        let _ = acks;
+        let timeout = Duration::from_millis(u64::from(timeout_ms));
+        let not_leader = |leader_id: Option<u64>, leader_address: Option<String>| BrokerError::NotLeader {
+            topic: request.topic.clone(),
+            partition: request.partition,
+            leader_id,
+            leader_address: leader_id.and_then(|id| view.address_of(id)).or(leader_address),
+        };
         let commit_started = Instant::now();
-        let written =
-            tokio::time::timeout(Duration::from_millis(u64::from(timeout_ms)), replica.raft.client_write(command))
-                .await
-                .map_err(|_| {
-                    BrokerError::Timeout(format!(
-                        "the batch did not commit within {timeout_ms} ms; its outcome is unknown"
-                    ))
-                })?;
+        let proposed =
+            replica.sequencer.propose(&replica, command, count as u64, idempotent, leader_ack, timeout).await.map_err(
+                |e| match e {
+                    ProposeError::NotLeader => {
+                        self.not_leader::<()>(&view, &request.topic, request.partition, replica.group).unwrap_err()
+                    }
+                    ProposeError::Unsettled => {
+                        BrokerError::LeaderNotAvailable { topic: request.topic.clone(), partition: request.partition }
+                    }
+                    ProposeError::Stopped => BrokerError::ShuttingDown,
+                },
+            )?;
+        let generation = proposed.generation();
+        if leader_ack {
+            let predicted = proposed.predicted.expect("a prediction was asked for");
+            // The answer goes now; the entry commits (or is lost with the leadership) later.
+            let replica = replica.clone();
+            tokio::spawn(async move {
+                let outcome = proposed.completion.await;
+                replica.sequencer.complete(generation).await;
+                match outcome {
+                    Ok(Ok(response)) => match response.data {
+                        PartitionResponse::Appended { base_offset, .. } if base_offset == predicted => {}
+                        other => {
+                            metrics::counter!("eddy_produce_leader_ack_mispredictions_total").increment(1);
+                            tracing::error!(
+                                group = replica.group,
+                                predicted,
+                                ?other,
+                                "ACKS_LEADER offset prediction did not hold"
+                            );
+                        }
+                    },
+                    _ => {
+                        metrics::counter!("eddy_produce_leader_ack_lost_total").increment(1);
+                        tracing::warn!(
+                            group = replica.group,
+                            predicted,
+                            "an ACKS_LEADER batch was lost with the leadership"
+                        );
+                    }
+                }
+            });
+            crate::metrics::record_produce(&request.topic, count, total, started.elapsed());
+            return Ok(v1::ProduceResponse {
+                partition: request.partition,
+                base_offset: predicted,
+                record_count: count as u32,
+                duplicate: false,
+            });
+        }
+        let outcome = tokio::time::timeout(timeout, proposed.completion).await;
+        replica.sequencer.complete(generation).await;
+        let written = outcome
+            .map_err(|_| {
+                BrokerError::Timeout(format!("the batch did not commit within {timeout_ms} ms; its outcome is unknown"))
+            })?
+            .map_err(|_| BrokerError::ShuttingDown)?;
         let response = match written {
             Ok(response) => response.data,
             Err(e) => {
-                if let Some(forward) = e.forward_to_leader() {
-                    return Err(BrokerError::NotLeader {
-                        topic: request.topic.clone(),
-                        partition: request.partition,
-                        leader_id: forward.leader_id,
-                        leader_address: forward
-                            .leader_id
-                            .and_then(|id| view.address_of(id))
-                            .or_else(|| forward.leader_node.as_ref().map(|n| n.addr.clone())),
-                    });
-                }
-                return Err(BrokerError::ShuttingDown);
+                return Err(match e {
+                    ClientWriteError::ForwardToLeader(forward) | ClientWriteError::LogEntryDiscarded(forward) => {
+                        not_leader(forward.leader_id, forward.leader_node.as_ref().map(|n| n.addr.clone()))
+                    }
+                    other => BrokerError::Storage(other.to_string()),
+                });
             }
         };
         crate::metrics::record_commit(commit_started.elapsed());

@@ -15,6 +15,7 @@ pub mod convert;
 pub mod error;
 pub mod metrics;
 pub mod replica;
+pub mod sequencer;
 pub mod server;
 
 pub use broker::{Broker, StartError};

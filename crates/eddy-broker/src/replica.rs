@@ -20,6 +20,8 @@ pub struct Replica {
     pub raft: PartitionRaft,
     pub reader: PartitionReader,
     pub view: watch::Receiver<PartitionView>,
+    /// Orders this replica's proposals while it leads (see [`crate::sequencer`]).
+    pub sequencer: crate::sequencer::Sequencer,
 }
 
 impl std::fmt::Debug for Replica {
@@ -89,7 +91,7 @@ impl Replica {
                 }
             });
         }
-        Ok(Self { topic, partition, group, raft, reader, view })
+        Ok(Self { topic, partition, group, raft, reader, view, sequencer: Default::default() })
     }
 
     pub fn leadership(&self) -> LocalLeadership {

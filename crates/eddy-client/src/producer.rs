@@ -112,6 +112,8 @@ impl Producer {
         if partitions == 0 {
             return Err(ClientError::Invalid(format!("topic {topic:?} has no partitions")));
         }
+        // Deduplication needs the quorum's answer: an ACKS_LEADER producer is not idempotent.
+        let config = ProducerConfig { idempotent: config.idempotent && config.acks == Acks::All, ..config };
         Ok(Producer {
             client,
             topic: topic.to_string(),
