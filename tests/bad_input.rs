@@ -82,6 +82,16 @@ fn bad_requests_are_refused_and_the_cluster_stays_healthy() {
     let out = cluster.eddy(&["consume", "events", "--partition", "0", "--from-beginning", "--exit-at-end"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "still-works");
+
+    // Deleting a topic removes it; its name can be used again, from offset 0.
+    cluster.eddy_json(&["topic", "delete", "events"]);
+    let listed = cluster.eddy_json(&["topic", "list"]);
+    assert!(listed["topics"].as_array().unwrap().iter().all(|t| t["name"] != "events"), "{listed}");
+    expect_error(&cluster, &["topic", "describe", "events"], "UNKNOWN_TOPIC");
+    cluster.eddy_json(&["topic", "create", "events", "--partitions", "1", "--replication-factor", "3"]);
+    cluster.wait_leaders("events");
+    let described = cluster.eddy_json(&["topic", "describe", "events"]);
+    assert_eq!(described["partitions"][0]["high_watermark"], 0, "the new topic starts empty");
 }
 
 #[test]

@@ -63,11 +63,22 @@ fn acknowledged_records_survive_leader_sigkill_and_restart() {
     }
     let mut seen_values = std::collections::BTreeSet::new();
     for (partition, records) in &read {
+        let mut last_sent: Option<u64> = None;
         for (i, (offset, value)) in records.iter().enumerate() {
             assert_eq!(*offset, i as u64, "partition {partition}: offsets are dense from 0");
             assert!(seen_values.insert(value.clone()), "{value} was read twice");
+            // Values are event-N with N in send order: each partition keeps send order.
+            let sent: u64 = value.trim_start_matches("event-").parse().unwrap();
+            assert!(
+                last_sent.is_none_or(|last| sent > last),
+                "partition {partition}: {value} after event-{last_sent:?}"
+            );
+            last_sent = Some(sent);
         }
     }
+    let out = cluster.eddy(&["consume", TOPIC, "--from-beginning", "--max-records", "5"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5, "--max-records stops after 5");
     for ((partition, offset), value) in &acked {
         let got = read.get(partition).and_then(|r| r.get(*offset as usize));
         assert_eq!(got.map(|(_, v)| v), Some(value), "acknowledged {value} at {partition}/{offset}");
