@@ -83,6 +83,37 @@ fn bad_requests_are_refused_and_the_cluster_stays_healthy() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "still-works");
 
+    // Offsets by time: records stamped before a moment are skipped when consuming from it.
+    let mut producer = support::ProduceSession::start(&cluster.brokers(), "events", &["--partition", "0"]);
+    assert!(producer.send("later"));
+    let (ok, err, _) = producer.finish();
+    assert!(ok, "{err}");
+    let out = cluster.eddy(&[
+        "consume",
+        "events",
+        "--partition",
+        "0",
+        "--from-beginning",
+        "--exit-at-end",
+        "--format",
+        "json",
+    ]);
+    let records: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 2);
+    let second_ts = records[1]["timestamp"].as_i64().unwrap();
+    let first_ts = records[0]["timestamp"].as_i64().unwrap();
+    if second_ts > first_ts {
+        let from = second_ts.to_string();
+        let out = cluster.eddy(&["consume", "events", "--partition", "0", "--from-timestamp", &from, "--exit-at-end"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "later");
+    }
+    let future = (second_ts + 3_600_000).to_string();
+    let out = cluster.eddy(&["consume", "events", "--partition", "0", "--from-timestamp", &future, "--exit-at-end"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "", "nothing is at or after a future time");
+
     // Deleting a topic removes it; its name can be used again, from offset 0.
     cluster.eddy_json(&["topic", "delete", "events"]);
     let listed = cluster.eddy_json(&["topic", "list"]);

@@ -19,8 +19,12 @@ pub struct ConsumeArgs {
     #[arg(long, conflicts_with = "offset")]
     from_beginning: bool,
     /// Start at this offset.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from_timestamp")]
     offset: Option<u64>,
+    /// Start at each partition's first record whose timestamp (ms since the Unix epoch) is at or
+    /// after this one.
+    #[arg(long, conflicts_with = "from_beginning")]
+    from_timestamp: Option<i64>,
     /// Stop once every partition's end, as it was at start, is reached.
     #[arg(long)]
     exit_at_end: bool,
@@ -100,7 +104,10 @@ pub async fn run(args: &ConsumeArgs, client: Arc<Client>, format: Format) -> Res
                 offset
             }
             (None, true) => client.list_offsets(&args.topic, partition, v1::OffsetSpec::Earliest, 0).await?.offset,
-            (None, false) => client.list_offsets(&args.topic, partition, v1::OffsetSpec::Latest, 0).await?.offset,
+            (None, false) => match args.from_timestamp {
+                Some(ts) => client.list_offsets(&args.topic, partition, v1::OffsetSpec::Timestamp, ts).await?.offset,
+                None => client.list_offsets(&args.topic, partition, v1::OffsetSpec::Latest, 0).await?.offset,
+            },
         };
         let end = if args.exit_at_end {
             Some(client.list_offsets(&args.topic, partition, v1::OffsetSpec::Latest, 0).await?.offset)
