@@ -232,9 +232,14 @@ async fn reconcile_loop(inner: Arc<Inner>) {
     let mut views = inner.view.subscribe();
     let mut stopping = inner.stopping.subscribe();
     let retry = Duration::from_secs(2);
+    // The view changes with every heartbeat; the replicas need work only when the metadata did,
+    // or to retry what failed last time.
+    let mut done_version = None;
     loop {
         let view = views.borrow_and_update().clone();
-        reconcile(&inner, &view).await;
+        if done_version != Some(view.metadata.version) && reconcile(&inner, &view).await {
+            done_version = Some(view.metadata.version);
+        }
         tokio::select! {
             biased;
             _ = stopping.changed() => return,
@@ -245,12 +250,13 @@ async fn reconcile_loop(inner: Arc<Inner>) {
 }
 
 /// Makes the local replicas match the metadata: opens the ones assigned here, removes the ones
-/// whose topic is gone.
-async fn reconcile(inner: &Arc<Inner>, view: &ClusterView) {
+/// whose topic is gone. Returns false when something failed and must be retried.
+async fn reconcile(inner: &Arc<Inner>, view: &ClusterView) -> bool {
     let metadata = &view.metadata;
     if metadata.version == 0 {
-        return;
+        return false;
     }
+    let mut complete = true;
     let wanted: BTreeMap<u64, (String, u32, Vec<u64>)> = metadata
         .partitions_of(inner.node_id)
         .map(|(t, p)| (p.group_id, (t.name.clone(), p.partition, p.replicas.clone())))
@@ -266,6 +272,7 @@ async fn reconcile(inner: &Arc<Inner>, view: &ClusterView) {
             .collect();
         if members.len() != replicas.len() {
             tracing::warn!(group, "a replica's broker is not registered yet; will retry");
+            complete = false;
             continue;
         }
         let placement = ReplicaPlacement {
@@ -280,7 +287,10 @@ async fn reconcile(inner: &Arc<Inner>, view: &ClusterView) {
                 tracing::info!(topic = %topic, partition, group, "opened partition replica");
                 inner.replicas.write().expect("replicas lock").insert(*group, Arc::new(replica));
             }
-            Err(e) => tracing::error!(topic = %topic, partition, group, error = %e, "opening partition replica failed"),
+            Err(e) => {
+                tracing::error!(topic = %topic, partition, group, error = %e, "opening partition replica failed");
+                complete = false;
+            }
         }
     }
     for group in present.difference(&wanted.keys().copied().collect()) {
@@ -294,6 +304,7 @@ async fn reconcile(inner: &Arc<Inner>, view: &ClusterView) {
             tracing::error!(group, error = %e, "deleting partition data failed");
         }
     }
+    complete
 }
 
 /// Routes Raft RPCs to the local group they address.
