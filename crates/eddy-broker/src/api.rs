@@ -44,7 +44,7 @@ impl EddyApi {
         {
             return Ok(replica.clone());
         }
-        self.not_leader(view, topic, partition, info.group_id)
+        Err(self.not_leader(view, topic, partition, info.group_id))
     }
 
     /// Like [`Self::leader_replica`], for reads: a new leader answers only once its high
@@ -57,14 +57,15 @@ impl EddyApi {
         Ok(replica)
     }
 
-    fn not_leader<T>(&self, view: &ClusterView, topic: &str, partition: u32, group: u64) -> Result<T, BrokerError> {
+    /// NOT_LEADER for a partition, naming the leader when it is known.
+    fn not_leader(&self, view: &ClusterView, topic: &str, partition: u32, group: u64) -> BrokerError {
         let leader_id = self.partition_leader(view, group);
-        Err(BrokerError::NotLeader {
+        BrokerError::NotLeader {
             topic: topic.to_string(),
             partition,
             leader_id,
             leader_address: leader_id.and_then(|id| view.address_of(id)),
-        })
+        }
     }
 
     /// The local replica of a partition, leader or follower; NOT_LEADER (naming the leader) when
@@ -139,9 +140,7 @@ impl EddyApi {
         let proposed =
             replica.sequencer.propose(&replica, command, count as u64, idempotent, leader_ack, timeout).await.map_err(
                 |e| match e {
-                    ProposeError::NotLeader => {
-                        self.not_leader::<()>(&view, &request.topic, request.partition, replica.group).unwrap_err()
-                    }
+                    ProposeError::NotLeader => self.not_leader(&view, &request.topic, request.partition, replica.group),
                     ProposeError::Unsettled => {
                         BrokerError::LeaderNotAvailable { topic: request.topic.clone(), partition: request.partition }
                     }
