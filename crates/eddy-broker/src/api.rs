@@ -87,6 +87,19 @@ impl EddyApi {
         }
     }
 
+    /// Runs a storage read on the blocking pool when the store may wait on disk, inline otherwise.
+    async fn storage_read<T, F>(&self, read: F) -> Result<T, BrokerError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        if self.broker.inner.kv.reads_block() {
+            tokio::task::spawn_blocking(read).await.map_err(|e| BrokerError::Storage(e.to_string()))
+        } else {
+            Ok(read())
+        }
+    }
+
     async fn produce_inner(&self, request: v1::ProduceRequest) -> Result<v1::ProduceResponse, BrokerError> {
         let started = Instant::now();
         let config = &self.broker.inner.config;
@@ -130,12 +143,6 @@ impl EddyApi {
             n => n.min(config.produce_timeout_ms),
         };
         let timeout = Duration::from_millis(u64::from(timeout_ms));
-        let not_leader = |leader_id: Option<u64>, leader_address: Option<String>| BrokerError::NotLeader {
-            topic: request.topic.clone(),
-            partition: request.partition,
-            leader_id,
-            leader_address: leader_id.and_then(|id| view.address_of(id)).or(leader_address),
-        };
         let commit_started = Instant::now();
         let proposed =
             replica.sequencer.propose(&replica, command, count as u64, idempotent, leader_ack, timeout).await.map_err(
@@ -192,13 +199,19 @@ impl EddyApi {
             .map_err(|_| {
                 BrokerError::Timeout(format!("the batch did not commit within {timeout_ms} ms; its outcome is unknown"))
             })?
-            .map_err(|_| BrokerError::ShuttingDown)?;
+            .map_err(|_| BrokerError::OutcomeUnknown("the partition's Raft group stopped before the batch committed".into()))?;
+        // From here on the batch may be in the log: losing the leadership now leaves its fate to
+        // the next leader, so the answer is OUTCOME_UNKNOWN, never NOT_LEADER (which promises
+        // that nothing was written).
         let response = match written {
             Ok(response) => response.data,
             Err(e) => {
                 return Err(match e {
                     ClientWriteError::ForwardToLeader(forward) | ClientWriteError::LogEntryDiscarded(forward) => {
-                        not_leader(forward.leader_id, forward.leader_node.as_ref().map(|n| n.addr.clone()))
+                        BrokerError::OutcomeUnknown(format!(
+                            "leadership of {}/{} moved (to {:?}) before the batch committed",
+                            request.topic, request.partition, forward.leader_id
+                        ))
                     }
                     other => BrokerError::Storage(other.to_string()),
                 });
@@ -267,9 +280,9 @@ impl EddyApi {
         let now = *replica.view.borrow();
         let reader = replica.reader.clone();
         let high_watermark = now.high_watermark;
-        let records = tokio::task::spawn_blocking(move || reader.read(offset, high_watermark, limits))
-            .await
-            .map_err(|e| BrokerError::Storage(e.to_string()))?
+        let records = self
+            .storage_read(move || reader.read(offset, high_watermark, limits))
+            .await?
             .map_err(|e| BrokerError::Storage(e.to_string()))?;
         let bytes: usize = records.iter().map(|(_, r)| r.size_bytes()).sum();
         crate::metrics::record_fetch(&request.topic, records.len(), bytes);
@@ -301,9 +314,8 @@ impl EddyApi {
             v1::OffsetSpec::Timestamp => {
                 let reader = replica.reader.clone();
                 let ts = request.timestamp_ms;
-                tokio::task::spawn_blocking(move || reader.offset_for_timestamp(ts, now.high_watermark))
-                    .await
-                    .map_err(|e| BrokerError::Storage(e.to_string()))?
+                self.storage_read(move || reader.offset_for_timestamp(ts, now.high_watermark))
+                    .await?
                     .map_err(|e| BrokerError::Storage(e.to_string()))?
                     .max(now.log_start_offset)
             }

@@ -13,6 +13,7 @@ use eddy_controller::{
 use eddy_raft::transport::{Connector, GroupNetworkFactory, Peers, RaftRouter, RpcKind, handle_raft_rpc};
 use eddy_storage::{KvStore, LogStore};
 use openraft::BasicNode;
+use openraft::async_runtime::WatchReceiver;
 use tokio::sync::{Notify, watch};
 use tonic::Status;
 
@@ -38,6 +39,7 @@ pub(crate) struct Inner {
     pub(crate) address: String,
     pub(crate) kv: Arc<dyn KvStore>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) seed: u64,
     pub(crate) peers: Arc<Peers>,
     pub(crate) controller: Option<Arc<Controller>>,
     pub(crate) controller_client: ControllerClient,
@@ -45,6 +47,28 @@ pub(crate) struct Inner {
     pub(crate) replicas: RwLock<BTreeMap<u64, Arc<Replica>>>,
     pub(crate) heartbeat_now: Notify,
     pub(crate) stopping: watch::Sender<bool>,
+}
+
+/// What a broker runs on. Production passes RocksDB, TCP, the system clock and a random seed; the
+/// deterministic simulation passes its in-memory store, simulated TCP, simulated time and a seed
+/// derived from the run's seed.
+pub struct NodeEnv {
+    pub kv: Arc<dyn KvStore>,
+    pub connector: Arc<dyn Connector>,
+    pub clock: Arc<dyn Clock>,
+    /// Root of every random choice of the node's Raft groups (see [`eddy_raft::seeded`]).
+    pub seed: u64,
+}
+
+/// One Raft group's state on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupStatus {
+    pub group: u64,
+    pub term: u64,
+    /// This node is the group's leader in `term`.
+    pub leading: bool,
+    pub last_log_index: Option<u64>,
+    pub committed_index: Option<u64>,
 }
 
 /// A running broker. Cheap to clone.
@@ -60,20 +84,16 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    /// Starts the broker's Raft groups and background tasks over `kv`. Serving gRPC is the
-    /// caller's job (see [`Broker::router`]), so the simulation can serve it over simulated TCP.
-    pub async fn start(
-        config: BrokerConfig,
-        kv: Arc<dyn KvStore>,
-        connector: Arc<dyn Connector>,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Broker, StartError> {
+    /// Starts the broker's Raft groups and background tasks on `env`. Serving gRPC is the
+    /// caller's job (see [`Broker::routes`]), so the simulation can serve it over simulated TCP.
+    pub async fn start(config: BrokerConfig, env: NodeEnv) -> Result<Broker, StartError> {
         config.validate()?;
+        let NodeEnv { kv, connector, clock, seed } = env;
         let node_id = config.node_id;
         let address = config.advertised_address();
         let peers = Arc::new(Peers::new(connector));
         let controller = if config.is_controller_voter() {
-            Some(Arc::new(start_controller(&config, kv.clone(), peers.clone()).await?))
+            Some(Arc::new(start_controller(&config, kv.clone(), peers.clone(), seed).await?))
         } else {
             None
         };
@@ -90,6 +110,7 @@ impl Broker {
             address,
             kv,
             clock,
+            seed,
             peers,
             controller,
             controller_client,
@@ -111,6 +132,31 @@ impl Broker {
     /// The current cluster view.
     pub fn view(&self) -> Arc<ClusterView> {
         self.inner.view.borrow().clone()
+    }
+
+    /// The Raft state of every group on this node (the controller group first), as its metrics
+    /// show it now. The simulation's checker samples it to verify one leader per term.
+    pub fn raft_status(&self) -> Vec<GroupStatus> {
+        fn status<C: openraft::RaftTypeConfig<NodeId = u64, Term = u64>>(
+            group: u64,
+            metrics: &openraft::RaftMetrics<C>,
+        ) -> GroupStatus {
+            GroupStatus {
+                group,
+                term: metrics.current_term,
+                leading: metrics.state == openraft::ServerState::Leader,
+                last_log_index: metrics.last_log_index,
+                committed_index: metrics.local_committed.as_ref().map(|id| id.index),
+            }
+        }
+        let mut out = Vec::new();
+        if let Some(controller) = &self.inner.controller {
+            out.push(status(CONTROLLER_GROUP, &controller.raft().metrics().borrow_watched()));
+        }
+        for replica in self.inner.replicas.read().expect("replicas lock").values() {
+            out.push(status(replica.group, &replica.raft.metrics().borrow_watched()));
+        }
+        out
     }
 
     /// Stops background tasks and every local Raft group.
@@ -148,14 +194,16 @@ async fn start_controller(
     config: &BrokerConfig,
     kv: Arc<dyn KvStore>,
     peers: Arc<Peers>,
+    seed: u64,
 ) -> Result<Controller, StartError> {
     let (sm, metadata) = ControllerStateMachine::open(kv.clone())?;
     let log = LogStore::<ControllerTypes>::new(kv, CONTROLLER_GROUP);
     let raft_config = config.raft.openraft_config("eddy-controller").map_err(|e| StartError::Raft(e.to_string()))?;
-    let raft =
-        ControllerRaft::new(config.node_id, raft_config, GroupNetworkFactory::new(peers, CONTROLLER_GROUP), log, sm)
-            .await
-            .map_err(|e| StartError::Raft(e.to_string()))?;
+    let network = GroupNetworkFactory::new(peers, CONTROLLER_GROUP);
+    let created = ControllerRaft::new(config.node_id, raft_config, network, log, sm);
+    let raft = eddy_raft::seeded(eddy_raft::group_seed(seed, CONTROLLER_GROUP), created)
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
     if !raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))? {
         // Every seed initializes with the same voter set, which openraft allows: the controller
         // forms as soon as a majority of seeds is up, whichever they are.
@@ -282,7 +330,8 @@ async fn reconcile(inner: &Arc<Inner>, view: &ClusterView) -> bool {
             members,
             preferred_leader: replicas[0],
         };
-        match Replica::open(inner.node_id, inner.kv.clone(), inner.peers.clone(), &inner.config.raft, placement).await {
+        match Replica::open(inner.node_id, inner.seed, inner.kv.clone(), inner.peers.clone(), &inner.config.raft, placement)
+            .await {
             Ok(replica) => {
                 tracing::info!(topic = %topic, partition, group, "opened partition replica");
                 inner.replicas.write().expect("replicas lock").insert(*group, Arc::new(replica));

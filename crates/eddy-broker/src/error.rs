@@ -37,6 +37,10 @@ pub enum BrokerError {
     ProducerFenced { current_epoch: u32 },
     #[error("the request timed out: {0}")]
     Timeout(String),
+    /// The batch was appended but leadership changed (or the group stopped) before it
+    /// committed: the next leader may or may not keep it.
+    #[error("the outcome of the batch is unknown: {0}")]
+    OutcomeUnknown(String),
     #[error("storage failed: {0}")]
     Storage(String),
     #[error("the broker is shutting down")]
@@ -60,6 +64,7 @@ impl BrokerError {
             BrokerError::OutOfOrderSequence { .. } => "OUT_OF_ORDER_SEQUENCE",
             BrokerError::ProducerFenced { .. } => "PRODUCER_FENCED",
             BrokerError::Timeout(_) => "TIMEOUT",
+            BrokerError::OutcomeUnknown(_) => "OUTCOME_UNKNOWN",
             BrokerError::Storage(_) => "STORAGE_ERROR",
             BrokerError::ShuttingDown => "SHUTTING_DOWN",
             BrokerError::Controller(e) => e.code(),
@@ -68,9 +73,10 @@ impl BrokerError {
 
     fn grpc_code(&self) -> Code {
         match self {
-            BrokerError::NotLeader { .. } | BrokerError::LeaderNotAvailable { .. } | BrokerError::ShuttingDown => {
-                Code::Unavailable
-            }
+            BrokerError::NotLeader { .. }
+            | BrokerError::LeaderNotAvailable { .. }
+            | BrokerError::ShuttingDown
+            | BrokerError::OutcomeUnknown(_) => Code::Unavailable,
             BrokerError::UnknownTopic(_) | BrokerError::UnknownPartition { .. } => Code::NotFound,
             BrokerError::OffsetOutOfRange { .. } => Code::OutOfRange,
             BrokerError::RecordTooLarge { .. } | BrokerError::BatchTooLarge { .. } | BrokerError::InvalidRequest(_) => {

@@ -18,7 +18,7 @@ pub mod replica;
 pub mod sequencer;
 pub mod server;
 
-pub use broker::{Broker, StartError};
+pub use broker::{Broker, GroupStatus, NodeEnv, StartError};
 pub use clock::{Clock, SystemClock};
 pub use config::{BrokerConfig, ConfigError, Seed, parse_seeds};
 pub use error::BrokerError;

@@ -59,6 +59,7 @@ impl Replica {
     /// initialized with `placement.members`.
     pub async fn open(
         node_id: u64,
+        node_seed: u64,
         kv: Arc<dyn KvStore>,
         peers: Arc<Peers>,
         timing: &RaftTiming,
@@ -67,9 +68,8 @@ impl Replica {
         let ReplicaPlacement { topic, partition, group, members, preferred_leader } = placement;
         let (log, sm, reader, view) = open_partition(kv, group).map_err(|e| e.to_string())?;
         let config = timing.openraft_config(&format!("{topic}-{partition}")).map_err(|e| e.to_string())?;
-        let raft = PartitionRaft::new(node_id, config, GroupNetworkFactory::new(peers, group), log, sm)
-            .await
-            .map_err(|e| e.to_string())?;
+        let created = PartitionRaft::new(node_id, config, GroupNetworkFactory::new(peers, group), log, sm);
+        let raft = eddy_raft::seeded(eddy_raft::group_seed(node_seed, group), created).await.map_err(|e| e.to_string())?;
         if !raft.is_initialized().await.map_err(|e| e.to_string())? {
             // The preferred leader (first replica) initializes at once and so wins the first
             // election, which spreads leaders as placement spread preferred leaders. The others

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use eddy_broker::{Broker, BrokerConfig, SystemClock, parse_seeds};
+use eddy_broker::{Broker, BrokerConfig, NodeEnv, SystemClock, parse_seeds};
 use eddy_raft::transport::TcpConnector;
 use eddy_storage::{GroupCommitConfig, RocksKv};
 use figment::Figment;
@@ -159,7 +159,13 @@ pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
     if let Some(address) = config.metrics_listen {
         install_metrics(address)?;
     }
-    let broker = Broker::start(config.clone(), Arc::new(kv), Arc::new(TcpConnector::default()), Arc::new(SystemClock))
+    let env = NodeEnv {
+        kv: Arc::new(kv),
+        connector: Arc::new(TcpConnector::default()),
+        clock: Arc::new(SystemClock),
+        seed: eddy_raft::random_seed(),
+    };
+    let broker = Broker::start(config.clone(), env)
         .await
         .map_err(|e| CliError::Failed(format!("cannot start the broker: {e}")))?;
     let routes = broker.routes().await.map_err(|e| CliError::Failed(e.to_string()))?;

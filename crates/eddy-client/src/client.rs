@@ -37,10 +37,27 @@ impl Default for ClientConfig {
     }
 }
 
+/// Makes the channel to a broker address. [`Client::new`] connects over TCP; the deterministic
+/// simulation passes one that connects over its simulated network.
+pub trait Connect: Send + Sync + 'static {
+    fn connect(&self, address: &str, config: &ClientConfig) -> ClientResult<Channel>;
+}
+
+/// Plain TCP (HTTP/2 without TLS), connecting lazily.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcpConnect;
+
+impl Connect for TcpConnect {
+    fn connect(&self, address: &str, config: &ClientConfig) -> ClientResult<Channel> {
+        Ok(endpoint(address, config)?.connect_lazy())
+    }
+}
+
 /// A cluster connection. Share it (it is `Sync`); every method retries what is retriable.
 pub struct Client {
     bootstrap: Vec<String>,
     config: ClientConfig,
+    connector: Box<dyn Connect>,
     channels: Mutex<HashMap<String, Channel>>,
     /// (topic, partition) -> leader address, learned from DescribeTopic and NOT_LEADER hints.
     leaders: Mutex<HashMap<(String, u32), String>>,
@@ -87,6 +104,11 @@ impl Client {
     /// A client for the cluster reachable through `brokers` (`host:port` each). Connections are
     /// made on first use.
     pub fn new(brokers: Vec<String>, config: ClientConfig) -> ClientResult<Client> {
+        Self::with_connector(brokers, config, TcpConnect)
+    }
+
+    /// A client whose connections are made by `connector`.
+    pub fn with_connector(brokers: Vec<String>, config: ClientConfig, connector: impl Connect) -> ClientResult<Client> {
         if brokers.is_empty() {
             return Err(ClientError::Invalid("at least one broker address is needed".into()));
         }
@@ -96,6 +118,7 @@ impl Client {
         Ok(Client {
             bootstrap: brokers,
             config,
+            connector: Box::new(connector),
             channels: Mutex::new(HashMap::new()),
             leaders: Mutex::new(HashMap::new()),
             partition_counts: Mutex::new(HashMap::new()),
@@ -112,7 +135,7 @@ impl Client {
             match channels.get(address) {
                 Some(c) => c.clone(),
                 None => {
-                    let c = endpoint(address, &self.config)?.connect_lazy();
+                    let c = self.connector.connect(address, &self.config)?;
                     channels.insert(address.to_string(), c.clone());
                     c
                 }

@@ -59,6 +59,30 @@ impl ClientError {
         }
     }
 
+    /// Whether the request certainly changed nothing: the broker rejected it before writing
+    /// (NOT_LEADER, LEADER_NOT_AVAILABLE and SHUTTING_DOWN are only answered before a batch is
+    /// appended, and validation errors before anything is done). Timeouts, lost connections and
+    /// OUTCOME_UNKNOWN may or may not have taken effect.
+    pub fn is_definite(&self) -> bool {
+        match self {
+            ClientError::Broker { reason, .. } => matches!(
+                reason.as_str(),
+                "NOT_LEADER"
+                    | "LEADER_NOT_AVAILABLE"
+                    | "SHUTTING_DOWN"
+                    | "UNKNOWN_TOPIC"
+                    | "UNKNOWN_PARTITION"
+                    | "RECORD_TOO_LARGE"
+                    | "BATCH_TOO_LARGE"
+                    | "INVALID_REQUEST"
+                    | "OUT_OF_ORDER_SEQUENCE"
+                    | "PRODUCER_FENCED"
+            ),
+            ClientError::Unreachable(_) | ClientError::Timeout(_) => false,
+            ClientError::Invalid(_) => true,
+        }
+    }
+
     /// Whether sending the same request again may succeed (leader moved, broker down, timeout).
     pub fn is_retriable(&self) -> bool {
         match self {
@@ -67,6 +91,7 @@ impl ClientError {
                 "NOT_LEADER"
                     | "LEADER_NOT_AVAILABLE"
                     | "TIMEOUT"
+                    | "OUTCOME_UNKNOWN"
                     | "SHUTTING_DOWN"
                     | "NOT_CONTROLLER"
                     | "CONTROLLER_UNAVAILABLE"

@@ -39,6 +39,9 @@ pub struct ProducerConfig {
     pub linger: Duration,
     /// Records queued per partition before `send` waits (backpressure).
     pub queue_records_max: usize,
+    /// The producer's id for deduplication; `None` picks a random one. Two live producers must
+    /// not share an id.
+    pub producer_id: Option<u64>,
 }
 
 impl Default for ProducerConfig {
@@ -50,6 +53,7 @@ impl Default for ProducerConfig {
             batch_bytes_max: 1 << 20,
             linger: Duration::from_millis(0),
             queue_records_max: 10_000,
+            producer_id: None,
         }
     }
 }
@@ -114,16 +118,17 @@ impl Producer {
         }
         // Deduplication needs the quorum's answer: an ACKS_LEADER producer is not idempotent.
         let config = ProducerConfig { idempotent: config.idempotent && config.acks == Acks::All, ..config };
+        // A random id: collisions between 2^63 ids are not a practical concern.
+        let producer_id = config.producer_id.unwrap_or_else(|| rand::random::<u64>() >> 1);
         Ok(Producer {
             client,
             topic: topic.to_string(),
             partitions,
             config,
-            // A random id: collisions between 2^64 ids are not a practical concern.
-            producer_id: rand::random::<u64>() >> 1,
+            producer_id,
             senders: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
-            round_robin: std::sync::atomic::AtomicU32::new(rand::random::<u32>()),
+            round_robin: std::sync::atomic::AtomicU32::new(producer_id as u32),
         })
     }
 

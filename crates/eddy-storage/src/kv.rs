@@ -131,6 +131,13 @@ pub trait KvStore: Send + Sync + 'static {
 
     /// Calls `done` once every batch written before this call is on stable storage.
     fn sync(&self, done: SyncDone);
+
+    /// Whether reads may wait on disk I/O, so that large reads belong on a blocking thread pool.
+    /// An in-memory store says no: its reads stay on the calling task, which also keeps the
+    /// deterministic simulation on its single thread.
+    fn reads_block(&self) -> bool {
+        true
+    }
 }
 
 /// Waits until everything written so far is durable.

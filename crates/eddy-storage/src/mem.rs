@@ -116,6 +116,10 @@ impl KvStore for MemKv {
         }
         done(Ok(()));
     }
+
+    fn reads_block(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,38 @@
+//! A consumer never goes backwards and never skips: each poll returns consecutive offsets that
+//! start exactly at the position asked for, and the next poll asks for the offset after the last
+//! one returned. (Consumer groups, and with them reassignments and committed offsets, are not in
+//! the workload yet; the property then also covers offsets committed by groups.)
+
+use std::collections::BTreeMap;
+
+use super::{Anomaly, Model, Source};
+
+pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
+    let mut next: BTreeMap<&str, u64> = BTreeMap::new();
+    for read in &model.reads {
+        let Source::Poll { consumer, position } = &read.source else { continue };
+        if let Some(&expected) = next.get(consumer.as_str())
+            && *position != expected
+        {
+            anomalies.push(Anomaly {
+                property: "consumer_order",
+                detail: format!("{consumer} polled from {position} after reading up to {}", expected.wrapping_sub(1)),
+            });
+        }
+        let mut want = *position;
+        for record in &read.records {
+            if record.offset != want {
+                anomalies.push(Anomaly {
+                    property: "consumer_order",
+                    detail: format!(
+                        "{consumer} at {} ms expected offset {want} but got {} ({})",
+                        read.at_ms, record.offset, record.value
+                    ),
+                });
+                break;
+            }
+            want += 1;
+        }
+        next.insert(consumer.as_str(), read.records.last().map_or(*position, |r| r.offset + 1));
+    }
+}

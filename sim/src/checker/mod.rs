@@ -1,0 +1,164 @@
+//! The Jepsen-style checker: one module per property, each reading the whole [`History`] of a
+//! run and reporting anomalies.
+//!
+//! Outcomes of sends are `ok` (acknowledged, with an offset), `fail` (the broker said nothing
+//! was written) or `unknown`. A record "is read" when any consumer poll, final read or replica
+//! read returned it.
+//!
+//! [`History`]: crate::history::History
+
+mod acknowledged;
+mod consumers;
+mod dense;
+mod duplicates;
+mod failed_sends;
+mod liveness;
+mod raft;
+mod single_value;
+
+use std::collections::BTreeMap;
+
+use crate::history::{Entry, Event, ReadRecord};
+
+/// A violated property.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anomaly {
+    pub property: &'static str,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Anomaly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.property, self.detail)
+    }
+}
+
+/// What the checker found.
+#[derive(Debug, Clone, Default)]
+pub struct Verdict {
+    pub anomalies: Vec<Anomaly>,
+    /// Records in the final reads, each checked against every send and read.
+    pub records_checked: u64,
+}
+
+/// How a send ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Pending,
+    Ok { offset: u64 },
+    Fail,
+    Unknown,
+}
+
+/// One send of a unique value.
+#[derive(Debug, Clone)]
+pub struct Send {
+    pub partition: u32,
+    pub outcome: Outcome,
+}
+
+/// Where a read came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Poll { consumer: String, position: u64 },
+    Final,
+    Replica { node: u64 },
+}
+
+/// One read of one partition.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub at_ms: u64,
+    pub source: Source,
+    pub partition: u32,
+    pub records: Vec<ReadRecord>,
+}
+
+/// The history, indexed for the properties.
+#[derive(Debug, Default)]
+pub struct Model {
+    /// Every value sent, by value.
+    pub sends: BTreeMap<String, Send>,
+    /// Every read, in history order.
+    pub reads: Vec<Read>,
+    /// The final read of each partition and its high watermark.
+    pub finals: BTreeMap<u32, (Vec<ReadRecord>, u64)>,
+    /// Partitions whose final read failed, with the reason.
+    pub final_failures: BTreeMap<u32, String>,
+    /// Leadership observations: (group, term) -> nodes seen leading it.
+    pub leaders: BTreeMap<(u64, u64), Vec<u64>>,
+    pub partitions: u32,
+}
+
+impl Model {
+    pub fn new(entries: &[Entry], partitions: u32) -> Self {
+        let mut model = Model { partitions, ..Model::default() };
+        for entry in entries {
+            match &entry.event {
+                Event::SendInvoke { value, partition, .. } => {
+                    model.sends.insert(value.clone(), Send { partition: *partition, outcome: Outcome::Pending });
+                }
+                Event::SendOk { value, offset, .. } => model.set_outcome(value, Outcome::Ok { offset: *offset }),
+                Event::SendFail { value, .. } => model.set_outcome(value, Outcome::Fail),
+                Event::SendUnknown { value, .. } => model.set_outcome(value, Outcome::Unknown),
+                Event::Poll { consumer, partition, position, records } => model.reads.push(Read {
+                    at_ms: entry.at_ms,
+                    source: Source::Poll { consumer: consumer.clone(), position: *position },
+                    partition: *partition,
+                    records: records.clone(),
+                }),
+                Event::FinalRead { partition, records, high_watermark } => {
+                    model.finals.insert(*partition, (records.clone(), *high_watermark));
+                    model.reads.push(Read {
+                        at_ms: entry.at_ms,
+                        source: Source::Final,
+                        partition: *partition,
+                        records: records.clone(),
+                    });
+                }
+                Event::FinalReadFailed { partition, reason } => {
+                    model.final_failures.insert(*partition, reason.clone());
+                }
+                Event::ReplicaRead { node, partition, records } => model.reads.push(Read {
+                    at_ms: entry.at_ms,
+                    source: Source::Replica { node: *node },
+                    partition: *partition,
+                    records: records.clone(),
+                }),
+                Event::Leader { group, term, node } => {
+                    let nodes = model.leaders.entry((*group, *term)).or_default();
+                    if !nodes.contains(node) {
+                        nodes.push(*node);
+                    }
+                }
+                Event::Fault { .. } | Event::Note { .. } => {}
+            }
+        }
+        model
+    }
+
+    fn set_outcome(&mut self, value: &str, outcome: Outcome) {
+        if let Some(send) = self.sends.get_mut(value) {
+            send.outcome = outcome;
+        }
+    }
+}
+
+/// Checks every property against the history of a run over `partitions` partitions.
+pub fn check(entries: &[Entry], partitions: u32) -> Verdict {
+    let model = Model::new(entries, partitions);
+    let mut anomalies = Vec::new();
+    liveness::check(&model, &mut anomalies);
+    acknowledged::check(&model, &mut anomalies);
+    single_value::check(&model, &mut anomalies);
+    duplicates::check(&model, &mut anomalies);
+    dense::check(&model, &mut anomalies);
+    consumers::check(&model, &mut anomalies);
+    failed_sends::check(&model, &mut anomalies);
+    raft::check(&model, &mut anomalies);
+    let records_checked = model.finals.values().map(|(records, _)| records.len() as u64).sum();
+    Verdict { anomalies, records_checked }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,138 @@
+//! The history of one run: every workload operation with its outcome, every read, every fault
+//! and every Raft leadership seen, in simulated-time order. The checker reads it; its text form
+//! is the run's trace, whose hash the determinism check compares.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+/// A record as a read returned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRecord {
+    pub offset: u64,
+    pub value: String,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A producer started sending `value` to `partition`.
+    SendInvoke { process: String, value: String, partition: u32 },
+    /// The send was acknowledged at `offset`.
+    SendOk { value: String, partition: u32, offset: u64 },
+    /// The broker said the send did not happen.
+    SendFail { value: String, partition: u32, reason: String },
+    /// The send may or may not have happened (timeout, lost connection, leadership change).
+    SendUnknown { value: String, partition: u32, reason: String },
+    /// A consumer's fetch from `position` returned `records`.
+    Poll { consumer: String, partition: u32, position: u64, records: Vec<ReadRecord> },
+    /// After healing, the whole partition read from its leader.
+    FinalRead { partition: u32, records: Vec<ReadRecord>, high_watermark: u64 },
+    /// After healing, a partition could not be read in full: a liveness failure.
+    FinalReadFailed { partition: u32, reason: String },
+    /// After healing, one replica's committed records, read from that replica.
+    ReplicaRead { node: u64, partition: u32, records: Vec<ReadRecord> },
+    /// A fault started or ended.
+    Fault { description: String },
+    /// `node` is the leader of `group` in `term` (sampled from the node's Raft metrics).
+    Leader { group: u64, term: u64, node: u64 },
+    /// Free-form progress notes (phase changes).
+    Note { text: String },
+}
+
+/// One entry: when (simulated milliseconds since start) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub at_ms: u64,
+    pub event: Event,
+}
+
+/// The shared recorder. Cheap to clone; every simulated process records into it.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    entries: Arc<Mutex<Vec<Entry>>>,
+}
+
+impl History {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `event` at the current simulated time.
+    pub fn record(&self, event: Event) {
+        let at_ms = turmoil::sim_elapsed().map_or(0, |d| d.as_millis() as u64);
+        self.record_at(at_ms, event);
+    }
+
+    /// Records `event` at `at_ms` (for the driver, which runs outside any simulated host).
+    pub fn record_at(&self, at_ms: u64, event: Event) {
+        self.entries.lock().expect("history lock").push(Entry { at_ms, event });
+    }
+
+    /// Every entry so far, in recording order.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.entries.lock().expect("history lock").clone()
+    }
+}
+
+/// One line of trace text per entry.
+pub fn trace_lines(entries: &[Entry]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| {
+            let mut line = format!("{:>8} ", e.at_ms);
+            match &e.event {
+                Event::SendInvoke { process, value, partition } => {
+                    let _ = write!(line, "invoke  {process} send {value} -> p{partition}");
+                }
+                Event::SendOk { value, partition, offset } => {
+                    let _ = write!(line, "ok      {value} at p{partition}@{offset}");
+                }
+                Event::SendFail { value, partition, reason } => {
+                    let _ = write!(line, "fail    {value} -> p{partition}: {reason}");
+                }
+                Event::SendUnknown { value, partition, reason } => {
+                    let _ = write!(line, "unknown {value} -> p{partition}: {reason}");
+                }
+                Event::Poll { consumer, partition, position, records } => {
+                    let _ = write!(line, "poll    {consumer} p{partition}@{position}: {}", render(records));
+                }
+                Event::FinalRead { partition, records, high_watermark } => {
+                    let _ = write!(line, "final   p{partition} hw={high_watermark}: {}", render(records));
+                }
+                Event::FinalReadFailed { partition, reason } => {
+                    let _ = write!(line, "final   p{partition} FAILED: {reason}");
+                }
+                Event::ReplicaRead { node, partition, records } => {
+                    let _ = write!(line, "replica n{node} p{partition}: {}", render(records));
+                }
+                Event::Fault { description } => {
+                    let _ = write!(line, "fault   {description}");
+                }
+                Event::Leader { group, term, node } => {
+                    let _ = write!(line, "leader  group {group} term {term}: n{node}");
+                }
+                Event::Note { text } => {
+                    let _ = write!(line, "note    {text}");
+                }
+            }
+            line
+        })
+        .collect()
+}
+
+fn render(records: &[ReadRecord]) -> String {
+    let values: Vec<String> = records.iter().map(|r| format!("{}={}", r.offset, r.value)).collect();
+    format!("[{}]", values.join(" "))
+}
+
+/// FNV-1a over the trace text: stable across processes, platforms and Rust versions.
+pub fn trace_hash(lines: &[String]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for line in lines {
+        for byte in line.bytes().chain(std::iter::once(b'\n')) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}

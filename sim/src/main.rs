@@ -1,0 +1,253 @@
+//! `eddy-sim`: runs seeds of the deterministic simulation and checks each run's history.
+//!
+//! ```text
+//! eddy-sim --seeds 1..200          # seeds 1 to 200, one JSON summary line at the end
+//! eddy-sim --seed 17 --trace       # replay one seed and print its full trace
+//! ```
+//!
+//! A range runs each seed in a child process of its own: tokio numbers tasks from one
+//! process-wide counter, and the order in which a crashed host's tasks are dropped follows those
+//! numbers, so two runs sharing a process could disturb each other.
+
+use std::collections::BTreeMap;
+use std::process::{Command, ExitCode};
+use std::sync::Mutex;
+
+use clap::Parser;
+use eddy_sim::{Bug, Options, Summary, run};
+
+eddy_sim::virtual_clock!();
+
+/// Runs Eddy's real node code on a simulated network under seeded faults and checks every
+/// history for lost, duplicated, reordered or phantom records.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "eddy-sim", version)]
+struct Args {
+    /// One seed to run (replays it exactly).
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// A range of seeds, both ends included: `1..200`.
+    #[arg(long, value_parser = parse_range)]
+    seeds: Option<(u64, u64)>,
+    /// Print the full trace of each seed run.
+    #[arg(long)]
+    trace: bool,
+    /// Simulated seconds of faults (and of sending).
+    #[arg(long, default_value_t = 30)]
+    fault_secs: u64,
+    /// Simulated seconds of healing before the final read.
+    #[arg(long, default_value_t = 15)]
+    heal_secs: u64,
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
+    #[arg(long, default_value_t = 3)]
+    partitions: u32,
+    /// Inject no fault at all.
+    #[arg(long)]
+    no_faults: bool,
+    /// Deliberately break the system (to see the checker catch it): `skip-fsync`.
+    #[arg(long)]
+    bug: Option<Bug>,
+    /// Seeds run at once, each in its own process (default: the number of CPUs).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Run one seed and print its summary as one JSON line (what a range runs per seed).
+    #[arg(long, hide = true)]
+    child: bool,
+}
+
+fn parse_range(text: &str) -> Result<(u64, u64), String> {
+    let (a, b) = text
+        .split_once("..=")
+        .or_else(|| text.split_once(".."))
+        .ok_or_else(|| format!("{text:?} is not a range like 1..200"))?;
+    let a: u64 = a.trim().parse().map_err(|e| format!("bad range start {a:?}: {e}"))?;
+    let b: u64 = b.trim().parse().map_err(|e| format!("bad range end {b:?}: {e}"))?;
+    if a > b {
+        return Err(format!("the range {text:?} is empty"));
+    }
+    Ok((a, b))
+}
+
+/// The flags that shape a run (everything but the seed selection).
+fn run_flags(args: &Args) -> Vec<String> {
+    let mut flags = Vec::new();
+    if args.fault_secs != 30 {
+        flags.extend(["--fault-secs".to_string(), args.fault_secs.to_string()]);
+    }
+    if args.heal_secs != 15 {
+        flags.extend(["--heal-secs".to_string(), args.heal_secs.to_string()]);
+    }
+    if args.nodes != 3 {
+        flags.extend(["--nodes".to_string(), args.nodes.to_string()]);
+    }
+    if args.partitions != 3 {
+        flags.extend(["--partitions".to_string(), args.partitions.to_string()]);
+    }
+    if args.no_faults {
+        flags.push("--no-faults".into());
+    }
+    if args.bug == Some(Bug::SkipFsync) {
+        flags.extend(["--bug".to_string(), "skip-fsync".to_string()]);
+    }
+    flags
+}
+
+fn reproduce_command(args: &Args, seed: u64) -> String {
+    let mut command = format!("cargo run -p eddy-sim --release -- --seed {seed}");
+    for flag in run_flags(args) {
+        command.push(' ');
+        command.push_str(&flag);
+    }
+    command
+}
+
+fn run_here(args: &Args, seed: u64) -> Summary {
+    let options = Options {
+        seed,
+        nodes: args.nodes,
+        partitions: args.partitions,
+        fault_secs: args.fault_secs,
+        heal_secs: args.heal_secs,
+        no_faults: args.no_faults,
+        bug: args.bug,
+    };
+    run(&options).summary(args.trace)
+}
+
+/// Runs one seed in a child process.
+fn run_child(args: &Args, seed: u64) -> Summary {
+    let failed = |error: String| Summary {
+        seed,
+        failed: true,
+        error: Some(error),
+        anomalies: Vec::new(),
+        schedule: Vec::new(),
+        faults: BTreeMap::new(),
+        records_checked: 0,
+        trace_hash: String::new(),
+        trace: Vec::new(),
+    };
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return failed(format!("cannot find this executable to run seeds: {e}")),
+    };
+    let mut command = Command::new(exe);
+    command.args(["--child", "--seed", &seed.to_string()]).args(run_flags(args));
+    if args.trace {
+        command.arg("--trace");
+    }
+    match command.output() {
+        Ok(output) => {
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            match stdout.lines().last().map(serde_json::from_str::<Summary>) {
+                Some(Ok(summary)) => summary,
+                _ => {
+                    let stderr = String::from_utf8_lossy(&output.stderr);
+                    let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
+                    failed(format!(
+                        "the seed's process ended with {} without a summary; its last output:\n{}",
+                        output.status,
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    ))
+                }
+            }
+        }
+        Err(e) => failed(format!("cannot start a process for the seed: {e}")),
+    }
+}
+
+/// Prints one seed's result in one piece (seeds finish on several threads).
+fn print_report(args: &Args, report: &Summary) {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for line in &report.trace {
+        let _ = writeln!(out, "{line}");
+    }
+    if report.failed {
+        let _ = writeln!(out, "seed {} FAILED", report.seed);
+        if let Some(error) = &report.error {
+            let _ = writeln!(out, "  simulation error: {error}");
+        }
+        for anomaly in report.anomalies.iter().take(30) {
+            let _ = writeln!(out, "  {anomaly}");
+        }
+        if report.anomalies.len() > 30 {
+            let _ = writeln!(out, "  ... and {} more anomalies", report.anomalies.len() - 30);
+        }
+        let _ = writeln!(out, "  fault schedule:");
+        for fault in &report.schedule {
+            let _ = writeln!(out, "    {fault}");
+        }
+        let _ = writeln!(out, "  reproduce with: {}", reproduce_command(args, report.seed));
+        let _ = writeln!(out, "  (add --trace to print the full trace)");
+    } else {
+        let _ = writeln!(
+            out,
+            "seed {} ok: {} records checked, {} faults, trace {}",
+            report.seed,
+            report.records_checked,
+            report.schedule.len(),
+            report.trace_hash
+        );
+    }
+    print!("{out}");
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    if args.child {
+        let summary = run_here(&args, args.seed.unwrap_or(1));
+        println!("{}", serde_json::to_string(&summary).expect("a summary serializes"));
+        return if summary.failed { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+    }
+    let (first, last) = match (args.seed, args.seeds) {
+        (Some(seed), _) => (seed, seed),
+        (None, Some(range)) => range,
+        (None, None) => (1, 1),
+    };
+    let reports: BTreeMap<u64, Summary> = if first == last {
+        // One seed is the only simulation in this process: run it here.
+        let summary = run_here(&args, first);
+        print_report(&args, &summary);
+        BTreeMap::from([(first, summary)])
+    } else {
+        let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+        let queue = Mutex::new(first..=last);
+        let reports = Mutex::new(BTreeMap::new());
+        std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(|| {
+                    loop {
+                        let Some(seed) = queue.lock().expect("queue lock").next() else { break };
+                        let summary = run_child(&args, seed);
+                        print_report(&args, &summary);
+                        reports.lock().expect("reports lock").insert(seed, summary);
+                    }
+                });
+            }
+        });
+        reports.into_inner().expect("reports lock")
+    };
+    let failed: Vec<u64> = reports.values().filter(|r| r.failed).map(|r| r.seed).collect();
+    let mut faults: BTreeMap<String, u64> =
+        eddy_sim::faults::FaultKind::NAMES.iter().map(|name| (name.to_string(), 0)).collect();
+    for report in reports.values() {
+        for (name, count) in &report.faults {
+            *faults.entry(name.clone()).or_default() += count;
+        }
+    }
+    let summary = serde_json::json!({
+        "seeds": reports.len(),
+        "failed_seeds": failed,
+        "faults": faults,
+        "records_checked": reports.values().map(|r| r.records_checked).sum::<u64>(),
+        "anomalies": reports.values().map(|r| r.anomalies.len()).sum::<usize>(),
+    });
+    println!("{summary}");
+    if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}

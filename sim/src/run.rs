@@ -1,0 +1,518 @@
+//! One seeded run: build the simulated cluster and clients, step the simulation while applying
+//! the fault schedule and sampling Raft leadership, heal, then check the history.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use eddy_broker::{Broker, BrokerConfig, Clock, NodeEnv, Seed};
+use eddy_raft::RaftTiming;
+
+use crate::checker::{self, Anomaly};
+use crate::faults::{self, Fault, FaultKind};
+use crate::history::{Event, History, trace_hash, trace_lines};
+use crate::net::{PORT, SimConnector, incoming};
+use crate::storage::SimDisk;
+use crate::workload::{self, Plan};
+
+/// A deliberate bug, to prove the checker catches what it should.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bug {
+    /// The disks acknowledge syncs without making anything durable.
+    SkipFsync,
+}
+
+impl std::str::FromStr for Bug {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "skip-fsync" => Ok(Bug::SkipFsync),
+            other => Err(format!("unknown bug {other:?}; the one there is: skip-fsync")),
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seed: u64,
+    pub nodes: u64,
+    pub partitions: u32,
+    /// Simulated seconds of faults (and of sending).
+    pub fault_secs: u64,
+    /// Simulated seconds between the end of the faults and the final read.
+    pub heal_secs: u64,
+    /// Run without any fault (for comparisons and for the determinism check of the bare cluster).
+    pub no_faults: bool,
+    pub bug: Option<Bug>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { seed: 1, nodes: 3, partitions: 3, fault_secs: 30, heal_secs: 15, no_faults: false, bug: None }
+    }
+}
+
+/// The outcome of one seed.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub seed: u64,
+    pub schedule: Vec<Fault>,
+    pub faults: BTreeMap<&'static str, u64>,
+    pub anomalies: Vec<Anomaly>,
+    pub records_checked: u64,
+    pub trace: Vec<String>,
+    pub trace_hash: u64,
+    /// The simulation itself failed (a host returned an error, a panic, the time limit).
+    pub error: Option<String>,
+}
+
+impl Report {
+    pub fn failed(&self) -> bool {
+        self.error.is_some() || !self.anomalies.is_empty()
+    }
+
+    /// The report in the form the seed runner passes between processes.
+    pub fn summary(&self, with_trace: bool) -> Summary {
+        Summary {
+            seed: self.seed,
+            failed: self.failed(),
+            error: self.error.clone(),
+            anomalies: self.anomalies.iter().map(ToString::to_string).collect(),
+            schedule: self.schedule.iter().map(ToString::to_string).collect(),
+            faults: self.faults.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            records_checked: self.records_checked,
+            trace_hash: format!("{:016x}", self.trace_hash),
+            trace: if with_trace { self.trace.clone() } else { Vec::new() },
+        }
+    }
+}
+
+/// A seed's outcome as data: what `eddy-sim --child` prints as one JSON line.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub seed: u64,
+    pub failed: bool,
+    pub error: Option<String>,
+    pub anomalies: Vec<String>,
+    pub schedule: Vec<String>,
+    pub faults: BTreeMap<String, u64>,
+    pub records_checked: u64,
+    pub trace_hash: String,
+    #[serde(default)]
+    pub trace: Vec<String>,
+}
+
+/// A node's wall clock: the simulation's epoch plus simulated time, plus a jump the fault
+/// schedule may set.
+#[derive(Debug)]
+struct SimClock {
+    jump_ms: Arc<AtomicI64>,
+}
+
+impl Clock for SimClock {
+    fn now_ms(&self) -> i64 {
+        let elapsed = turmoil::sim_elapsed().unwrap_or_default().as_millis() as i64;
+        crate::clock::EPOCH_MILLIS as i64 + elapsed + self.jump_ms.load(Ordering::SeqCst)
+    }
+}
+
+fn host(node: u64) -> String {
+    format!("n{node}")
+}
+
+fn mix(a: u64, b: u64) -> u64 {
+    eddy_raft::group_seed(a, b)
+}
+
+/// What the driver knows about the nodes while the simulation runs.
+struct Nodes {
+    count: u64,
+    disks: BTreeMap<u64, SimDisk>,
+    clocks: BTreeMap<u64, Arc<AtomicI64>>,
+    /// The running broker of each node, set by the node when it has started.
+    running: Arc<Mutex<BTreeMap<u64, Broker>>>,
+    down: BTreeSet<u64>,
+}
+
+/// Link state with reference counts, so overlapping faults undo only their own part.
+#[derive(Default)]
+struct Links {
+    cut: BTreeMap<(u64, u64), u32>,
+    held: BTreeMap<(String, String), u32>,
+}
+
+/// Runs one seed.
+///
+/// # Panics
+/// When the calling binary has not installed [`crate::virtual_clock!`]: without it, libraries
+/// that read the real clock would make the run irreproducible.
+pub fn run(options: &Options) -> Report {
+    assert!(
+        crate::clock::is_installed(),
+        "the simulation needs the virtual clock: invoke eddy_sim::virtual_clock!() in the binary"
+    );
+    let _clock = crate::clock::Guard::start();
+    let seed = options.seed;
+    let history = History::new();
+    let fault_start_ms = 5_000;
+    let fault_end_ms = fault_start_ms + options.fault_secs * 1_000;
+    let final_read_ms = fault_end_ms + options.heal_secs * 1_000;
+    let plan = Plan {
+        nodes: options.nodes,
+        partitions: options.partitions,
+        producers: 2,
+        send_until_ms: fault_end_ms,
+        final_read_ms,
+        final_read_budget_ms: 30_000,
+        send_interval: Duration::from_millis(10),
+    };
+
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(UNIX_EPOCH + Duration::from_millis(crate::clock::EPOCH_MILLIS))
+        .simulation_duration(Duration::from_millis(final_read_ms + 120_000))
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_micros(200))
+        .max_message_latency(Duration::from_millis(3))
+        // Links broken by the loss fault come back at random as traffic tries them.
+        .repair_rate(0.05)
+        .tcp_capacity(1 << 16)
+        .build();
+
+    let skip_fsync = options.bug == Some(Bug::SkipFsync);
+    let mut nodes = Nodes {
+        count: options.nodes,
+        disks: (1..=options.nodes).map(|n| (n, SimDisk::new(skip_fsync))).collect(),
+        clocks: (1..=options.nodes).map(|n| (n, Arc::new(AtomicI64::new(0)))).collect(),
+        running: Arc::new(Mutex::new(BTreeMap::new())),
+        down: BTreeSet::new(),
+    };
+    let seeds: Vec<Seed> = (1..=options.nodes).map(|n| Seed { id: n, address: format!("{}:{PORT}", host(n)) }).collect();
+    for node in 1..=options.nodes {
+        let config = BrokerConfig {
+            node_id: node,
+            listen: format!("0.0.0.0:{PORT}").parse().expect("listen address"),
+            advertise: Some(format!("{}:{PORT}", host(node))),
+            seeds: seeds.clone(),
+            raft: RaftTiming::default(),
+            ..BrokerConfig::default()
+        };
+        let disk = nodes.disks[&node].clone();
+        let jump = nodes.clocks[&node].clone();
+        let running = nodes.running.clone();
+        let boots = Arc::new(AtomicU64::new(0));
+        sim.host(host(node), move || {
+            let (config, disk, jump, running) = (config.clone(), disk.clone(), jump.clone(), running.clone());
+            let boot = boots.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let env = NodeEnv {
+                    kv: disk.store(),
+                    connector: Arc::new(SimConnector),
+                    clock: Arc::new(SimClock { jump_ms: jump }),
+                    seed: mix(mix(seed, node), boot),
+                };
+                let broker = Broker::start(config, env).await.map_err(|e| format!("n{node} start: {e}"))?;
+                running.lock().expect("running lock").insert(node, broker.clone());
+                let routes = broker.routes().await.map_err(|e| e.to_string())?;
+                let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
+                tonic::transport::Server::builder()
+                    .http2_keepalive_interval(Some(Duration::from_secs(1)))
+                    .http2_keepalive_timeout(Some(Duration::from_secs(2)))
+                    .add_routes(routes)
+                    .serve_with_incoming(incoming(listener))
+                    .await?;
+                Ok(())
+            }
+        });
+    }
+
+    let ready = Arc::new(AtomicBool::new(false));
+    sim.client("setup", workload::setup(plan.clone(), history.clone(), ready.clone()));
+    for index in 0..plan.producers {
+        sim.client(format!("producer-{index}"), workload::producer(plan.clone(), index, history.clone(), ready.clone()));
+    }
+    sim.client("oneshot", workload::oneshot(plan.clone(), history.clone(), ready.clone()));
+    for partition in 0..plan.partitions {
+        sim.client(
+            format!("consumer-{partition}"),
+            workload::consumer(plan.clone(), partition, history.clone(), ready.clone()),
+        );
+    }
+    sim.client("final-reader", workload::final_reader(plan.clone(), history.clone()));
+
+    let schedule = if options.no_faults {
+        Vec::new()
+    } else {
+        faults::schedule(seed, options.nodes, options.partitions, fault_start_ms, fault_end_ms)
+    };
+    // (time, start?, index into schedule), in time order; ends before starts at the same time.
+    let mut actions: Vec<(u64, bool, usize)> = Vec::new();
+    for (i, fault) in schedule.iter().enumerate() {
+        actions.push((fault.start_ms, true, i));
+        actions.push((fault.end_ms, false, i));
+    }
+    actions.sort_by_key(|&(at, start, i)| (at, start, i));
+    let mut next_action = 0usize;
+    let mut resolved: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+    let mut links = Links::default();
+    let mut counts: BTreeMap<&'static str, u64> = FaultKind::NAMES.iter().map(|n| (*n, 0)).collect();
+    let mut leaders_seen: BTreeSet<(u64, u64, u64)> = BTreeSet::new();
+    let mut healed = false;
+
+    let error = loop {
+        let now = sim.elapsed().as_millis() as u64;
+        while next_action < actions.len() && actions[next_action].0 <= now {
+            let (_, start, i) = actions[next_action];
+            next_action += 1;
+            let fault = &schedule[i];
+            if start {
+                *counts.get_mut(fault.kind.name()).expect("known fault") += 1;
+                let targets = start_fault(&mut sim, &mut nodes, &mut links, fault);
+                history.record_at(now, Event::Fault { description: format!("start {fault} on {targets:?}") });
+                resolved.insert(i, targets);
+            } else {
+                let targets = resolved.remove(&i).unwrap_or_default();
+                end_fault(&mut sim, &mut nodes, &mut links, fault, &targets);
+                history.record_at(now, Event::Fault { description: format!("end   {fault}") });
+            }
+        }
+        if !healed && now >= fault_end_ms {
+            healed = true;
+            heal(&mut sim, &mut nodes, &mut links);
+            history.record_at(now, Event::Note { text: "healed: every fault is over".into() });
+        }
+        sample_leaders(&nodes, &history, now, &mut leaders_seen);
+        crate::clock::set_now(Some(sim.elapsed()));
+        match sim.step() {
+            Ok(true) => break None,
+            Ok(false) => {}
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+
+    let entries = history.entries();
+    let verdict = checker::check(&entries, options.partitions);
+    let trace = trace_lines(&entries);
+    let trace_hash = trace_hash(&trace);
+    // Drop the simulation (and every task in it) before the brokers the driver still holds.
+    drop(sim);
+    nodes.running.lock().expect("running lock").clear();
+    Report {
+        seed,
+        schedule,
+        faults: counts,
+        anomalies: verdict.anomalies,
+        records_checked: verdict.records_checked,
+        trace,
+        trace_hash,
+        error,
+    }
+}
+
+/// Records every (group, term, leader) the nodes report, once.
+fn sample_leaders(nodes: &Nodes, history: &History, now: u64, seen: &mut BTreeSet<(u64, u64, u64)>) {
+    let running = nodes.running.lock().expect("running lock");
+    for (&node, broker) in running.iter() {
+        for status in broker.raft_status() {
+            if status.leading && seen.insert((status.group, status.term, node)) {
+                history.record_at(now, Event::Leader { group: status.group, term: status.term, node });
+            }
+        }
+    }
+}
+
+/// The node that leads `group` now, by the nodes' own reports (the highest term wins).
+fn leader_of(nodes: &Nodes, group: u64) -> Option<u64> {
+    let running = nodes.running.lock().expect("running lock");
+    running
+        .iter()
+        .flat_map(|(&node, broker)| {
+            broker.raft_status().into_iter().filter(|s| s.group == group && s.leading).map(move |s| (s.term, node))
+        })
+        .max()
+        .map(|(_, node)| node)
+}
+
+fn cut(sim: &mut turmoil::Sim<'_>, links: &mut Links, from: u64, to: u64) {
+    let count = links.cut.entry((from, to)).or_insert(0);
+    *count += 1;
+    if *count == 1 {
+        sim.partition_oneway(host(from), host(to));
+    }
+}
+
+fn uncut(sim: &mut turmoil::Sim<'_>, links: &mut Links, from: u64, to: u64) {
+    if let Some(count) = links.cut.get_mut(&(from, to)) {
+        *count -= 1;
+        if *count == 0 {
+            links.cut.remove(&(from, to));
+            sim.repair_oneway(host(from), host(to));
+        }
+    }
+}
+
+fn isolate(sim: &mut turmoil::Sim<'_>, links: &mut Links, nodes: &Nodes, side: &[u64], undo: bool) {
+    for &a in side {
+        for b in 1..=nodes.count {
+            if side.contains(&b) {
+                continue;
+            }
+            if undo {
+                uncut(sim, links, a, b);
+                uncut(sim, links, b, a);
+            } else {
+                cut(sim, links, a, b);
+                cut(sim, links, b, a);
+            }
+        }
+    }
+}
+
+/// Every host name the node talks to: the other nodes and every client.
+fn peers_of(sim: &mut turmoil::Sim<'_>, node: u64) -> Vec<String> {
+    let me = sim.lookup(host(node));
+    let mut names = Vec::new();
+    sim.links(|links| {
+        for link in links {
+            let (a, b) = link.pair();
+            if a == me {
+                names.push(b);
+            } else if b == me {
+                names.push(a);
+            }
+        }
+    });
+    names.into_iter().filter_map(|ip| sim.reverse_lookup(ip)).collect()
+}
+
+fn crash(sim: &mut turmoil::Sim<'_>, nodes: &mut Nodes, node: u64) {
+    if nodes.down.insert(node) {
+        nodes.running.lock().expect("running lock").remove(&node);
+        sim.crash(host(node));
+        nodes.disks[&node].crash();
+    }
+}
+
+fn restart(sim: &mut turmoil::Sim<'_>, nodes: &mut Nodes, node: u64) {
+    if nodes.down.remove(&node) {
+        sim.bounce(host(node));
+    }
+}
+
+/// Starts `fault`; returns the nodes it resolved to (for faults aimed at a role).
+fn start_fault(sim: &mut turmoil::Sim<'_>, nodes: &mut Nodes, links: &mut Links, fault: &Fault) -> Vec<u64> {
+    match &fault.kind {
+        FaultKind::Partition { side } => {
+            isolate(sim, links, nodes, side, false);
+            side.clone()
+        }
+        FaultKind::PartitionOneway { from, to } => {
+            cut(sim, links, *from, *to);
+            vec![*from, *to]
+        }
+        FaultKind::IsolateLeader { partition } => {
+            // Partition groups are numbered from 1 in creation order; the workload's topic is
+            // the only one, so partition p is group p + 1.
+            let target: Vec<u64> = leader_of(nodes, u64::from(*partition) + 1).into_iter().collect();
+            isolate(sim, links, nodes, &target, false);
+            target
+        }
+        FaultKind::IsolateController => {
+            let target: Vec<u64> = leader_of(nodes, eddy_controller::CONTROLLER_GROUP).into_iter().collect();
+            isolate(sim, links, nodes, &target, false);
+            target
+        }
+        FaultKind::Delay { max_ms } => {
+            sim.set_max_message_latency(Duration::from_millis(*max_ms));
+            Vec::new()
+        }
+        FaultKind::Loss { per_mille } => {
+            set_node_fail_rate(sim, nodes, f64::from(*per_mille) / 1000.0);
+            Vec::new()
+        }
+        FaultKind::Crash { node } => {
+            crash(sim, nodes, *node);
+            vec![*node]
+        }
+        FaultKind::PowerLoss => {
+            for node in 1..=nodes.count {
+                crash(sim, nodes, node);
+            }
+            (1..=nodes.count).collect()
+        }
+        FaultKind::Pause { node } => {
+            for peer in peers_of(sim, *node) {
+                let count = links.held.entry((host(*node), peer.clone())).or_insert(0);
+                *count += 1;
+                if *count == 1 {
+                    sim.hold(host(*node), peer);
+                }
+            }
+            vec![*node]
+        }
+        FaultKind::ClockJump { node, by_ms } => {
+            nodes.clocks[node].fetch_add(*by_ms, Ordering::SeqCst);
+            vec![*node]
+        }
+    }
+}
+
+fn end_fault(sim: &mut turmoil::Sim<'_>, nodes: &mut Nodes, links: &mut Links, fault: &Fault, targets: &[u64]) {
+    match &fault.kind {
+        FaultKind::Partition { .. } | FaultKind::IsolateLeader { .. } | FaultKind::IsolateController => {
+            isolate(sim, links, nodes, targets, true);
+        }
+        FaultKind::PartitionOneway { from, to } => uncut(sim, links, *from, *to),
+        FaultKind::Delay { .. } => sim.set_max_message_latency(Duration::from_millis(3)),
+        FaultKind::Loss { .. } => set_node_fail_rate(sim, nodes, 0.0),
+        FaultKind::Crash { .. } | FaultKind::PowerLoss => {
+            for &node in targets {
+                restart(sim, nodes, node);
+            }
+        }
+        FaultKind::Pause { node } => {
+            let held: Vec<(String, String)> = links.held.keys().filter(|(a, _)| *a == host(*node)).cloned().collect();
+            for key in held {
+                let count = links.held.get_mut(&key).expect("held link");
+                *count -= 1;
+                if *count == 0 {
+                    links.held.remove(&key);
+                    sim.release(key.0, key.1);
+                }
+            }
+        }
+        FaultKind::ClockJump { node, by_ms } => {
+            nodes.clocks[node].fetch_sub(*by_ms, Ordering::SeqCst);
+        }
+    }
+}
+
+fn set_node_fail_rate(sim: &mut turmoil::Sim<'_>, nodes: &Nodes, rate: f64) {
+    for a in 1..=nodes.count {
+        for b in (a + 1)..=nodes.count {
+            sim.set_link_fail_rate(host(a), host(b), rate);
+        }
+    }
+}
+
+/// Ends every fault still in effect: links repaired, latency back to normal, nodes restarted.
+fn heal(sim: &mut turmoil::Sim<'_>, nodes: &mut Nodes, links: &mut Links) {
+    for (from, to) in std::mem::take(&mut links.cut).into_keys() {
+        sim.repair_oneway(host(from), host(to));
+    }
+    for (a, b) in std::mem::take(&mut links.held).into_keys() {
+        sim.release(a, b);
+    }
+    sim.set_max_message_latency(Duration::from_millis(3));
+    set_node_fail_rate(sim, nodes, 0.0);
+    let down: Vec<u64> = nodes.down.iter().copied().collect();
+    for node in down {
+        restart(sim, nodes, node);
+    }
+    for clock in nodes.clocks.values() {
+        clock.store(0, Ordering::SeqCst);
+    }
+}

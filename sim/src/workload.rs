@@ -1,0 +1,283 @@
+//! The simulated clients: they drive the cluster through the real client library and record
+//! every operation and its outcome in the [`History`].
+//!
+//! - `setup` creates the topic.
+//! - `producer-N` are idempotent producers (`acks=all`): outcomes are `ok` with an offset, or
+//!   `unknown` when they gave up.
+//! - `oneshot` sends each value once, without idempotence or retries: its outcomes are `ok`,
+//!   `fail` (the broker said nothing was written) or `unknown`.
+//! - `consumer-P` follows partition P from offset 0 with long-polls, recording every poll.
+//! - `final-reader` waits for the end of healing, then reads every partition in full from its
+//!   leader and from each replica.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use eddy_client::{Client, ClientConfig, Producer, ProducerConfig, ProducerRecord, v1};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+use crate::history::{Event, History, ReadRecord};
+use crate::net::{PORT, SimConnector};
+
+/// The topic every workload uses.
+pub const TOPIC: &str = "events";
+
+/// When each phase starts, in simulated milliseconds since the start of the run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub nodes: u64,
+    pub partitions: u32,
+    pub producers: u32,
+    /// Producers stop sending new values here (the faults end here too).
+    pub send_until_ms: u64,
+    /// Consumers stop and the final read starts here (after healing).
+    pub final_read_ms: u64,
+    /// How long the final read may take: beyond it, the partition counts as unavailable.
+    pub final_read_budget_ms: u64,
+    /// Gap between two sends of one producer.
+    pub send_interval: Duration,
+}
+
+impl Plan {
+    fn brokers(&self) -> Vec<String> {
+        (1..=self.nodes).map(|n| format!("n{n}:{PORT}")).collect()
+    }
+}
+
+type SimResult = Result<(), Box<dyn std::error::Error>>;
+
+fn now_ms() -> u64 {
+    turmoil::sim_elapsed().map_or(0, |d| d.as_millis() as u64)
+}
+
+fn client(plan: &Plan, retry_deadline: Duration) -> Result<Client, eddy_client::ClientError> {
+    let config = ClientConfig {
+        request_timeout: Duration::from_secs(3),
+        connect_timeout: Duration::from_millis(500),
+        retry_backoff_initial: Duration::from_millis(50),
+        retry_backoff_max: Duration::from_millis(500),
+        retry_deadline,
+        ..ClientConfig::default()
+    };
+    Client::with_connector(plan.brokers(), config, SimConnector)
+}
+
+async fn until_ready(ready: &AtomicBool) {
+    while !ready.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Creates the topic (replicated on every node), then opens the gate for the others.
+pub async fn setup(plan: Plan, history: History, ready: Arc<AtomicBool>) -> SimResult {
+    let client = client(&plan, Duration::from_secs(5))?;
+    loop {
+        match client.create_topic(TOPIC, plan.partitions, plan.nodes.min(3) as u32).await {
+            Ok(_) => break,
+            Err(e) if e.reason() == "TOPIC_ALREADY_EXISTS" => break,
+            Err(e) => {
+                history.record(Event::Note { text: format!("create topic: {e}") });
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    history.record(Event::Note { text: "topic created".into() });
+    ready.store(true, Ordering::SeqCst);
+    Ok(())
+}
+
+/// An idempotent producer: unique values, round-robin over partitions, many in flight.
+pub async fn producer(plan: Plan, index: u32, history: History, ready: Arc<AtomicBool>) -> SimResult {
+    until_ready(&ready).await;
+    let process = format!("producer-{index}");
+    let client = Arc::new(client(&plan, Duration::from_secs(10))?);
+    let config = ProducerConfig { producer_id: Some(u64::from(index) + 1), ..ProducerConfig::default() };
+    let producer = loop {
+        match Producer::new(client.clone(), TOPIC, config.clone()).await {
+            Ok(producer) => break producer,
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let mut in_flight = FuturesUnordered::new();
+    let mut n = 0u64;
+    while now_ms() < plan.send_until_ms {
+        let value = format!("p{index}-{n}");
+        let partition = (n % u64::from(plan.partitions)) as u32;
+        n += 1;
+        history.record(Event::SendInvoke { process: process.clone(), value: value.clone(), partition });
+        let record =
+            ProducerRecord { value: Bytes::from(value.clone()), partition: Some(partition), ..Default::default() };
+        match producer.send(record).await {
+            Ok(delivery) => in_flight.push(async move { (value, partition, delivery.await) }),
+            Err(e) => history.record(Event::SendFail { value, partition, reason: e.to_string() }),
+        }
+        // Record what completed meanwhile, without waiting.
+        while let Some(Some(done)) = futures::FutureExt::now_or_never(in_flight.next()) {
+            record_delivery(&history, done);
+        }
+        tokio::time::sleep(plan.send_interval).await;
+    }
+    while let Some(done) = in_flight.next().await {
+        record_delivery(&history, done);
+    }
+    producer.close().await;
+    Ok(())
+}
+
+type DeliveryOutcome = (
+    String,
+    u32,
+    Result<eddy_client::ClientResult<eddy_client::RecordMetadata>, tokio::sync::oneshot::error::RecvError>,
+);
+
+fn record_delivery(history: &History, (value, partition, outcome): DeliveryOutcome) {
+    history.record(match outcome {
+        Ok(Ok(meta)) => Event::SendOk { value, partition: meta.partition, offset: meta.offset },
+        // The producer retried the batch: an earlier attempt may have been written.
+        Ok(Err(e)) => Event::SendUnknown { value, partition, reason: e.to_string() },
+        Err(_) => Event::SendUnknown { value, partition, reason: "the producer dropped the record".into() },
+    });
+}
+
+/// Sends each value exactly once (no idempotence, no retries), so a definite error is a definite
+/// failure: such a value must never be read.
+pub async fn oneshot(plan: Plan, history: History, ready: Arc<AtomicBool>) -> SimResult {
+    until_ready(&ready).await;
+    let client = client(&plan, Duration::ZERO)?;
+    let mut n = 0u64;
+    while now_ms() < plan.send_until_ms {
+        let value = format!("o-{n}");
+        let partition = (n % u64::from(plan.partitions)) as u32;
+        n += 1;
+        history.record(Event::SendInvoke { process: "oneshot".into(), value: value.clone(), partition });
+        let request = v1::ProduceRequest {
+            topic: TOPIC.into(),
+            partition,
+            records: vec![v1::Record { value: Bytes::from(value.clone()), ..Default::default() }],
+            acks: v1::Acks::All as i32,
+            producer: None,
+            timeout_ms: 0,
+        };
+        history.record(match client.produce(request).await {
+            Ok(response) => Event::SendOk { value, partition, offset: response.base_offset },
+            Err(e) if e.is_definite() => Event::SendFail { value, partition, reason: e.reason().to_string() },
+            Err(e) => Event::SendUnknown { value, partition, reason: e.to_string() },
+        });
+        tokio::time::sleep(plan.send_interval * 4).await;
+    }
+    Ok(())
+}
+
+fn read_records(response: &v1::FetchResponse) -> Vec<ReadRecord> {
+    response
+        .records
+        .iter()
+        .map(|r| ReadRecord { offset: r.offset, value: String::from_utf8_lossy(&r.value).into_owned() })
+        .collect()
+}
+
+/// Follows one partition from offset 0 with long-polls until the final read starts.
+pub async fn consumer(plan: Plan, partition: u32, history: History, ready: Arc<AtomicBool>) -> SimResult {
+    until_ready(&ready).await;
+    let name = format!("consumer-{partition}");
+    let client = client(&plan, Duration::from_secs(2))?;
+    let mut position = 0u64;
+    while now_ms() < plan.final_read_ms {
+        let request = v1::FetchRequest {
+            topic: TOPIC.into(),
+            partition,
+            offset: position,
+            max_records: 200,
+            max_wait_ms: 300,
+            ..Default::default()
+        };
+        match client.fetch(request).await {
+            Ok(response) => {
+                let records = read_records(&response);
+                if let Some(last) = records.last() {
+                    let next = last.offset + 1;
+                    history.record(Event::Poll { consumer: name.clone(), partition, position, records });
+                    position = next;
+                }
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    Ok(())
+}
+
+/// Reads `partition` from offset 0 up to the high watermark, from the leader or (with
+/// `from_node`) from one replica.
+async fn read_all(
+    client: &Client,
+    partition: u32,
+    from_node: Option<u64>,
+) -> Result<(Vec<ReadRecord>, u64), eddy_client::ClientError> {
+    let mut records = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        let request = v1::FetchRequest {
+            topic: TOPIC.into(),
+            partition,
+            offset,
+            max_records: 1_000,
+            max_wait_ms: 0,
+            read_from_follower: from_node.is_some(),
+            ..Default::default()
+        };
+        let response = match from_node {
+            Some(node) => client.fetch_from_broker(&format!("n{node}:{PORT}"), request).await?,
+            None => client.fetch(request).await?,
+        };
+        let batch = read_records(&response);
+        match batch.last() {
+            Some(last) => {
+                offset = last.offset + 1;
+                records.extend(batch);
+            }
+            // The end (or an empty answer below the high watermark, which the density check
+            // reports).
+            None => return Ok((records, response.high_watermark)),
+        }
+    }
+}
+
+/// After healing: every partition in full from its leader, then from every replica.
+pub async fn final_reader(plan: Plan, history: History) -> SimResult {
+    tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_millis(plan.final_read_ms - now_ms()))
+        .await;
+    history.record(Event::Note { text: "final read".into() });
+    let client = client(&plan, Duration::from_secs(2))?;
+    let give_up_at = plan.final_read_ms + plan.final_read_budget_ms;
+    for partition in 0..plan.partitions {
+        loop {
+            match read_all(&client, partition, None).await {
+                Ok((records, high_watermark)) => {
+                    history.record(Event::FinalRead { partition, records, high_watermark });
+                    break;
+                }
+                Err(e) if now_ms() < give_up_at => {
+                    tracing::debug!(partition, error = %e, "final read retry");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    history.record(Event::FinalReadFailed { partition, reason: e.to_string() });
+                    break;
+                }
+            }
+        }
+    }
+    // Give followers a moment to apply what the leader committed last.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for partition in 0..plan.partitions {
+        for node in 1..=plan.nodes {
+            if let Ok((records, _)) = read_all(&client, partition, Some(node)).await {
+                history.record(Event::ReplicaRead { node, partition, records });
+            }
+        }
+    }
+    Ok(())
+}
