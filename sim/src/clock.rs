@@ -90,8 +90,10 @@ macro_rules! virtual_clock {
         }
 
         #[used]
-        static _EDDY_SIM_VIRTUAL_CLOCK: unsafe extern "C" fn($crate::clock::ClockId, *mut $crate::clock::Timespec) -> i32 =
-            clock_gettime;
+        static _EDDY_SIM_VIRTUAL_CLOCK: unsafe extern "C" fn(
+            $crate::clock::ClockId,
+            *mut $crate::clock::Timespec,
+        ) -> i32 = clock_gettime;
     };
 }
 

@@ -190,7 +190,8 @@ pub fn run(options: &Options) -> Report {
         running: Arc::new(Mutex::new(BTreeMap::new())),
         down: BTreeSet::new(),
     };
-    let seeds: Vec<Seed> = (1..=options.nodes).map(|n| Seed { id: n, address: format!("{}:{PORT}", host(n)) }).collect();
+    let seeds: Vec<Seed> =
+        (1..=options.nodes).map(|n| Seed { id: n, address: format!("{}:{PORT}", host(n)) }).collect();
     for node in 1..=options.nodes {
         let config = BrokerConfig {
             node_id: node,
@@ -204,8 +205,10 @@ pub fn run(options: &Options) -> Report {
         let jump = nodes.clocks[&node].clone();
         let running = nodes.running.clone();
         let boots = Arc::new(AtomicU64::new(0));
+        let node_history = history.clone();
         sim.host(host(node), move || {
             let (config, disk, jump, running) = (config.clone(), disk.clone(), jump.clone(), running.clone());
+            let history = node_history.clone();
             let boot = boots.fetch_add(1, Ordering::SeqCst);
             async move {
                 let env = NodeEnv {
@@ -216,6 +219,7 @@ pub fn run(options: &Options) -> Report {
                 };
                 let broker = Broker::start(config, env).await.map_err(|e| format!("n{node} start: {e}"))?;
                 running.lock().expect("running lock").insert(node, broker.clone());
+                history.record(Event::Note { text: format!("n{node} started (boot {boot})") });
                 let routes = broker.routes().await.map_err(|e| e.to_string())?;
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
                 tonic::transport::Server::builder()
@@ -232,7 +236,10 @@ pub fn run(options: &Options) -> Report {
     let ready = Arc::new(AtomicBool::new(false));
     sim.client("setup", workload::setup(plan.clone(), history.clone(), ready.clone()));
     for index in 0..plan.producers {
-        sim.client(format!("producer-{index}"), workload::producer(plan.clone(), index, history.clone(), ready.clone()));
+        sim.client(
+            format!("producer-{index}"),
+            workload::producer(plan.clone(), index, history.clone(), ready.clone()),
+        );
     }
     sim.client("oneshot", workload::oneshot(plan.clone(), history.clone(), ready.clone()));
     for partition in 0..plan.partitions {

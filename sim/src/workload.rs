@@ -247,8 +247,7 @@ async fn read_all(
 
 /// After healing: every partition in full from its leader, then from every replica.
 pub async fn final_reader(plan: Plan, history: History) -> SimResult {
-    tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_millis(plan.final_read_ms - now_ms()))
-        .await;
+    tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_millis(plan.final_read_ms - now_ms())).await;
     history.record(Event::Note { text: "final read".into() });
     let client = client(&plan, Duration::from_secs(2))?;
     let give_up_at = plan.final_read_ms + plan.final_read_budget_ms;
@@ -262,6 +261,12 @@ pub async fn final_reader(plan: Plan, history: History) -> SimResult {
                 Err(e) if now_ms() < give_up_at => {
                     tracing::debug!(partition, error = %e, "final read retry");
                     tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                // The cluster says the partition does not exist: whatever it held is gone.
+                Err(e) if matches!(e.reason(), "UNKNOWN_TOPIC" | "UNKNOWN_PARTITION") => {
+                    history.record(Event::Note { text: format!("partition {partition} is gone: {e}") });
+                    history.record(Event::FinalRead { partition, records: Vec::new(), high_watermark: 0 });
+                    break;
                 }
                 Err(e) => {
                     history.record(Event::FinalReadFailed { partition, reason: e.to_string() });

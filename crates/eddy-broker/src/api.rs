@@ -199,7 +199,9 @@ impl EddyApi {
             .map_err(|_| {
                 BrokerError::Timeout(format!("the batch did not commit within {timeout_ms} ms; its outcome is unknown"))
             })?
-            .map_err(|_| BrokerError::OutcomeUnknown("the partition's Raft group stopped before the batch committed".into()))?;
+            .map_err(|_| {
+                BrokerError::OutcomeUnknown("the partition's Raft group stopped before the batch committed".into())
+            })?;
         // From here on the batch may be in the log: losing the leadership now leaves its fate to
         // the next leader, so the answer is OUTCOME_UNKNOWN, never NOT_LEADER (which promises
         // that nothing was written).

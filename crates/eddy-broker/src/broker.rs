@@ -330,8 +330,16 @@ async fn reconcile(inner: &Arc<Inner>, view: &ClusterView) -> bool {
             members,
             preferred_leader: replicas[0],
         };
-        match Replica::open(inner.node_id, inner.seed, inner.kv.clone(), inner.peers.clone(), &inner.config.raft, placement)
-            .await {
+        match Replica::open(
+            inner.node_id,
+            inner.seed,
+            inner.kv.clone(),
+            inner.peers.clone(),
+            &inner.config.raft,
+            placement,
+        )
+        .await
+        {
             Ok(replica) => {
                 tracing::info!(topic = %topic, partition, group, "opened partition replica");
                 inner.replicas.write().expect("replicas lock").insert(*group, Arc::new(replica));

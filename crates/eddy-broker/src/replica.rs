@@ -69,7 +69,8 @@ impl Replica {
         let (log, sm, reader, view) = open_partition(kv, group).map_err(|e| e.to_string())?;
         let config = timing.openraft_config(&format!("{topic}-{partition}")).map_err(|e| e.to_string())?;
         let created = PartitionRaft::new(node_id, config, GroupNetworkFactory::new(peers, group), log, sm);
-        let raft = eddy_raft::seeded(eddy_raft::group_seed(node_seed, group), created).await.map_err(|e| e.to_string())?;
+        let raft =
+            eddy_raft::seeded(eddy_raft::group_seed(node_seed, group), created).await.map_err(|e| e.to_string())?;
         if !raft.is_initialized().await.map_err(|e| e.to_string())? {
             // The preferred leader (first replica) initializes at once and so wins the first
             // election, which spreads leaders as placement spread preferred leaders. The others

@@ -25,6 +25,8 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = openraft::BasicNode,
         AsyncRuntime = eddy_raft::RaftRuntime,
+        // Standard Raft: at most one leader per term (the simulation checks it).
+        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
 );
 
 /// The controller's Raft handle.

@@ -31,6 +31,8 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = openraft::BasicNode,
         AsyncRuntime = crate::RaftRuntime,
+        // Standard Raft: at most one leader per term (the simulation checks it).
+        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
 );
 
 /// A partition's Raft handle.
@@ -346,7 +348,7 @@ mod tests {
         command: PartitionCommand,
     ) {
         let entry = Entry {
-            log_id: LogId::new(openraft::impls::leader_id_adv::LeaderId { term: 1, node_id: 1 }, index),
+            log_id: LogId::new(openraft::vote::leader_id_std::CommittedLeaderId::new(1), index),
             payload: EntryPayload::Normal(command),
         };
         let (tx, rx) = PartitionTypes::oneshot();

@@ -28,7 +28,10 @@ pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
             Outcome::Ok { offset } => match in_final.get(value.as_str()) {
                 None => anomalies.push(Anomaly {
                     property: "acknowledged_lost",
-                    detail: format!("{value} was acknowledged at {}@{offset} but is not in the final read", send.partition),
+                    detail: format!(
+                        "{value} was acknowledged at {}@{offset} but is not in the final read",
+                        send.partition
+                    ),
                 }),
                 Some(&(partition, found)) if partition != send.partition || found != offset => {
                     anomalies.push(Anomaly {

@@ -15,8 +15,8 @@ pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
     for read in &model.reads {
         let Source::Replica { node } = read.source else { continue };
         let Some((final_records, _)) = model.finals.get(&read.partition) else { continue };
-        let diverged = read.records.len() > final_records.len()
-            || read.records.iter().zip(final_records).any(|(a, b)| a != b);
+        let diverged =
+            read.records.len() > final_records.len() || read.records.iter().zip(final_records).any(|(a, b)| a != b);
         if diverged {
             anomalies.push(Anomaly {
                 property: "replica_log_diverged",

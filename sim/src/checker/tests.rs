@@ -1,0 +1,305 @@
+//! Unit tests of the checker: a clean history passes, and a minimal deviation from it trips the
+//! property it violates.
+
+use super::*;
+use crate::history::{Entry, Event, ReadRecord};
+
+const PARTITIONS: u32 = 2;
+
+fn rec(offset: u64, value: &str) -> ReadRecord {
+    ReadRecord { offset, value: value.to_string() }
+}
+
+fn recs(records: &[(u64, &str)]) -> Vec<ReadRecord> {
+    records.iter().map(|&(offset, value)| rec(offset, value)).collect()
+}
+
+fn properties(v: &Verdict) -> Vec<&str> {
+    v.anomalies.iter().map(|a| a.property).collect()
+}
+
+fn assert_flags(builder: &Builder, property: &str) {
+    let verdict = builder.verdict();
+    assert!(properties(&verdict).contains(&property), "expected {property}, got {:?}", verdict.anomalies);
+}
+
+/// A history under construction: events in order, 10 simulated ms apart.
+#[derive(Debug, Default, Clone)]
+struct Builder {
+    events: Vec<Event>,
+}
+
+impl Builder {
+    fn push(mut self, event: Event) -> Self {
+        self.events.push(event);
+        self
+    }
+
+    fn invoke(self, value: &str, partition: u32) -> Self {
+        self.push(Event::SendInvoke { process: "producer-0".to_string(), value: value.to_string(), partition })
+    }
+
+    fn ok(self, value: &str, partition: u32, offset: u64) -> Self {
+        self.invoke(value, partition).push(Event::SendOk { value: value.to_string(), partition, offset })
+    }
+
+    fn fail(self, value: &str, partition: u32) -> Self {
+        let reason = "not leader".to_string();
+        self.invoke(value, partition).push(Event::SendFail { value: value.to_string(), partition, reason })
+    }
+
+    fn unknown(self, value: &str, partition: u32) -> Self {
+        let reason = "timeout".to_string();
+        self.invoke(value, partition).push(Event::SendUnknown { value: value.to_string(), partition, reason })
+    }
+
+    fn poll(self, consumer: &str, partition: u32, position: u64, records: &[(u64, &str)]) -> Self {
+        self.push(Event::Poll { consumer: consumer.to_string(), partition, position, records: recs(records) })
+    }
+
+    fn final_read(self, partition: u32, records: &[(u64, &str)], high_watermark: u64) -> Self {
+        self.push(Event::FinalRead { partition, records: recs(records), high_watermark })
+    }
+
+    fn replica(self, node: u64, partition: u32, records: &[(u64, &str)]) -> Self {
+        self.push(Event::ReplicaRead { node, partition, records: recs(records) })
+    }
+
+    fn leader(self, group: u64, term: u64, node: u64) -> Self {
+        self.push(Event::Leader { group, term, node })
+    }
+
+    /// After the workload: heal, read every partition in full, and read each replica's log.
+    fn heal(self) -> Self {
+        self.push(Event::Fault { description: "heal all".to_string() })
+            .push(Event::Note { text: "final reads".to_string() })
+            .final_read(0, &[(0, "a0"), (1, "a1"), (2, "a2")], 3)
+            .final_read(1, &[(0, "b0"), (1, "b1")], 2)
+            .replica(2, 0, &[(0, "a0"), (1, "a1")])
+            .replica(3, 1, &[(0, "b0"), (1, "b1")])
+    }
+
+    /// Applies `f` to every event.
+    fn edit(mut self, mut f: impl FnMut(&mut Event)) -> Self {
+        for event in &mut self.events {
+            f(event);
+        }
+        self
+    }
+
+    /// Edits the records and high watermark of the final read of `partition`.
+    fn edit_final(self, partition: u32, mut f: impl FnMut(&mut Vec<ReadRecord>, &mut u64)) -> Self {
+        self.edit(|event| {
+            if let Event::FinalRead { partition: p, records, high_watermark } = event
+                && *p == partition
+            {
+                f(records, high_watermark);
+            }
+        })
+    }
+
+    /// Edits the records of `consumer`'s poll from `position`.
+    fn edit_poll(self, consumer: &str, position: u64, mut f: impl FnMut(&mut Vec<ReadRecord>)) -> Self {
+        self.edit(|event| {
+            if let Event::Poll { consumer: c, position: p, records, .. } = event
+                && c == consumer
+                && *p == position
+            {
+                f(records);
+            }
+        })
+    }
+
+    /// Drops every event for which `drop` holds.
+    fn without(mut self, mut drop: impl FnMut(&Event) -> bool) -> Self {
+        self.events.retain(|event| !drop(event));
+        self
+    }
+
+    fn entries(&self) -> Vec<Entry> {
+        self.events.iter().enumerate().map(|(i, event)| Entry { at_ms: i as u64 * 10, event: event.clone() }).collect()
+    }
+
+    fn verdict(&self) -> Verdict {
+        check(&self.entries(), PARTITIONS)
+    }
+}
+
+/// The workload of a clean run: acknowledged sends at offsets 0..3 of partition 0 and 0..2 of
+/// partition 1, an unknown, a failed and a pending send that no read returns, one consumer
+/// polling partition 0 consecutively, and one leader per term (one of them observed twice).
+fn workload() -> Builder {
+    Builder::default()
+        .push(Event::Note { text: "workload".to_string() })
+        .leader(1, 1, 1)
+        .leader(2, 1, 2)
+        .ok("a0", 0, 0)
+        .ok("b0", 1, 0)
+        .ok("a1", 0, 1)
+        .poll("c0", 0, 0, &[(0, "a0"), (1, "a1")])
+        .push(Event::Fault { description: "isolate n1".to_string() })
+        .leader(1, 2, 2)
+        .ok("b1", 1, 1)
+        .unknown("u", 0)
+        .fail("f", 1)
+        .invoke("w", 0)
+        .ok("a2", 0, 2)
+        .poll("c0", 0, 2, &[(2, "a2")])
+        .poll("c0", 0, 3, &[])
+        .leader(1, 2, 2)
+}
+
+fn clean() -> Builder {
+    workload().heal()
+}
+
+#[test]
+fn clean_history_has_no_anomalies() {
+    let verdict = clean().verdict();
+    assert!(verdict.anomalies.is_empty(), "{:?}", verdict.anomalies);
+    assert_eq!(verdict.records_checked, 5);
+}
+
+#[test]
+fn acknowledged_lost() {
+    let history = clean().edit_final(0, |records, high_watermark| {
+        records.pop();
+        *high_watermark -= 1;
+    });
+    assert_flags(&history, "acknowledged_lost");
+}
+
+#[test]
+fn acknowledged_moved() {
+    let history = clean().edit_final(1, |records, _| {
+        records[0].value = "b1".to_string();
+        records[1].value = "b0".to_string();
+    });
+    assert_flags(&history, "acknowledged_moved");
+}
+
+#[test]
+fn committed_lost_unknown_send() {
+    assert_flags(&workload().poll("c1", 0, 3, &[(3, "u")]).heal(), "committed_lost");
+}
+
+#[test]
+fn committed_lost_pending_send() {
+    assert_flags(&workload().poll("c1", 0, 3, &[(3, "w")]).heal(), "committed_lost");
+}
+
+#[test]
+fn offset_two_values() {
+    let history = clean().edit_poll("c0", 2, |records| records[0].value = "a1".to_string());
+    assert_flags(&history, "offset_two_values");
+}
+
+#[test]
+fn duplicate() {
+    let history = clean().edit_final(1, |records, high_watermark| {
+        records.push(rec(2, "b0"));
+        *high_watermark = 3;
+    });
+    assert_flags(&history, "duplicate");
+}
+
+#[test]
+fn offsets_not_dense_gap() {
+    let history = clean().edit_final(0, |records, high_watermark| {
+        records.push(rec(4, "u"));
+        *high_watermark = 5;
+    });
+    assert_flags(&history, "offsets_not_dense");
+}
+
+#[test]
+fn offsets_not_dense_high_watermark() {
+    assert_flags(&clean().edit_final(1, |_, high_watermark| *high_watermark = 3), "offsets_not_dense");
+}
+
+#[test]
+fn consumer_order_skip_between_polls() {
+    let history = clean().edit_poll("c0", 0, |records| {
+        records.pop();
+    });
+    assert_flags(&history, "consumer_order");
+}
+
+#[test]
+fn consumer_order_skip_within_poll() {
+    let history = clean().edit_poll("c0", 0, |records| {
+        records.remove(0);
+    });
+    assert_flags(&history, "consumer_order");
+}
+
+#[test]
+fn consumer_order_backwards() {
+    assert_flags(&workload().poll("c0", 0, 1, &[(1, "a1"), (2, "a2")]).heal(), "consumer_order");
+}
+
+#[test]
+fn phantom_read_of_failed_send() {
+    assert_flags(&workload().poll("c1", 1, 2, &[(2, "f")]).heal(), "phantom_read");
+}
+
+#[test]
+fn phantom_read_of_value_never_sent() {
+    assert_flags(&workload().poll("c1", 0, 3, &[(3, "ghost")]).heal(), "phantom_read");
+}
+
+#[test]
+fn phantom_read_from_another_partition() {
+    assert_flags(&workload().poll("c1", 1, 2, &[(2, "a0")]).heal(), "phantom_read");
+}
+
+#[test]
+fn two_leaders_in_term() {
+    assert_flags(&workload().leader(1, 2, 3).heal(), "two_leaders_in_term");
+}
+
+#[test]
+fn replica_log_diverged() {
+    let history = clean().edit(|event| {
+        if let Event::ReplicaRead { node: 2, records, .. } = event {
+            records[1].value = "a2".to_string();
+        }
+    });
+    assert_flags(&history, "replica_log_diverged");
+}
+
+#[test]
+fn replica_log_longer_than_final() {
+    let history = clean().edit(|event| {
+        if let Event::ReplicaRead { node: 3, records, .. } = event {
+            records.push(rec(2, "f"));
+        }
+    });
+    assert_flags(&history, "replica_log_diverged");
+}
+
+#[test]
+fn liveness_final_read_failed() {
+    let history = clean().edit(|event| {
+        if matches!(event, Event::FinalRead { partition: 1, .. }) {
+            *event = Event::FinalReadFailed { partition: 1, reason: "no leader".to_string() };
+        }
+    });
+    let verdict = history.verdict();
+    // The partition's sends and replica reads are not checked against a final read it lacks.
+    assert_eq!(properties(&verdict), ["liveness"], "{:?}", verdict.anomalies);
+    assert_eq!(verdict.records_checked, 3);
+}
+
+#[test]
+fn liveness_no_final_read() {
+    let history = clean().without(|event| matches!(event, Event::FinalRead { partition: 1, .. }));
+    let verdict = history.verdict();
+    assert_eq!(properties(&verdict), ["liveness"], "{:?}", verdict.anomalies);
+}
+
+#[test]
+fn anomaly_display() {
+    let anomaly = Anomaly { property: "duplicate", detail: "x is at 0@1 and again at 0@2".to_string() };
+    assert_eq!(anomaly.to_string(), "duplicate: x is at 0@1 and again at 0@2");
+}
