@@ -8,7 +8,9 @@ use prost::Message;
 const PROTOS: &[&str] = &["eddy/v1/eddy.proto", "eddy/internal/v1/internal.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not compiled in: checkouts at other paths share the target directory
+    // (CI reuses it), and a build script compiled for one must not read another's protos.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={}", root.join(proto).display());
     }

@@ -89,12 +89,38 @@ macro_rules! virtual_clock {
             unsafe { $crate::clock::real_clock_gettime(clock, tp) }
         }
 
+        /// Seeded bytes instead of the kernel's randomness: std's `HashMap` keys (and anything
+        /// else that asks) are then the same in every run, so iteration order cannot make two
+        /// runs of a seed differ. The simulation binary needs no unpredictable randomness.
+        ///
+        /// # Safety
+        /// `buf` must point to `len` writable bytes, as libc's contract requires.
+        #[allow(unsafe_code)]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn getrandom(buf: *mut u8, len: usize, _flags: u32) -> isize {
+            // SAFETY: the caller passes `len` writable bytes (libc's contract).
+            let out = unsafe { std::slice::from_raw_parts_mut(buf, len) };
+            $crate::clock::fill_seeded(out);
+            len as isize
+        }
+
         #[used]
         static _EDDY_SIM_VIRTUAL_CLOCK: unsafe extern "C" fn(
             $crate::clock::ClockId,
             *mut $crate::clock::Timespec,
         ) -> i32 = clock_gettime;
     };
+}
+
+/// Fills `out` from a fixed-seed generator: the interposed `getrandom` of the simulation binary.
+pub fn fill_seeded(out: &mut [u8]) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0x5eed_0f_edd7);
+    for chunk in out.chunks_mut(8) {
+        let z = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        let z = eddy_raft::group_seed(z, 0);
+        chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+    }
 }
 
 /// libc's clock id type.

@@ -5,7 +5,7 @@
 //! acknowledged. The partition deduplicates a retried batch, so a retry never appends twice, and
 //! one batch in flight keeps each partition's records in send order.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,7 +98,8 @@ pub struct Producer {
     partitions: u32,
     config: ProducerConfig,
     producer_id: u64,
-    senders: Mutex<HashMap<u32, mpsc::Sender<Pending>>>,
+    /// Ordered, so closing drops the partition senders in the same order every time.
+    senders: Mutex<BTreeMap<u32, mpsc::Sender<Pending>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     round_robin: std::sync::atomic::AtomicU32,
 }
@@ -126,7 +127,7 @@ impl Producer {
             partitions,
             config,
             producer_id,
-            senders: Mutex::new(HashMap::new()),
+            senders: Mutex::new(BTreeMap::new()),
             tasks: Mutex::new(Vec::new()),
             round_robin: std::sync::atomic::AtomicU32::new(producer_id as u32),
         })

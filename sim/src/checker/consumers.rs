@@ -19,8 +19,7 @@ pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
                 detail: format!("{consumer} polled from {position} after reading up to {}", expected.wrapping_sub(1)),
             });
         }
-        let mut want = *position;
-        for record in &read.records {
+        for (want, record) in (*position..).zip(&read.records) {
             if record.offset != want {
                 anomalies.push(Anomaly {
                     property: "consumer_order",
@@ -31,7 +30,6 @@ pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
                 });
                 break;
             }
-            want += 1;
         }
         next.insert(consumer.as_str(), read.records.last().map_or(*position, |r| r.offset + 1));
     }
