@@ -9,10 +9,8 @@ use eddy_sim::Summary;
 
 #[test]
 fn power_losses_keep_every_acknowledged_record() {
-    let output = Command::new(env!("CARGO_BIN_EXE_eddy-sim"))
-        .args(["--child", "--seed", "9"])
-        .output()
-        .expect("run eddy-sim");
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_eddy-sim")).args(["--child", "--seed", "9"]).output().expect("run eddy-sim");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let summary: Summary = serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
         panic!("no summary from eddy-sim ({e}); stderr:\n{}", String::from_utf8_lossy(&output.stderr))
