@@ -115,7 +115,7 @@ macro_rules! virtual_clock {
 /// Fills `out` from a fixed-seed generator: the interposed `getrandom` of the simulation binary.
 pub fn fill_seeded(out: &mut [u8]) {
     use std::sync::atomic::{AtomicU64, Ordering};
-    static STATE: AtomicU64 = AtomicU64::new(0x5eed_0f_edd7);
+    static STATE: AtomicU64 = AtomicU64::new(0x005e_ed0f_edd7);
     for chunk in out.chunks_mut(8) {
         let z = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
         let z = eddy_raft::group_seed(z, 0);

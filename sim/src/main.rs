@@ -33,14 +33,16 @@ struct Args {
     #[arg(long)]
     trace: bool,
     /// Simulated seconds of faults (and of sending).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     fault_secs: u64,
     /// Simulated seconds of healing before the final read.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
     heal_secs: u64,
-    #[arg(long, default_value_t = 3)]
+    /// Nodes in the cluster (all controller voters; partitions are replicated 3 times).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(3..=9))]
     nodes: u64,
-    #[arg(long, default_value_t = 3)]
+    /// Partitions of the workload's topic.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=64))]
     partitions: u32,
     /// Inject no fault at all.
     #[arg(long)]
@@ -138,21 +140,7 @@ fn run_child(args: &Args, seed: u64) -> Summary {
         command.arg("--trace");
     }
     match command.output() {
-        Ok(output) => {
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            match stdout.lines().last().map(serde_json::from_str::<Summary>) {
-                Some(Ok(summary)) => summary,
-                _ => {
-                    let stderr = String::from_utf8_lossy(&output.stderr);
-                    let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
-                    failed(format!(
-                        "the seed's process ended with {} without a summary; its last output:\n{}",
-                        output.status,
-                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                    ))
-                }
-            }
-        }
+        Ok(output) => Summary::from_child_output(&output).unwrap_or_else(failed),
         Err(e) => failed(format!("cannot start a process for the seed: {e}")),
     }
 }

@@ -16,6 +16,9 @@ use crate::net::{PORT, SimConnector, incoming};
 use crate::storage::SimDisk;
 use crate::workload::{self, Plan};
 
+/// The largest message latency outside `delay` faults.
+const NORMAL_MAX_LATENCY: Duration = Duration::from_millis(3);
+
 /// A deliberate bug, to prove the checker catches what it should.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bug {
@@ -105,6 +108,22 @@ pub struct Summary {
     pub trace: Vec<String>,
 }
 
+impl Summary {
+    /// The summary an `eddy-sim --child` process printed as the last line of its output.
+    pub fn from_child_output(output: &std::process::Output) -> Result<Summary, String> {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        stdout.lines().last().and_then(|line| serde_json::from_str(line).ok()).ok_or_else(|| {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
+            format!(
+                "the seed's process ended with {} without a summary; its last output:\n{}",
+                output.status,
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
+        })
+    }
+}
+
 /// A node's wall clock: the simulation's epoch plus simulated time, plus a jump the fault
 /// schedule may set.
 #[derive(Debug)]
@@ -176,7 +195,7 @@ pub fn run(options: &Options) -> Report {
         .simulation_duration(Duration::from_millis(final_read_ms + 120_000))
         .tick_duration(Duration::from_millis(1))
         .min_message_latency(Duration::from_micros(200))
-        .max_message_latency(Duration::from_millis(3))
+        .max_message_latency(NORMAL_MAX_LATENCY)
         // Links broken by the loss fault come back at random as traffic tries them.
         .repair_rate(0.05)
         .tcp_capacity(1 << 16)
@@ -473,7 +492,7 @@ fn end_fault(sim: &mut turmoil::Sim<'_>, nodes: &mut Nodes, links: &mut Links, f
             isolate(sim, links, nodes, targets, true);
         }
         FaultKind::PartitionOneway { from, to } => uncut(sim, links, *from, *to),
-        FaultKind::Delay { .. } => sim.set_max_message_latency(Duration::from_millis(3)),
+        FaultKind::Delay { .. } => sim.set_max_message_latency(NORMAL_MAX_LATENCY),
         FaultKind::Loss { .. } => set_node_fail_rate(sim, nodes, 0.0),
         FaultKind::Crash { .. } | FaultKind::PowerLoss => {
             for &node in targets {
@@ -513,7 +532,7 @@ fn heal(sim: &mut turmoil::Sim<'_>, nodes: &mut Nodes, links: &mut Links) {
     for (a, b) in std::mem::take(&mut links.held).into_keys() {
         sim.release(a, b);
     }
-    sim.set_max_message_latency(Duration::from_millis(3));
+    sim.set_max_message_latency(NORMAL_MAX_LATENCY);
     set_node_fail_rate(sim, nodes, 0.0);
     let down: Vec<u64> = nodes.down.iter().copied().collect();
     for node in down {

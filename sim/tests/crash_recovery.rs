@@ -11,10 +11,7 @@ use eddy_sim::Summary;
 fn power_losses_keep_every_acknowledged_record() {
     let output =
         Command::new(env!("CARGO_BIN_EXE_eddy-sim")).args(["--child", "--seed", "9"]).output().expect("run eddy-sim");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let summary: Summary = serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
-        panic!("no summary from eddy-sim ({e}); stderr:\n{}", String::from_utf8_lossy(&output.stderr))
-    });
+    let summary: Summary = Summary::from_child_output(&output).unwrap_or_else(|e| panic!("{e}"));
     assert!(summary.faults.get("power_loss").copied().unwrap_or(0) >= 2, "{:?}", summary.schedule);
     assert!(summary.faults.get("crash").copied().unwrap_or(0) >= 1, "{:?}", summary.schedule);
     assert!(summary.records_checked > 1_000, "too little was written to show anything: {}", summary.records_checked);

@@ -12,11 +12,7 @@ fn run_seed(seed: u64, extra: &[&str]) -> Summary {
         .args(extra)
         .output()
         .expect("run eddy-sim");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| {
-        panic!("no summary from eddy-sim ({e}); stderr:\n{}", String::from_utf8_lossy(&output.stderr))
-    })
+    Summary::from_child_output(&output).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

@@ -10,10 +10,7 @@ fn assert_seed_passes(seed: u64) {
         .args(["--child", "--seed", &seed.to_string()])
         .output()
         .expect("run eddy-sim");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let summary: Summary = serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
-        panic!("no summary from eddy-sim ({e}); stderr:\n{}", String::from_utf8_lossy(&output.stderr))
-    });
+    let summary: Summary = Summary::from_child_output(&output).unwrap_or_else(|e| panic!("{e}"));
     assert!(
         !summary.failed,
         "seed {seed} fails again: {:?} {:#?}\nreproduce with: cargo run -p eddy-sim --release -- --seed {seed}",

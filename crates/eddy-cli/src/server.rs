@@ -65,6 +65,12 @@ fn config_keys() -> Vec<String> {
     }
 }
 
+/// Parses the `field` flag as `IP:PORT`.
+fn socket_address(field: &str, text: &str) -> Result<SocketAddr, CliError> {
+    text.parse()
+        .map_err(|_| CliError::Usage(format!("invalid configuration: {field}: {text:?} is not an IP:PORT address")))
+}
+
 /// Builds the configuration from every layer and validates it.
 pub fn load_config(args: &ServerArgs) -> Result<BrokerConfig, CliError> {
     let mut figment = Figment::from(Serialized::defaults(BrokerConfig::default()));
@@ -88,19 +94,13 @@ pub fn load_config(args: &ServerArgs) -> Result<BrokerConfig, CliError> {
         flags.insert("data_dir".into(), dir.display().to_string().into());
     }
     if let Some(listen) = &args.listen {
-        let addr: SocketAddr = listen.parse().map_err(|_| {
-            CliError::Usage(format!("invalid configuration: listen: {listen:?} is not an IP:PORT address"))
-        })?;
-        flags.insert("listen".into(), addr.to_string().into());
+        flags.insert("listen".into(), socket_address("listen", listen)?.to_string().into());
     }
     if let Some(advertise) = &args.advertise {
         flags.insert("advertise".into(), advertise.clone().into());
     }
     if let Some(metrics) = &args.metrics_listen {
-        let addr: SocketAddr = metrics.parse().map_err(|_| {
-            CliError::Usage(format!("invalid configuration: metrics_listen: {metrics:?} is not an IP:PORT address"))
-        })?;
-        flags.insert("metrics_listen".into(), addr.to_string().into());
+        flags.insert("metrics_listen".into(), socket_address("metrics_listen", metrics)?.to_string().into());
     }
     if let Some(seeds) = &args.seeds {
         let seeds = parse_seeds(seeds).map_err(|e| CliError::Usage(format!("invalid configuration: seeds: {e}")))?;
