@@ -47,7 +47,7 @@ struct Args {
     /// Inject no fault at all.
     #[arg(long)]
     no_faults: bool,
-    /// Deliberately break the system (to see the checker catch it): `skip-fsync`.
+    /// Deliberately break the system (to see the checker catch it): `skip-fsync`, `no-keepalive`.
     #[arg(long)]
     bug: Option<Bug>,
     /// Seeds run at once, each in its own process (default: the number of CPUs).
@@ -89,8 +89,8 @@ fn run_flags(args: &Args) -> Vec<String> {
     if args.no_faults {
         flags.push("--no-faults".into());
     }
-    if args.bug == Some(Bug::SkipFsync) {
-        flags.extend(["--bug".to_string(), "skip-fsync".to_string()]);
+    if let Some(bug) = args.bug {
+        flags.extend(["--bug".to_string(), bug.name().to_string()]);
     }
     flags
 }
@@ -156,6 +156,14 @@ fn print_report(args: &Args, report: &Summary) {
         let _ = writeln!(out, "seed {} FAILED", report.seed);
         if let Some(error) = &report.error {
             let _ = writeln!(out, "  simulation error: {error}");
+        }
+        let mut by_property: BTreeMap<&str, usize> = BTreeMap::new();
+        for anomaly in &report.anomalies {
+            *by_property.entry(anomaly.split(':').next().unwrap_or("?")).or_default() += 1;
+        }
+        if !by_property.is_empty() {
+            let counts: Vec<String> = by_property.iter().map(|(p, n)| format!("{p} {n}")).collect();
+            let _ = writeln!(out, "  anomalies by property: {}", counts.join(", "));
         }
         for anomaly in report.anomalies.iter().take(30) {
             let _ = writeln!(out, "  {anomaly}");

@@ -5,7 +5,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use eddy_client::{ClientConfig, ClientError, ClientResult};
+use eddy_client::{ClientConfig, ClientResult};
 use eddy_raft::transport::{Connector, TransportError};
 use futures::Stream;
 use hyper_util::rt::TokioIo;
@@ -17,29 +17,51 @@ use tonic::transport::{Channel, Endpoint, Uri};
 pub const PORT: u16 = 9092;
 
 /// Connects to `host:port` over simulated TCP, lazily (like the production connectors).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SimConnector;
+#[derive(Debug, Clone, Copy)]
+pub struct SimConnector {
+    /// False only for `--bug no-keepalive`: the HTTP/2 keep-alive is pushed out to once a day.
+    pub keepalive: bool,
+}
 
-fn channel(address: &str) -> Result<Channel, String> {
-    let endpoint = Endpoint::from_shared(format!("http://{address}")).map_err(|e| e.to_string())?;
+impl Default for SimConnector {
+    fn default() -> Self {
+        Self { keepalive: true }
+    }
+}
+
+impl SimConnector {
+    fn channel(&self, endpoint: Endpoint) -> Channel {
+        let endpoint = match self.keepalive {
+            true => endpoint,
+            false => {
+                endpoint.http2_keep_alive_interval(std::time::Duration::from_secs(86_400)).keep_alive_while_idle(false)
+            }
+        };
+        channel(endpoint)
+    }
+}
+
+/// A lazily connecting channel over simulated TCP, configured by `endpoint` exactly as production
+/// configures its TCP channels (timeouts, HTTP/2 keep-alive).
+fn channel(endpoint: Endpoint) -> Channel {
     let connect = tower::service_fn(|uri: Uri| async move {
         let host = uri.host().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no host"))?.to_string();
         let port = uri.port_u16().unwrap_or(PORT);
         let stream = turmoil::net::TcpStream::connect((host.as_str(), port)).await?;
         Ok::<_, io::Error>(TokioIo::new(stream))
     });
-    Ok(endpoint.connect_timeout(std::time::Duration::from_secs(1)).connect_with_connector_lazy(connect))
+    endpoint.connect_with_connector_lazy(connect)
 }
 
 impl Connector for SimConnector {
     fn connect(&self, address: &str) -> Result<Channel, TransportError> {
-        channel(address).map_err(|reason| TransportError::BadAddress { address: address.to_string(), reason })
+        Ok(self.channel(eddy_raft::transport::peer_endpoint(address)?))
     }
 }
 
 impl eddy_client::Connect for SimConnector {
-    fn connect(&self, address: &str, _config: &ClientConfig) -> ClientResult<Channel> {
-        channel(address).map_err(|e| ClientError::Invalid(format!("invalid broker address {address:?}: {e}")))
+    fn connect(&self, address: &str, config: &ClientConfig) -> ClientResult<Channel> {
+        Ok(self.channel(eddy_client::endpoint(address, config)?))
     }
 }
 

@@ -39,6 +39,8 @@ pub struct Plan {
     pub final_read_budget_ms: u64,
     /// Gap between two sends of one producer.
     pub send_interval: Duration,
+    /// Whether clients' channels have HTTP/2 keep-alive (off only for `--bug no-keepalive`).
+    pub keepalive: bool,
 }
 
 impl Plan {
@@ -62,7 +64,7 @@ fn client(plan: &Plan, retry_deadline: Duration) -> Result<Client, eddy_client::
         retry_deadline,
         ..ClientConfig::default()
     };
-    Client::with_connector(plan.brokers(), config, SimConnector)
+    Client::with_connector(plan.brokers(), config, SimConnector { keepalive: plan.keepalive })
 }
 
 async fn until_ready(ready: &AtomicBool) {
@@ -262,12 +264,9 @@ pub async fn final_reader(plan: Plan, history: History) -> SimResult {
                     tracing::debug!(partition, error = %e, "final read retry");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                // The cluster says the partition does not exist: whatever it held is gone.
-                Err(e) if matches!(e.reason(), "UNKNOWN_TOPIC" | "UNKNOWN_PARTITION") => {
-                    history.record(Event::Note { text: format!("partition {partition} is gone: {e}") });
-                    history.record(Event::FinalRead { partition, records: Vec::new(), high_watermark: 0 });
-                    break;
-                }
+                // Nothing deletes the topic in this workload, so an answer that it does not exist
+                // is the cluster failing to serve it, like any other error: the partition is
+                // unavailable (liveness.rs), which says nothing of whether its records are lost.
                 Err(e) => {
                     history.record(Event::FinalReadFailed { partition, reason: e.to_string() });
                     break;

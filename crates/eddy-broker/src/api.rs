@@ -109,6 +109,9 @@ impl EddyApi {
         if request.records.is_empty() {
             return Err(BrokerError::InvalidRequest("a produce request needs at least one record".into()));
         }
+        if request.records.len() > config.batch_records_max as usize {
+            return Err(BrokerError::TooManyRecords { count: request.records.len(), limit: config.batch_records_max });
+        }
         let mut total = 0usize;
         let now_ms = self.broker.inner.clock.now_ms();
         let mut records = Vec::with_capacity(request.records.len());
@@ -144,7 +147,7 @@ impl EddyApi {
         };
         let timeout = Duration::from_millis(u64::from(timeout_ms));
         let commit_started = Instant::now();
-        let proposed =
+        let mut proposed =
             replica.sequencer.propose(&replica, command, count as u64, idempotent, leader_ack, timeout).await.map_err(
                 |e| match e {
                     ProposeError::NotLeader => self.not_leader(&view, &request.topic, request.partition, replica.group),
@@ -154,15 +157,12 @@ impl EddyApi {
                     ProposeError::Stopped => BrokerError::ShuttingDown,
                 },
             )?;
-        let generation = proposed.generation();
         if leader_ack {
             let predicted = proposed.predicted.expect("a prediction was asked for");
             // The answer goes now; the entry commits (or is lost with the leadership) later.
             let replica = replica.clone();
             tokio::spawn(async move {
-                let outcome = proposed.completion.await;
-                replica.sequencer.complete(generation).await;
-                match outcome {
+                match proposed.outcome().await {
                     Ok(Ok(response)) => match response.data {
                         PartitionResponse::Appended { base_offset, .. } if base_offset == predicted => {}
                         other => {
@@ -193,9 +193,10 @@ impl EddyApi {
                 duplicate: false,
             });
         }
-        let outcome = tokio::time::timeout(timeout, proposed.completion).await;
-        replica.sequencer.complete(generation).await;
-        let written = outcome
+        // On a timeout the proposal stays counted by the sequencer until its entry is applied or
+        // dropped (see `Proposed`), so ACKS_LEADER predictions keep counting the batch.
+        let written = tokio::time::timeout(timeout, proposed.outcome())
+            .await
             .map_err(|_| {
                 BrokerError::Timeout(format!("the batch did not commit within {timeout_ms} ms; its outcome is unknown"))
             })?
@@ -413,12 +414,12 @@ impl EddyApi {
         let _ = tokio::time::timeout(Duration::from_secs(5), views.wait_for(|v| done(v))).await;
     }
 
-    fn describe_cluster_inner(&self) -> v1::DescribeClusterResponse {
+    fn describe_cluster_inner(&self) -> Result<v1::DescribeClusterResponse, BrokerError> {
         let view = self.broker.view();
-        let replica_counts = view.metadata.replica_counts();
+        let metadata = view.synced_metadata()?;
+        let replica_counts = metadata.replica_counts();
         let seeds = &self.broker.inner.config.seeds;
-        let brokers = view
-            .metadata
+        let brokers = metadata
             .brokers
             .values()
             .map(|b| v1::BrokerDescription {
@@ -430,11 +431,11 @@ impl EddyApi {
                 controller_voter: seeds.iter().any(|s| s.id == b.id),
             })
             .collect();
-        v1::DescribeClusterResponse {
+        Ok(v1::DescribeClusterResponse {
             controller_leader: view.controller_leader,
             brokers,
             cluster_id: self.broker.inner.config.cluster_name.clone(),
-        }
+        })
     }
 }
 
@@ -476,7 +477,8 @@ impl Eddy for EddyApi {
     async fn list_topics(&self, _: Request<v1::ListTopicsRequest>) -> Result<Response<v1::ListTopicsResponse>, Status> {
         let view = self.broker.view();
         let topics = view
-            .metadata
+            .current_metadata()
+            .map_err(Status::from)?
             .topics
             .values()
             .map(|t| v1::TopicSummary {
@@ -503,6 +505,6 @@ impl Eddy for EddyApi {
         &self,
         _: Request<v1::DescribeClusterRequest>,
     ) -> Result<Response<v1::DescribeClusterResponse>, Status> {
-        Ok(Response::new(self.describe_cluster_inner()))
+        reply(self.describe_cluster_inner())
     }
 }

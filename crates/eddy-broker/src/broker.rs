@@ -2,13 +2,13 @@
 //! the heartbeat to the controller and the reconciler that makes local replicas match the
 //! metadata.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use eddy_controller::{
-    CONTROLLER_GROUP, ClusterMetadata, Controller, ControllerClient, ControllerConfig, ControllerRaft, ControllerReply,
-    ControllerRequest, ControllerStateMachine, ControllerTypes, HeartbeatRequest, LeaderReport,
+    CONTROLLER_GROUP, Controller, ControllerClient, ControllerConfig, ControllerRaft, ControllerReply,
+    ControllerRequest, ControllerStateMachine, ControllerTypes, HeartbeatRequest, HeartbeatResponse, LeaderReport,
 };
 use eddy_raft::transport::{Connector, GroupNetworkFactory, Peers, RaftRouter, RpcKind, handle_raft_rpc};
 use eddy_storage::{KvStore, LogStore};
@@ -20,7 +20,7 @@ use tonic::Status;
 use crate::clock::Clock;
 use crate::cluster_view::ClusterView;
 use crate::config::BrokerConfig;
-use crate::replica::{Replica, ReplicaPlacement};
+use crate::replica::Replica;
 
 /// Why a broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +102,8 @@ impl Broker {
             peers.clone(),
             Duration::from_millis(config.broker_session_timeout_ms / 2),
         );
-        let (view, _) = watch::channel(Arc::new(ClusterView::default()));
+        let sync_valid_for = Duration::from_millis(config.broker_session_timeout_ms);
+        let (view, _) = watch::channel(Arc::new(ClusterView::unsynced(sync_valid_for)));
         let (stopping, _) = watch::channel(false);
         let inner = Arc::new(Inner {
             config,
@@ -120,7 +121,7 @@ impl Broker {
             stopping,
         });
         tokio::spawn(heartbeat_loop(inner.clone()));
-        tokio::spawn(reconcile_loop(inner.clone()));
+        tokio::spawn(crate::reconcile::reconcile_loop(inner.clone()));
         tracing::info!(node_id, address = %inner.address, voter = inner.controller.is_some(), "broker started");
         Ok(Broker { inner })
     }
@@ -240,22 +241,15 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
             broker_id: inner.node_id,
             address: inner.address.clone(),
             metadata_version: current.metadata.version,
+            metadata_term: current.metadata_term,
             leading: leading.clone(),
         });
         match inner.controller_client.call(&request).await {
             Ok(ControllerReply::Heartbeat(response)) => {
                 failures = 0;
-                let metadata: Arc<ClusterMetadata> = match response.metadata {
-                    Some(newer) if newer.version > current.metadata.version => newer,
-                    _ => current.metadata.clone(),
-                };
-                let view = ClusterView {
-                    metadata,
-                    alive: response.alive,
-                    leaders: response.leaders,
-                    controller_leader: Some(response.controller_leader),
-                };
-                inner.view.send_replace(Arc::new(view));
+                if let Some(view) = next_view(&current, response) {
+                    inner.view.send_replace(Arc::new(view));
+                }
             }
             Ok(other) => tracing::warn!(?other, "unexpected heartbeat reply"),
             Err(e) => {
@@ -263,6 +257,8 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
                 // Log the first failure and then every 20th, not every interval.
                 if failures == 1 || failures.is_multiple_of(20) {
                     tracing::warn!(error = %e, failures, "heartbeat to controller failed");
+                } else {
+                    tracing::debug!(error = %e, failures, "heartbeat to controller failed");
                 }
             }
         }
@@ -276,92 +272,43 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
     }
 }
 
-async fn reconcile_loop(inner: Arc<Inner>) {
-    let mut views = inner.view.subscribe();
-    let mut stopping = inner.stopping.subscribe();
-    let retry = Duration::from_secs(2);
-    // The view changes with every heartbeat; the replicas need work only when the metadata did,
-    // or to retry what failed last time.
-    let mut done_version = None;
-    loop {
-        let view = views.borrow_and_update().clone();
-        if done_version != Some(view.metadata.version) && reconcile(&inner, &view).await {
-            done_version = Some(view.metadata.version);
-        }
-        tokio::select! {
-            biased;
-            _ = stopping.changed() => return,
-            changed = views.changed() => if changed.is_err() { return },
-            _ = tokio::time::sleep(retry) => {}
-        }
+/// The view after a heartbeat answer, or `None` when the answer must be ignored: it came from a
+/// controller leader of an older term than the one this broker's metadata came from (a deposed
+/// leader that does not know it yet, whose metadata may lack the newest changes).
+///
+/// Otherwise the controller's metadata is taken whatever its version, lower ones included: the
+/// leader answers only once it has applied its whole log, so a lower version means the
+/// controller's state itself was rolled back (a majority of controller voters lost their disks),
+/// and a broker that kept its newer copy would ignore the controller for good. Taking it is safe
+/// because a broker deletes a replica only on a tombstone, never for a topic it no longer sees.
+fn next_view(current: &ClusterView, response: HeartbeatResponse) -> Option<ClusterView> {
+    if response.term < current.metadata_term {
+        tracing::debug!(term = response.term, ours = current.metadata_term, "ignoring a deposed controller's answer");
+        return None;
     }
-}
-
-/// Makes the local replicas match the metadata: opens the ones assigned here, removes the ones
-/// whose topic is gone. Returns false when something failed and must be retried.
-async fn reconcile(inner: &Arc<Inner>, view: &ClusterView) -> bool {
-    let metadata = &view.metadata;
-    if metadata.version == 0 {
-        return false;
-    }
-    let mut complete = true;
-    let wanted: BTreeMap<u64, (String, u32, Vec<u64>)> = metadata
-        .partitions_of(inner.node_id)
-        .map(|(t, p)| (p.group_id, (t.name.clone(), p.partition, p.replicas.clone())))
-        .collect();
-    let present: BTreeSet<u64> = inner.replicas.read().expect("replicas lock").keys().copied().collect();
-    for (group, (topic, partition, replicas)) in &wanted {
-        if present.contains(group) {
-            continue;
-        }
-        let members: BTreeMap<u64, BasicNode> = replicas
-            .iter()
-            .filter_map(|id| metadata.brokers.get(id).map(|b| (*id, BasicNode { addr: b.address.clone() })))
-            .collect();
-        if members.len() != replicas.len() {
-            tracing::warn!(group, "a replica's broker is not registered yet; will retry");
-            complete = false;
-            continue;
-        }
-        let placement = ReplicaPlacement {
-            topic: topic.clone(),
-            partition: *partition,
-            group: *group,
-            members,
-            preferred_leader: replicas[0],
-        };
-        match Replica::open(
-            inner.node_id,
-            inner.seed,
-            inner.kv.clone(),
-            inner.peers.clone(),
-            &inner.config.raft,
-            placement,
-        )
-        .await
-        {
-            Ok(replica) => {
-                tracing::info!(topic = %topic, partition, group, "opened partition replica");
-                inner.replicas.write().expect("replicas lock").insert(*group, Arc::new(replica));
+    let metadata = match response.metadata {
+        Some(theirs) => {
+            if theirs.version < current.metadata.version {
+                tracing::warn!(
+                    ours = current.metadata.version,
+                    theirs = theirs.version,
+                    term = response.term,
+                    "the controller serves older metadata than this broker holds; following the controller"
+                );
             }
-            Err(e) => {
-                tracing::error!(topic = %topic, partition, group, error = %e, "opening partition replica failed");
-                complete = false;
-            }
+            theirs
         }
-    }
-    for group in present.difference(&wanted.keys().copied().collect()) {
-        let Some(replica) = inner.replicas.write().expect("replicas lock").remove(group) else { continue };
-        tracing::info!(topic = %replica.topic, partition = replica.partition, group, "removing partition replica");
-        if let Err(e) = replica.raft.shutdown().await {
-            tracing::warn!(group, error = %e, "partition raft shutdown failed");
-        }
-        crate::metrics::forget_partition(&replica.topic, replica.partition);
-        if let Err(e) = LogStore::<eddy_raft::PartitionTypes>::destroy_group(inner.kv.as_ref(), *group) {
-            tracing::error!(group, error = %e, "deleting partition data failed");
-        }
-    }
-    complete
+        None => current.metadata.clone(),
+    };
+    Some(ClusterView {
+        metadata,
+        metadata_term: response.term,
+        synced_at: Some(tokio::time::Instant::now()),
+        sync_valid_for: current.sync_valid_for,
+        alive: response.alive,
+        leaders: response.leaders,
+        controller_leader: Some(response.controller_leader),
+    })
 }
 
 /// Routes Raft RPCs to the local group they address.
@@ -382,5 +329,56 @@ impl RaftRouter for GroupRouter {
             return Err(Status::not_found(format!("group {group} is not hosted here (yet)")));
         };
         handle_raft_rpc(&replica.raft, kind, &payload).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use eddy_controller::ClusterMetadata;
+
+    use super::*;
+
+    fn answer(term: u64, version: Option<u64>) -> HeartbeatResponse {
+        HeartbeatResponse {
+            controller_leader: 1,
+            term,
+            metadata: version.map(|version| Arc::new(ClusterMetadata { version, ..ClusterMetadata::default() })),
+            alive: BTreeSet::from([1]),
+            leaders: BTreeMap::new(),
+        }
+    }
+
+    fn holding(term: u64, version: u64) -> ClusterView {
+        ClusterView {
+            metadata: Arc::new(ClusterMetadata { version, ..ClusterMetadata::default() }),
+            metadata_term: term,
+            ..ClusterView::unsynced(Duration::from_secs(6))
+        }
+    }
+
+    #[test]
+    fn newer_metadata_is_taken_and_confirms_the_view() {
+        let view = next_view(&holding(3, 10), answer(3, Some(12))).expect("taken");
+        assert_eq!((view.metadata_term, view.metadata.version), (3, 12));
+        assert!(view.is_current());
+        let view = next_view(&view, answer(3, None)).expect("a confirmation");
+        assert_eq!(view.metadata.version, 12, "no metadata in the answer keeps ours");
+        assert!(view.is_current());
+    }
+
+    #[test]
+    fn a_rolled_back_controller_is_followed() {
+        // A later term serving a lower version: the controller's state went back; follow it
+        // rather than ignore the controller for good.
+        let view = next_view(&holding(3, 10), answer(4, Some(6))).expect("taken");
+        assert_eq!((view.metadata_term, view.metadata.version), (4, 6));
+    }
+
+    #[test]
+    fn a_deposed_controller_is_ignored() {
+        assert!(next_view(&holding(5, 10), answer(4, Some(12))).is_none());
+        assert!(next_view(&holding(5, 10), answer(4, None)).is_none());
     }
 }

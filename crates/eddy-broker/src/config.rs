@@ -55,8 +55,12 @@ pub struct BrokerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Largest record accepted (key + value + headers), in bytes.
     pub record_size_max_bytes: u32,
-    /// Largest produce batch accepted, in bytes.
+    /// Largest produce batch accepted, in bytes (each record counted with its overhead, see
+    /// `eddy_storage::RECORD_OVERHEAD_BYTES`).
     pub batch_size_max_bytes: u32,
+    /// Most records in one produce batch. A batch is one Raft entry, decoded whole to replicate
+    /// and apply it, so its record count is bounded as well as its bytes.
+    pub batch_records_max: u32,
     /// How long a produce may wait for its batch to commit.
     pub produce_timeout_ms: u32,
     /// Fetch defaults and bounds.
@@ -83,6 +87,7 @@ impl Default for BrokerConfig {
             metrics_listen: None,
             record_size_max_bytes: 1 << 20,
             batch_size_max_bytes: 16 << 20,
+            batch_records_max: 65_536,
             produce_timeout_ms: 10_000,
             fetch_max_bytes_default: 1 << 20,
             fetch_max_records_default: 1_000,
@@ -94,6 +99,9 @@ impl Default for BrokerConfig {
         }
     }
 }
+
+/// The highest `batch_records_max` accepted.
+pub const BATCH_RECORDS_MAX_LIMIT: u32 = 1 << 20;
 
 /// A configuration value that is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -162,6 +170,9 @@ impl BrokerConfig {
         }
         if self.batch_size_max_bytes > 64 << 20 {
             return Err(bad("batch_size_max_bytes", "must be <= 64 MiB"));
+        }
+        if self.batch_records_max == 0 || self.batch_records_max > BATCH_RECORDS_MAX_LIMIT {
+            return Err(bad("batch_records_max", format!("must be between 1 and {BATCH_RECORDS_MAX_LIMIT}")));
         }
         if self.produce_timeout_ms == 0 {
             return Err(bad("produce_timeout_ms", "must be > 0"));

@@ -19,6 +19,10 @@ pub enum BrokerError {
     LeaderNotAvailable { topic: String, partition: u32 },
     #[error("topic {0:?} does not exist")]
     UnknownTopic(String),
+    /// This broker cannot tell whether a topic or partition exists: it has not heard the
+    /// controller's metadata since it started, or not for longer than the broker session.
+    #[error("{}", metadata_not_ready_message(*synced_ms_ago))]
+    MetadataNotReady { synced_ms_ago: Option<u64> },
     #[error("topic {topic:?} has no partition {partition} (it has {count})")]
     UnknownPartition { topic: String, partition: u32, count: u32 },
     #[error(
@@ -29,6 +33,8 @@ pub enum BrokerError {
     RecordTooLarge { index: usize, size: usize, limit: u32 },
     #[error("the batch is {size} bytes, above the limit of {limit} bytes")]
     BatchTooLarge { size: usize, limit: u32 },
+    #[error("the batch holds {count} records, above the limit of {limit} records; split it")]
+    TooManyRecords { count: usize, limit: u32 },
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     #[error("batch sequence {received} does not follow the producer's last one; expected {expected}")]
@@ -56,10 +62,11 @@ impl BrokerError {
             BrokerError::NotLeader { .. } => "NOT_LEADER",
             BrokerError::LeaderNotAvailable { .. } => "LEADER_NOT_AVAILABLE",
             BrokerError::UnknownTopic(_) => "UNKNOWN_TOPIC",
+            BrokerError::MetadataNotReady { .. } => "METADATA_NOT_READY",
             BrokerError::UnknownPartition { .. } => "UNKNOWN_PARTITION",
             BrokerError::OffsetOutOfRange { .. } => "OFFSET_OUT_OF_RANGE",
             BrokerError::RecordTooLarge { .. } => "RECORD_TOO_LARGE",
-            BrokerError::BatchTooLarge { .. } => "BATCH_TOO_LARGE",
+            BrokerError::BatchTooLarge { .. } | BrokerError::TooManyRecords { .. } => "BATCH_TOO_LARGE",
             BrokerError::InvalidRequest(_) => "INVALID_REQUEST",
             BrokerError::OutOfOrderSequence { .. } => "OUT_OF_ORDER_SEQUENCE",
             BrokerError::ProducerFenced { .. } => "PRODUCER_FENCED",
@@ -76,12 +83,14 @@ impl BrokerError {
             BrokerError::NotLeader { .. }
             | BrokerError::LeaderNotAvailable { .. }
             | BrokerError::ShuttingDown
+            | BrokerError::MetadataNotReady { .. }
             | BrokerError::OutcomeUnknown(_) => Code::Unavailable,
             BrokerError::UnknownTopic(_) | BrokerError::UnknownPartition { .. } => Code::NotFound,
             BrokerError::OffsetOutOfRange { .. } => Code::OutOfRange,
-            BrokerError::RecordTooLarge { .. } | BrokerError::BatchTooLarge { .. } | BrokerError::InvalidRequest(_) => {
-                Code::InvalidArgument
-            }
+            BrokerError::RecordTooLarge { .. }
+            | BrokerError::BatchTooLarge { .. }
+            | BrokerError::TooManyRecords { .. }
+            | BrokerError::InvalidRequest(_) => Code::InvalidArgument,
             BrokerError::OutOfOrderSequence { .. } | BrokerError::ProducerFenced { .. } => Code::FailedPrecondition,
             BrokerError::Timeout(_) => Code::DeadlineExceeded,
             BrokerError::Storage(_) => Code::Internal,
@@ -118,6 +127,16 @@ impl BrokerError {
             _ => {}
         }
         m
+    }
+}
+
+fn metadata_not_ready_message(synced_ms_ago: Option<u64>) -> String {
+    match synced_ms_ago {
+        None => "this broker has not received the cluster metadata yet; retry, or ask another broker".into(),
+        Some(ms) => format!(
+            "this broker last heard the cluster metadata {ms} ms ago and cannot tell whether it is current; retry, \
+             or ask another broker"
+        ),
     }
 }
 

@@ -43,7 +43,7 @@ pub struct LocalLeadership {
 }
 
 /// Where a replica belongs, from the controller's metadata.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaPlacement {
     pub topic: String,
     pub partition: u32,

@@ -5,18 +5,28 @@
 //! order they were submitted: when every earlier proposal of this leader is known to append (no
 //! idempotent batch, whose outcome depends on deduplication, is in flight), the next offset is the
 //! applied high watermark plus the records in flight. Proposals are submitted to Raft under the
-//! sequencer's lock, so submission order is prediction order. The prediction is checked when the
-//! entry is applied; it can be wrong only if leadership is lost before the entry commits, which
-//! is the data loss ACKS_LEADER accepts.
+//! sequencer's submission lock, so submission order is prediction order. The prediction is
+//! checked when the entry is applied; it can be wrong only if leadership is lost before the entry
+//! commits, which is the data loss ACKS_LEADER accepts.
+//!
+//! The count of proposals in flight is what keeps predictions right, so a proposal leaves it only
+//! when its entry's fate is sealed: applied, or dropped with the leadership. Not when the request
+//! that made it stops waiting: an ACKS_ALL request that times out (a huge batch that replicates
+//! slowly) or whose client went away leaves its entry in the log, where it may still commit ahead
+//! of later proposals. Releasing it then made the next prediction start from a high watermark
+//! that did not count it, and ACKS_LEADER answered offsets that the stalled batch took later.
+//! [`Proposed`] enforces the rule: it releases its place itself, when its outcome arrives, even
+//! if whoever waited for it gave up.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eddy_raft::PartitionTypes;
 use eddy_storage::PartitionCommand;
 use openraft::impls::ProgressResponder;
 use openraft::raft::ClientWriteResult;
-use openraft::type_config::alias::OneshotReceiverOf;
-use tokio::sync::{Mutex, Notify};
+use openraft::type_config::alias::{OneshotReceiverErrorOf, OneshotReceiverOf};
+use tokio::sync::Notify;
 
 use crate::replica::Replica;
 
@@ -28,13 +38,17 @@ struct State {
     generation: u64,
     /// Offset the next proposal gets, when it can be known.
     next: Option<u64>,
-    /// Proposals of this generation submitted and not yet completed.
+    /// Proposals of this generation submitted and not yet applied or dropped.
     in_flight: u64,
 }
 
 /// Per-replica proposal sequencer.
 #[derive(Debug, Default)]
 pub struct Sequencer {
+    /// Held while a proposal is predicted and submitted, so submission order is prediction order.
+    submission: tokio::sync::Mutex<()>,
+    /// The counters; held only briefly and never across an await, so a completion can update
+    /// them from anywhere, `Drop` included.
     state: Mutex<State>,
     settled: Notify,
 }
@@ -50,13 +64,21 @@ pub enum ProposeError {
     Stopped,
 }
 
-/// A submitted proposal.
+type Completion = OneshotReceiverOf<PartitionTypes, ClientWriteResult<PartitionTypes>>;
+
+/// The outcome of a proposal: its write result, or an error when Raft dropped the responder
+/// (the group stopped).
+pub type Outcome = Result<ClientWriteResult<PartitionTypes>, OneshotReceiverErrorOf<PartitionTypes>>;
+
+/// A submitted proposal. It holds its place among the sequencer's proposals in flight until its
+/// entry is applied or dropped, whether or not anyone awaits [`Proposed::outcome`].
 pub struct Proposed {
     /// The offset the batch will get if it commits (only when a prediction was asked for).
     pub predicted: Option<u64>,
-    /// Completes when the entry is applied (or errs when it was dropped).
-    pub completion: OneshotReceiverOf<PartitionTypes, ClientWriteResult<PartitionTypes>>,
+    /// `None` once the outcome has arrived.
+    completion: Option<Completion>,
     generation: u64,
+    replica: Arc<Replica>,
 }
 
 impl Sequencer {
@@ -65,7 +87,7 @@ impl Sequencer {
     /// be known and returns it.
     pub async fn propose(
         &self,
-        replica: &Replica,
+        replica: &Arc<Replica>,
         command: PartitionCommand,
         record_count: u64,
         idempotent: bool,
@@ -75,60 +97,103 @@ impl Sequencer {
         let deadline = tokio::time::Instant::now() + settle_timeout;
         loop {
             let settled = self.settled.notified();
-            let mut state = self.state.lock().await;
+            let submission = self.submission.lock().await;
             let leadership = replica.leadership();
             if !leadership.is_self {
                 return Err(ProposeError::NotLeader);
             }
-            if state.term != leadership.term {
-                *state = State { term: leadership.term, generation: state.generation + 1, next: None, in_flight: 0 };
-            }
-            if state.in_flight == 0 && leadership.ready {
-                state.next = Some(replica.view.borrow().high_watermark);
-            }
-            if predict && state.next.is_none() {
-                drop(state);
+            // Some((predicted offset, generation)) once the proposal can go.
+            let ticket = {
+                let mut state = self.state.lock().expect("sequencer state lock");
+                if state.term != leadership.term {
+                    *state =
+                        State { term: leadership.term, generation: state.generation + 1, next: None, in_flight: 0 };
+                }
+                if state.in_flight == 0 && leadership.ready {
+                    state.next = Some(replica.view.borrow().high_watermark);
+                }
+                if predict && state.next.is_none() {
+                    None
+                } else {
+                    let predicted = match (idempotent, state.next) {
+                        (false, Some(next)) => {
+                            state.next = Some(next + record_count);
+                            Some(next)
+                        }
+                        _ => {
+                            state.next = None;
+                            None
+                        }
+                    };
+                    // Counted before it is submitted: from here on the entry may commit.
+                    state.in_flight += 1;
+                    Some((predicted, state.generation))
+                }
+            };
+            let Some((predicted, generation)) = ticket else {
+                drop(submission);
                 if tokio::time::timeout_at(deadline, settled).await.is_err() {
                     return Err(ProposeError::Unsettled);
                 }
                 continue;
-            }
-            let predicted = match (idempotent, state.next) {
-                (false, Some(next)) => {
-                    state.next = Some(next + record_count);
-                    Some(next)
-                }
-                _ => {
-                    state.next = None;
-                    None
-                }
             };
             let (responder, completion) =
                 ProgressResponder::<PartitionTypes, ClientWriteResult<PartitionTypes>>::complete_only();
-            replica.raft.client_write_ff(command, Some(responder)).await.map_err(|_| ProposeError::Stopped)?;
-            state.in_flight += 1;
+            if replica.raft.client_write_ff(command, Some(responder)).await.is_err() {
+                // Not submitted after all: the group is stopping.
+                self.complete(generation);
+                return Err(ProposeError::Stopped);
+            }
+            drop(submission);
             return Ok(Proposed {
                 predicted: if predict { predicted } else { None },
-                completion,
-                generation: state.generation,
+                completion: Some(completion),
+                generation,
+                replica: replica.clone(),
             });
         }
     }
 
-    /// Records that a proposal completed (applied, or dropped with the leadership).
-    pub async fn complete(&self, proposed_generation: u64) {
-        let mut state = self.state.lock().await;
-        if state.generation == proposed_generation {
-            state.in_flight = state.in_flight.saturating_sub(1);
+    /// Records that a proposal of `generation` was applied or dropped.
+    fn complete(&self, generation: u64) {
+        let mut state = self.state.lock().expect("sequencer state lock");
+        if state.generation == generation {
+            assert!(state.in_flight > 0, "a proposal completed that was never counted");
+            state.in_flight -= 1;
             if state.in_flight == 0 {
                 self.settled.notify_waiters();
             }
         }
     }
+
+    /// Proposals of the current generation still in flight.
+    pub fn in_flight(&self) -> u64 {
+        self.state.lock().expect("sequencer state lock").in_flight
+    }
 }
 
 impl Proposed {
-    pub fn generation(&self) -> u64 {
-        self.generation
+    /// Waits for the entry to be applied (or dropped with the leadership). Cancel-safe: when the
+    /// caller stops waiting (a timeout), the proposal stays counted until its outcome arrives.
+    pub async fn outcome(&mut self) -> Outcome {
+        let completion = self.completion.as_mut().expect("a proposal's outcome is awaited once");
+        let outcome = completion.await;
+        self.completion = None;
+        self.replica.sequencer.complete(self.generation);
+        outcome
+    }
+}
+
+impl Drop for Proposed {
+    fn drop(&mut self) {
+        // Nobody waits any more, but the entry may still commit: keep it counted until it does.
+        if let Some(completion) = self.completion.take() {
+            let replica = self.replica.clone();
+            let generation = self.generation;
+            tokio::spawn(async move {
+                let _ = completion.await;
+                replica.sequencer.complete(generation);
+            });
+        }
     }
 }

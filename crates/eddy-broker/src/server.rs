@@ -2,6 +2,7 @@
 //! controller RPCs, gRPC health and reflection.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use eddy_controller::ControllerRpcService;
 use eddy_proto::internal::controller_rpc_server::ControllerRpcServer;
@@ -15,6 +16,17 @@ use crate::broker::{Broker, GroupRouter};
 
 /// Room for protobuf framing around the largest batch.
 const MESSAGE_OVERHEAD_BYTES: usize = 1 << 20;
+
+/// The tonic server every node serves its routes with, in production and in the simulation.
+/// Its HTTP/2 keep-alive closes connections whose peer went silent (lost power, or a link that
+/// dropped a segment), freeing their streams instead of holding them until the process exits.
+pub fn server_builder() -> tonic::transport::Server {
+    use eddy_raft::transport::{PEER_KEEPALIVE_INTERVAL_MS, PEER_KEEPALIVE_TIMEOUT_MS};
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_millis(PEER_KEEPALIVE_INTERVAL_MS)))
+        .http2_keepalive_timeout(Some(Duration::from_millis(PEER_KEEPALIVE_TIMEOUT_MS)))
+}
 
 impl Broker {
     /// Every service of the node, ready for `tonic::transport::Server::builder().add_routes(..)`.

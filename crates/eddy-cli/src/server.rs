@@ -161,7 +161,7 @@ pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
     }
     let env = NodeEnv {
         kv: Arc::new(kv),
-        connector: Arc::new(TcpConnector::default()),
+        connector: Arc::new(TcpConnector),
         clock: Arc::new(SystemClock),
         seed: eddy_raft::random_seed(),
     };
@@ -170,8 +170,7 @@ pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(format!("cannot start the broker: {e}")))?;
     let routes = broker.routes().await.map_err(|e| CliError::Failed(e.to_string()))?;
     tracing::info!(listen = %config.listen, metrics = ?config.metrics_listen, "serving");
-    let served = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
+    let served = eddy_broker::server_builder()
         .add_routes(routes)
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown_signal())
         .await;

@@ -22,6 +22,11 @@ pub struct ClientConfig {
     pub retry_deadline: Duration,
     /// Largest message the client decodes.
     pub message_size_max_bytes: usize,
+    /// A connection that has received nothing for this long is sent an HTTP/2 PING...
+    pub keepalive_interval: Duration,
+    /// ...and closed when the PING is not answered within this, so the next request reconnects
+    /// instead of waiting on a connection that died silently (a broker that lost power).
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -33,6 +38,8 @@ impl Default for ClientConfig {
             retry_backoff_max: Duration::from_secs(1),
             retry_deadline: Duration::from_secs(60),
             message_size_max_bytes: 128 << 20,
+            keepalive_interval: Duration::from_secs(5),
+            keepalive_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -249,6 +256,11 @@ impl Client {
         Ok(self.describe_topic(topic).await?.partitions.len() as u32)
     }
 
+    /// Whether this client has described `topic` (and not deleted it) since it started.
+    fn has_seen(&self, topic: &str) -> bool {
+        self.partition_counts.lock().expect("lock").contains_key(topic)
+    }
+
     async fn leader_of(&self, topic: &str, partition: u32) -> ClientResult<Option<String>> {
         let key = (topic.to_string(), partition);
         if let Some(address) = self.leaders.lock().expect("lock").get(&key) {
@@ -314,11 +326,23 @@ impl Client {
                 },
                 Err(e) => e,
             };
-            if !error.is_retriable() {
+            // A topic this client has seen is not given up on at the first UNKNOWN_TOPIC: the
+            // broker that said so may have answered from metadata that was behind (a broker that
+            // just restarted, or a controller that just failed over), so the client refreshes
+            // its metadata and retries until its deadline. A topic never seen fails at once.
+            let seen_before = error.is_unknown_topic() && self.has_seen(topic);
+            if !error.is_retriable() && !seen_before {
                 return Err(error);
+            }
+            if seen_before {
+                self.leaders.lock().expect("lock").retain(|(t, _), _| t != topic);
             }
             tracing::debug!(topic, partition, error = %error, "retrying on the partition leader");
             if !backoff.wait().await {
+                if error.is_unknown_topic() {
+                    // Given up: the next request describes the topic afresh.
+                    self.partition_counts.lock().expect("lock").remove(topic);
+                }
                 return Err(error);
             }
         }
@@ -375,7 +399,10 @@ impl Client {
     }
 }
 
-fn endpoint(address: &str, config: &ClientConfig) -> ClientResult<Endpoint> {
+/// The endpoint of every connection to a broker: `address` is `host:port` or a URL, configured
+/// with `config`'s timeouts and keep-alive. [`TcpConnect`] connects it over TCP; another
+/// [`Connect`] (the simulation's) may connect it over its own transport.
+pub fn endpoint(address: &str, config: &ClientConfig) -> ClientResult<Endpoint> {
     let uri = if address.starts_with("http://") || address.starts_with("https://") {
         address.to_string()
     } else {
@@ -384,5 +411,8 @@ fn endpoint(address: &str, config: &ClientConfig) -> ClientResult<Endpoint> {
     Ok(Endpoint::from_shared(uri)
         .map_err(|e| ClientError::Invalid(format!("invalid broker address {address:?}: {e}")))?
         .connect_timeout(config.connect_timeout)
-        .tcp_nodelay(true))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(config.keepalive_interval)
+        .keep_alive_timeout(config.keepalive_timeout)
+        .keep_alive_while_idle(true))
 }

@@ -70,6 +70,7 @@ impl ClientError {
                 "NOT_LEADER"
                     | "LEADER_NOT_AVAILABLE"
                     | "SHUTTING_DOWN"
+                    | "METADATA_NOT_READY"
                     | "UNKNOWN_TOPIC"
                     | "UNKNOWN_PARTITION"
                     | "RECORD_TOO_LARGE"
@@ -95,10 +96,17 @@ impl ClientError {
                     | "SHUTTING_DOWN"
                     | "NOT_CONTROLLER"
                     | "CONTROLLER_UNAVAILABLE"
+                    | "METADATA_NOT_READY"
             ),
             ClientError::Unreachable(_) | ClientError::Timeout(_) => true,
             ClientError::Invalid(_) => false,
         }
+    }
+
+    /// Whether the broker said the topic or partition does not exist (in the controller's
+    /// committed metadata, as far as that broker knows).
+    pub fn is_unknown_topic(&self) -> bool {
+        matches!(self.reason(), "UNKNOWN_TOPIC" | "UNKNOWN_PARTITION")
     }
 
     /// For NOT_LEADER: the leader's address, when the broker knew it.

@@ -101,10 +101,19 @@ impl Controller {
         }
     }
 
-    /// Returns the current term when this node leads the controller group.
+    /// Returns the current term when this node leads the controller group and has applied its
+    /// log up to an entry of that term. A new leader's state machine may still lack entries its
+    /// predecessors committed until then: answering from it would hand brokers metadata older
+    /// than what they hold, or a topic list missing topics that exist.
     fn ensure_leader(&self) -> Result<u64, ControllerError> {
         let metrics = self.raft.metrics().borrow_watched().clone();
         if metrics.current_leader == Some(metrics.id) && metrics.state.is_leader() {
+            let applied_term = metrics.last_applied.as_ref().map(|id| id.leader_id.term);
+            if applied_term != Some(metrics.current_term) {
+                return Err(ControllerError::Unavailable(
+                    "the new controller leader is still applying its log; retry shortly".into(),
+                ));
+            }
             return Ok(metrics.current_term);
         }
         let leader_address = metrics
@@ -188,9 +197,10 @@ impl Controller {
             (alive, leaders)
         });
         let metadata = self.metadata.borrow().clone();
-        let metadata = (metadata.version > request.metadata_version).then_some(metadata);
+        let differs = metadata.version != request.metadata_version || term != request.metadata_term;
+        let metadata = differs.then_some(metadata);
         let controller_leader = *self.raft.node_id();
-        Ok(ControllerReply::Heartbeat(HeartbeatResponse { controller_leader, metadata, alive, leaders }))
+        Ok(ControllerReply::Heartbeat(HeartbeatResponse { controller_leader, term, metadata, alive, leaders }))
     }
 
     async fn create_topic(

@@ -3,7 +3,7 @@
 //! Applying a command is a pure function of the metadata and the command (placement is decided
 //! by the leader before it proposes), so every controller replica reaches the same metadata.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +48,10 @@ pub struct ClusterMetadata {
     pub topics: BTreeMap<String, TopicInfo>,
     pub next_group_id: u64,
     pub next_topic_id: u64,
+    /// Groups of deleted topics: the tombstones that allow a broker to delete a replica's data.
+    /// A broker deletes a replica only when its group is here, never because its topic is missing
+    /// from the metadata it holds (which may be empty, stale, or rolled back).
+    pub deleted_groups: BTreeSet<u64>,
 }
 
 /// A change to the metadata.
@@ -123,9 +127,10 @@ impl ClusterMetadata {
                 ControllerResponse::TopicCreated(topic)
             }
             ControllerCommand::DeleteTopic { name } => {
-                if self.topics.remove(name).is_none() {
+                let Some(topic) = self.topics.remove(name) else {
                     return ControllerResponse::Rejected(ControllerError::UnknownTopic(name.clone()));
-                }
+                };
+                self.deleted_groups.extend(topic.partitions.iter().map(|p| p.group_id));
                 ControllerResponse::Done
             }
         };
@@ -210,6 +215,7 @@ mod tests {
             ControllerResponse::Rejected(ControllerError::TopicAlreadyExists("a".into()))
         );
         md.apply(3, &ControllerCommand::DeleteTopic { name: "a".into() });
+        assert_eq!(md.deleted_groups, BTreeSet::from([1, 2]), "a deletion leaves tombstones");
         let ControllerResponse::TopicCreated(b) = md.apply(4, &create("a", 1)) else { panic!() };
         assert_eq!(b.partitions[0].group_id, 3, "group ids are never reused");
         assert_eq!(md.version, 4);

@@ -27,8 +27,10 @@ pub struct Leadership {
 pub struct HeartbeatRequest {
     pub broker_id: u64,
     pub address: String,
-    /// The metadata version the broker has; a newer one comes back in the response.
+    /// The metadata version the broker holds, and the controller term that served it; when the
+    /// controller's differ, its metadata comes back in the response.
     pub metadata_version: u64,
+    pub metadata_term: u64,
     /// Partition groups this broker currently leads.
     pub leading: Vec<LeaderReport>,
 }
@@ -37,7 +39,11 @@ pub struct HeartbeatRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatResponse {
     pub controller_leader: u64,
-    /// Present when newer than the version the broker reported.
+    /// The controller leader's Raft term. A broker takes metadata only from a term at least as
+    /// new as the one it took its metadata from, so a deposed leader cannot roll it back.
+    pub term: u64,
+    /// The leader's metadata, present when its (term, version) differ from the broker's: newer,
+    /// or older after a rollback of the controller's state, which the broker follows too.
     pub metadata: Option<Arc<ClusterMetadata>>,
     /// Brokers whose heartbeats are current.
     pub alive: BTreeSet<u64>,

@@ -23,6 +23,9 @@ pub use kv::{Batch, Cf, KvStore};
 pub use log_store::LogStore;
 pub use mem::MemKv;
 pub use partition::{IndexEntry, PartitionState, PartitionStore};
-pub use records::{PartitionCommand, PartitionResponse, ProducerBatch, Record, RecordBatch};
+pub use records::{
+    HEADER_OVERHEAD_BYTES, PartitionCommand, PartitionResponse, ProducerBatch, RECORD_OVERHEAD_BYTES, Record,
+    RecordBatch,
+};
 #[cfg(feature = "rocksdb")]
 pub use rocks::{GroupCommitConfig, RocksKv};

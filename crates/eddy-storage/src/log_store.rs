@@ -66,21 +66,30 @@ impl<C: RaftTypeConfig> LogStore<C> {
         }
     }
 
-    fn entries(&self, start: u64, end: u64) -> StorageResult<Vec<C::Entry>> {
+    /// Entries `[start, end)`, stopping before the one that would take the encoded total past
+    /// `bytes_max` (the first entry is returned whatever its size).
+    fn entries(&self, start: u64, end: u64, bytes_max: usize) -> StorageResult<Vec<C::Entry>> {
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         let mut failure = None;
         self.kv.scan(
             Cf::Log,
             &keys::group_u64(self.group, start),
             &keys::group_u64(self.group, end),
-            &mut |_, value| match decode::<C::Entry>(value, "raft log entry") {
-                Ok(entry) => {
-                    out.push(entry);
-                    true
+            &mut |_, value| {
+                if !out.is_empty() && bytes + value.len() > bytes_max {
+                    return false;
                 }
-                Err(e) => {
-                    failure = Some(e);
-                    false
+                bytes += value.len();
+                match decode::<C::Entry>(value, "raft log entry") {
+                    Ok(entry) => {
+                        out.push(entry);
+                        true
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        false
+                    }
                 }
             },
         )?;
@@ -97,6 +106,27 @@ impl<C: RaftTypeConfig> LogStore<C> {
             batch.delete_range(cf, keys::group_prefix(group).to_vec(), keys::group_end(group));
         }
         kv.write(batch)
+    }
+}
+
+/// Most encoded entry bytes one replication request carries (a single larger entry still goes,
+/// alone).
+pub const REPLICATION_BYTES_MAX: usize = 8 << 20;
+
+impl<C: RaftTypeConfig> LogStore<C> {
+    /// `entries` as read, checked to have no holes: indexes must be consecutive.
+    fn consecutive(&self, entries: Vec<C::Entry>) -> Result<Vec<C::Entry>, io::Error> {
+        for pair in entries.windows(2) {
+            if pair[1].index() != pair[0].index() + 1 {
+                return Err(io::Error::other(format!(
+                    "raft log of group {} has a hole between {} and {}",
+                    self.group,
+                    pair[0].index(),
+                    pair[1].index()
+                )));
+            }
+        }
+        Ok(entries)
     }
 }
 
@@ -120,19 +150,14 @@ impl<C: RaftTypeConfig> RaftLogReader<C> for LogStore<C> {
         range: RB,
     ) -> Result<Vec<C::Entry>, io::Error> {
         let (start, end) = index_range(&range);
-        let entries = self.entries(start, end).map_err(|e| e.into_io())?;
-        // No holes: indexes must be consecutive.
-        for pair in entries.windows(2) {
-            if pair[1].index() != pair[0].index() + 1 {
-                return Err(io::Error::other(format!(
-                    "raft log of group {} has a hole between {} and {}",
-                    self.group,
-                    pair[0].index(),
-                    pair[1].index()
-                )));
-            }
-        }
-        Ok(entries)
+        self.consecutive(self.entries(start, end, usize::MAX).map_err(|e| e.into_io())?)
+    }
+
+    /// What replication sends in one AppendEntries: at most [`REPLICATION_BYTES_MAX`] of
+    /// entries (at least one). Without a bound, one request could carry `max_payload_entries`
+    /// entries of the largest batch each: gigabytes that no timeout lets through.
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<C::Entry>, io::Error> {
+        self.consecutive(self.entries(start, end, REPLICATION_BYTES_MAX).map_err(|e| e.into_io())?)
     }
 
     async fn read_vote(&mut self) -> Result<Option<VoteOf<C>>, io::Error> {
@@ -347,6 +372,30 @@ mod tests {
             LogStore::<TestTypes>::destroy_group(kv.as_ref(), 2).unwrap();
             assert!(b.try_get_log_entries(..).await.unwrap().is_empty());
             assert_eq!(a.read_vote().await.unwrap(), Some(vote));
+        });
+    }
+
+    #[test]
+    fn replication_reads_are_bounded_in_bytes() {
+        block_on(async {
+            let kv = Arc::new(MemKv::new());
+            let mut log = TestLog::new(kv.clone(), 7);
+            let big = |index: u64| Entry {
+                log_id: LogId::new(openraft::impls::leader_id_adv::LeaderId { term: 1, node_id: 1 }, index),
+                payload: EntryPayload::Normal("x".repeat(REPLICATION_BYTES_MAX / 3)),
+            };
+            // One entry larger than the bound, then five of a third of it.
+            let mut entries = vec![Entry {
+                log_id: LogId::new(openraft::impls::leader_id_adv::LeaderId { term: 1, node_id: 1 }, 1),
+                payload: EntryPayload::Normal("y".repeat(REPLICATION_BYTES_MAX + 1)),
+            }];
+            entries.extend((2..=6).map(big));
+            append(&mut log, entries).await;
+            let first = log.limited_get_log_entries(1, 7).await.unwrap();
+            assert_eq!(first.len(), 1, "an entry above the bound still goes, alone");
+            let rest = log.limited_get_log_entries(2, 7).await.unwrap();
+            assert_eq!(rest.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), vec![2, 3]);
+            assert_eq!(log.try_get_log_entries(1..7).await.unwrap().len(), 6, "unlimited reads are whole");
         });
     }
 }

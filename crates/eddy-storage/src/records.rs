@@ -14,13 +14,25 @@ pub struct Record {
     pub timestamp_ms: i64,
 }
 
+/// Bytes charged for every record on top of its key, value and headers. At least what the
+/// record's encoding adds to them (key option tag, three length prefixes of at most 5 bytes for
+/// lengths below 4 GiB, a timestamp of at most 9), so a batch's encoded Raft entry is never
+/// larger than the size the limits counted, however small its records are.
+pub const RECORD_OVERHEAD_BYTES: usize = 32;
+/// Bytes charged for every header on top of its name and value (their two length prefixes).
+pub const HEADER_OVERHEAD_BYTES: usize = 16;
+
+const _: () = assert!(RECORD_OVERHEAD_BYTES >= 1 + 3 * 5 + 9);
+const _: () = assert!(HEADER_OVERHEAD_BYTES >= 2 * 5);
+
 impl Record {
-    /// Bytes the record occupies, as counted against size limits.
+    /// Bytes the record occupies, as counted against size limits: key, value and headers plus
+    /// [`RECORD_OVERHEAD_BYTES`] and [`HEADER_OVERHEAD_BYTES`] per header.
     pub fn size_bytes(&self) -> usize {
         self.key.as_ref().map_or(0, Bytes::len)
             + self.value.len()
-            + self.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
-            + 8
+            + self.headers.iter().map(|(k, v)| k.len() + v.len() + HEADER_OVERHEAD_BYTES).sum::<usize>()
+            + RECORD_OVERHEAD_BYTES
     }
 }
 
@@ -74,4 +86,36 @@ pub enum PartitionResponse {
     ProducerFenced { current_epoch: u32 },
     /// Nothing to answer (blank and membership entries).
     None,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn record() -> impl Strategy<Value = Record> {
+        let bytes = |max| proptest::collection::vec(any::<u8>(), 0..max).prop_map(Bytes::from);
+        (
+            proptest::option::of(bytes(300)),
+            bytes(70_000),
+            proptest::collection::vec(("[a-z]{0,300}", bytes(300)), 0..4),
+            any::<i64>(),
+        )
+            .prop_map(|(key, value, headers, timestamp_ms)| Record { key, value, headers, timestamp_ms })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// The size limits count at least what a batch's Raft entry takes on disk and on the wire.
+        #[test]
+        fn counted_size_bounds_the_encoding(records in proptest::collection::vec(record(), 0..40)) {
+            let counted: usize = records.iter().map(Record::size_bytes).sum();
+            for record in &records {
+                prop_assert!(crate::codec::encode(record).len() <= record.size_bytes());
+            }
+            let batch = PartitionCommand::Append(RecordBatch { records, producer: None });
+            // The batch adds a variant tag, a count and an optional producer: a few bytes.
+            prop_assert!(crate::codec::encode(&batch).len() <= counted + RECORD_OVERHEAD_BYTES);
+        }
+    }
 }

@@ -22,7 +22,7 @@ pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
     }
     for (value, send) in &model.sends {
         if !model.finals.contains_key(&send.partition) {
-            continue; // reported by liveness
+            continue; // reported as unavailable (liveness.rs)
         }
         match send.outcome {
             Outcome::Ok { offset } => match in_final.get(value.as_str()) {

@@ -287,7 +287,7 @@ fn liveness_final_read_failed() {
     });
     let verdict = history.verdict();
     // The partition's sends and replica reads are not checked against a final read it lacks.
-    assert_eq!(properties(&verdict), ["liveness"], "{:?}", verdict.anomalies);
+    assert_eq!(properties(&verdict), ["unavailable"], "{:?}", verdict.anomalies);
     assert_eq!(verdict.records_checked, 3);
 }
 
@@ -295,7 +295,7 @@ fn liveness_final_read_failed() {
 fn liveness_no_final_read() {
     let history = clean().without(|event| matches!(event, Event::FinalRead { partition: 1, .. }));
     let verdict = history.verdict();
-    assert_eq!(properties(&verdict), ["liveness"], "{:?}", verdict.anomalies);
+    assert_eq!(properties(&verdict), ["unavailable"], "{:?}", verdict.anomalies);
 }
 
 #[test]

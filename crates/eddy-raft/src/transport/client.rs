@@ -16,6 +16,23 @@ use serde::de::DeserializeOwned;
 
 use super::{Peers, RpcKind, decode, encode};
 
+/// The shortest time an AppendEntries is given, heartbeats included.
+pub const APPEND_ENTRIES_TIMEOUT_MIN_MS: u64 = 1_000;
+/// The transfer rate an AppendEntries is always allowed: its timeout grows by 1 ms for every
+/// this many bytes of payload.
+pub const APPEND_ENTRIES_BYTES_PER_MS: u64 = 1_000;
+
+/// How long one AppendEntries of `payload_bytes` may take.
+///
+/// openraft offers a time to live derived from the heartbeat interval (150 ms with the default
+/// 200 ms): fine for a heartbeat, fatal for a large batch. A request that needs longer than that
+/// to transfer, decode and write is cut off every time and sent again, forever, and the partition
+/// commits nothing more (one produce of 2 million tiny records wedged a partition that way). The
+/// timeout therefore grows with the payload, from a floor unrelated to the heartbeat interval.
+pub fn append_entries_timeout(payload_bytes: usize) -> Duration {
+    Duration::from_millis(APPEND_ENTRIES_TIMEOUT_MIN_MS + payload_bytes as u64 / APPEND_ENTRIES_BYTES_PER_MS)
+}
+
 /// Creates [`GroupNetwork`]s for one group.
 #[derive(Debug, Clone)]
 pub struct GroupNetworkFactory {
@@ -94,7 +111,12 @@ impl GroupNetwork {
         Req: Serialize,
         Resp: DeserializeOwned,
     {
-        let bytes = self.call(kind, encode(rpc), option.soft_ttl()).await.map_err(CallError::into_rpc)?;
+        let payload = encode(rpc);
+        let timeout = match kind {
+            RpcKind::AppendEntries => append_entries_timeout(payload.len()),
+            _ => option.soft_ttl(),
+        };
+        let bytes = self.call(kind, payload, timeout).await.map_err(CallError::into_rpc)?;
         let result: Result<Resp, RaftError<C>> =
             decode(&bytes, "raft response").map_err(|e| RPCError::Network(NetworkError::from_string(e)))?;
         // A remote Fatal means the peer's group is shutting down: treat it as unreachable.

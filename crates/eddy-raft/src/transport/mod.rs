@@ -55,28 +55,41 @@ pub trait Connector: Send + Sync + 'static {
     fn connect(&self, address: &str) -> Result<Channel, TransportError>;
 }
 
-/// Plain TCP (HTTP/2 without TLS) to `host:port`, connecting lazily.
-#[derive(Debug, Clone)]
-pub struct TcpConnector {
-    pub connect_timeout: Duration,
+/// Longest wait for a node-to-node TCP connection to be set up.
+pub const PEER_CONNECT_TIMEOUT_MS: u64 = 1_000;
+/// A peer connection that has received nothing for this long is sent an HTTP/2 PING.
+pub const PEER_KEEPALIVE_INTERVAL_MS: u64 = 2_000;
+/// A PING unanswered for this long closes the connection; the channel then reconnects.
+pub const PEER_KEEPALIVE_TIMEOUT_MS: u64 = 2_000;
+
+/// The endpoint every node-to-node channel is built from, in production and in the simulation.
+///
+/// The keep-alive is what makes a channel recover from a connection that died silently: a peer
+/// that lost power (no RST ever comes), a NAT or firewall that forgot the flow, or, in the
+/// simulation, a TCP segment dropped by a faulty link (turmoil does not retransmit, so every
+/// later byte waits behind the hole). Without it, a tonic channel keeps sending every request
+/// into the dead connection and each one times out, for good: the controller never hears the
+/// broker again and the Raft groups behind that channel never elect or replicate (simulation
+/// seeds 1122, 1288 and 1391). With it, the dead connection is closed within
+/// `PEER_KEEPALIVE_INTERVAL_MS + PEER_KEEPALIVE_TIMEOUT_MS` and the next request reconnects.
+pub fn peer_endpoint(address: &str) -> Result<Endpoint, TransportError> {
+    let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| TransportError::BadAddress { address: address.to_string(), reason: e.to_string() })?;
+    Ok(endpoint
+        .connect_timeout(Duration::from_millis(PEER_CONNECT_TIMEOUT_MS))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_millis(PEER_KEEPALIVE_INTERVAL_MS))
+        .keep_alive_timeout(Duration::from_millis(PEER_KEEPALIVE_TIMEOUT_MS))
+        .keep_alive_while_idle(true))
 }
 
-impl Default for TcpConnector {
-    fn default() -> Self {
-        Self { connect_timeout: Duration::from_secs(1) }
-    }
-}
+/// Plain TCP (HTTP/2 without TLS) to `host:port`, connecting lazily.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcpConnector;
 
 impl Connector for TcpConnector {
     fn connect(&self, address: &str) -> Result<Channel, TransportError> {
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| TransportError::BadAddress { address: address.to_string(), reason: e.to_string() })?
-            .connect_timeout(self.connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(5))
-            .keep_alive_timeout(Duration::from_secs(5))
-            .keep_alive_while_idle(true);
-        Ok(endpoint.connect_lazy())
+        Ok(peer_endpoint(address)?.connect_lazy())
     }
 }
 
