@@ -137,13 +137,16 @@ impl Sequencer {
                 }
                 continue;
             };
+            // Until Raft has the entry, a failure or a cancellation of this future (the client
+            // went away while Raft's queue was full) means it was never submitted: `unsent`
+            // then takes back its count and the offsets predicted past it.
+            let mut unsent = Unsent { sequencer: self, generation, armed: true };
             let (responder, completion) =
                 ProgressResponder::<PartitionTypes, ClientWriteResult<PartitionTypes>>::complete_only();
             if replica.raft.client_write_ff(command, Some(responder)).await.is_err() {
-                // Not submitted after all: the group is stopping.
-                self.complete(generation);
                 return Err(ProposeError::Stopped);
             }
+            unsent.armed = false;
             drop(submission);
             return Ok(Proposed {
                 predicted: if predict { predicted } else { None },
@@ -166,9 +169,31 @@ impl Sequencer {
         }
     }
 
-    /// Proposals of the current generation still in flight.
-    pub fn in_flight(&self) -> u64 {
-        self.state.lock().expect("sequencer state lock").in_flight
+    /// Takes back a proposal that was counted but never reached Raft. The offsets predicted
+    /// after it would be off by its records, so predictions stop until the proposals in flight
+    /// settle and the next one restarts from the high watermark.
+    fn unsent(&self, generation: u64) {
+        let mut state = self.state.lock().expect("sequencer state lock");
+        if state.generation == generation {
+            state.next = None;
+        }
+        drop(state);
+        self.complete(generation);
+    }
+}
+
+/// A counted proposal not yet handed to Raft (see [`Sequencer::unsent`]).
+struct Unsent<'a> {
+    sequencer: &'a Sequencer,
+    generation: u64,
+    armed: bool,
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.sequencer.unsent(self.generation);
+        }
     }
 }
 
