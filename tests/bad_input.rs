@@ -131,21 +131,21 @@ fn bad_server_configuration_names_the_field() {
     let run =
         |args: &[&str]| Command::new(eddy_bin()).arg("server").args(args).env_remove("EDDY_BROKERS").output().unwrap();
 
-    let out = run(&["--node-id", "1", "--seeds", "1=127.0.0.1"]);
+    let out = run(&["--node-id", "1", "--controller-voters", "1=127.0.0.1"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("seeds"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("controller_voters"), "{}", stderr(&out));
 
-    let out = run(&["--node-id", "0", "--seeds", "1=127.0.0.1:1"]);
+    let out = run(&["--node-id", "0", "--controller-voters", "1=127.0.0.1:1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("node_id"), "{}", stderr(&out));
 
     let config = write_file(dir.path(), "bad.toml", "node_id = 1\nheartbeat_interval_ms = \"soon\"\n");
-    let out = run(&["--config", config.to_str().unwrap(), "--seeds", "1=127.0.0.1:1"]);
+    let out = run(&["--config", config.to_str().unwrap(), "--controller-voters", "1=127.0.0.1:1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("heartbeat_interval_ms"), "{}", stderr(&out));
 
     let config = write_file(dir.path(), "unknown.toml", "node_id = 1\nretention = 5\n");
-    let out = run(&["--config", config.to_str().unwrap(), "--seeds", "1=127.0.0.1:1"]);
+    let out = run(&["--config", config.to_str().unwrap(), "--controller-voters", "1=127.0.0.1:1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("retention"), "{}", stderr(&out));
 
@@ -157,6 +157,7 @@ fn bad_server_configuration_names_the_field() {
             "server",
             "--config",
             config.to_str().unwrap(),
+            // The flag's former name is still accepted.
             "--seeds",
             "2=127.0.0.1:9000",
             "--node-id",
@@ -171,6 +172,7 @@ fn bad_server_configuration_names_the_field() {
     assert!(printed.contains("node_id = 3"), "{printed}");
     assert!(printed.contains("heartbeat_interval_ms = 700"), "{printed}");
     assert!(printed.contains("record_size_max_bytes = 2000"), "{printed}");
+    assert!(printed.contains("[[controller_voters]]"), "{printed}");
 }
 
 #[test]
@@ -182,7 +184,7 @@ fn incompatible_data_dir_is_refused_untouched() {
     let port = support::free_port();
     let out = Command::new(eddy_bin())
         .args(["server", "--node-id", "1", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--seeds", &format!("1=127.0.0.1:{port}")])
+        .args(["--controller-voters", &format!("1=127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(&data)
         .output()

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use eddy_storage::kv::{Batch, Cf, KvStore, SyncDone};
+use eddy_storage::kv::{Batch, Cf, KvStore, SyncDone, Visitor};
 use eddy_storage::{MemKv, StorageResult};
 
 /// One node's store. It outlives the node's software: a crash drops every task of the host and
@@ -37,7 +37,7 @@ impl KvStore for SimDisk {
         self.mem.get(cf, key)
     }
 
-    fn scan(&self, cf: Cf, start: &[u8], end: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> StorageResult<()> {
+    fn scan(&self, cf: Cf, start: &[u8], end: &[u8], visit: &mut Visitor<'_>) -> StorageResult<()> {
         self.mem.scan(cf, start, end, visit)
     }
 
@@ -65,6 +65,30 @@ impl KvStore for SimDisk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl eddy_storage::conformance::Harness for SimDisk {
+        fn store(&mut self) -> Arc<dyn KvStore> {
+            SimDisk::store(self)
+        }
+
+        fn crash(&mut self) -> bool {
+            SimDisk::crash(self);
+            true
+        }
+    }
+
+    #[test]
+    fn conforms_to_the_kv_store_contract() {
+        eddy_storage::conformance::run_all(|| SimDisk::new(false));
+    }
+
+    /// The suite can fail: the disk that acknowledges syncs without making anything durable
+    /// breaks the crash contract.
+    #[test]
+    #[should_panic(expected = "lost in a crash")]
+    fn a_disk_that_skips_fsync_breaks_the_contract() {
+        eddy_storage::conformance::run_all(|| SimDisk::new(true));
+    }
 
     #[test]
     fn skipping_fsync_loses_acknowledged_writes_on_crash() {

@@ -48,7 +48,7 @@ pub struct Node {
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub nodes: Vec<Node>,
-    seeds: String,
+    voters: String,
 }
 
 impl Cluster {
@@ -65,8 +65,8 @@ impl Cluster {
                 child: None,
             })
             .collect();
-        let seeds = nodes.iter().map(|n| format!("{}={}", n.id, n.address)).collect::<Vec<_>>().join(",");
-        let mut cluster = Cluster { dir, nodes, seeds };
+        let voters = nodes.iter().map(|n| format!("{}={}", n.id, n.address)).collect::<Vec<_>>().join(",");
+        let mut cluster = Cluster { dir, nodes, voters };
         for id in 1..=n {
             cluster.start_node(id);
         }
@@ -84,12 +84,12 @@ impl Cluster {
 
     /// Starts (or restarts, on its data dir) node `id`.
     pub fn start_node(&mut self, id: u64) {
-        let seeds = self.seeds.clone();
+        let voters = self.voters.clone();
         let node = self.nodes.iter_mut().find(|n| n.id == id).expect("node id");
         assert!(node.child.is_none(), "node {id} is already running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).expect("log file");
         let child = Command::new(eddy_bin())
-            .args(["server", "--node-id", &id.to_string(), "--listen", &node.address, "--seeds", &seeds])
+            .args(["server", "--node-id", &id.to_string(), "--listen", &node.address, "--controller-voters", &voters])
             .arg("--data-dir")
             .arg(&node.data_dir)
             .args(["--log-level", "info,openraft=warn", "--metrics-listen", &node.metrics])

@@ -4,18 +4,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eddy_controller::{ControllerReply, ControllerRequest};
+use eddy_partition::{PartitionCommand, PartitionResponse, Proposal, ProposeError, ReadLimits, RecordBatch, Replica};
 use eddy_proto::v1::{self, eddy_server::Eddy};
-use eddy_raft::partition::ReadLimits;
-use eddy_storage::{PartitionCommand, PartitionResponse, RecordBatch};
 use tonic::{Request, Response, Status};
 
+use eddy_controller::ControllerClient;
+use eddy_raft::transport::Peers;
+use openraft::errors::ClientWriteError;
+
 use crate::broker::Broker;
-use crate::cluster_view::ClusterView;
+use crate::clock::Clock;
+use crate::cluster_view::{ClusterView, ClusterWatch};
+use crate::config::BrokerConfig;
 use crate::convert;
 use crate::error::BrokerError;
-use crate::replica::Replica;
-use crate::sequencer::ProposeError;
-use openraft::errors::ClientWriteError;
+use crate::replicas::LocalReplicas;
 
 /// Most records one fetch returns, whatever the request asks.
 const FETCH_RECORDS_MAX: u32 = 100_000;
@@ -24,21 +27,49 @@ const FETCH_BYTES_MAX: u32 = 64 << 20;
 /// How long DescribeTopic waits for a partition leader's offsets.
 const LEADER_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The client API over a [`Broker`].
-#[derive(Debug, Clone)]
+/// How long a topic change made here waits for this broker's view to show it.
+const OWN_WRITE_VISIBLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The client API. What it depends on is all here: the broker's configuration (limits, cluster
+/// name, voters), the cluster view, the local replicas, the controller, the channels to other
+/// brokers (DescribeTopic asks remote leaders), the clock (append timestamps), and whether
+/// storage reads may block.
+#[derive(Clone)]
 pub struct EddyApi {
-    broker: Broker,
+    config: Arc<BrokerConfig>,
+    cluster: ClusterWatch,
+    replicas: Arc<LocalReplicas>,
+    controller: Arc<ControllerClient>,
+    peers: Arc<Peers>,
+    clock: Arc<dyn Clock>,
+    reads_block: bool,
+}
+
+impl std::fmt::Debug for EddyApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EddyApi").field("node_id", &self.config.node_id).finish_non_exhaustive()
+    }
 }
 
 impl EddyApi {
-    pub fn new(broker: Broker) -> Self {
-        Self { broker }
+    /// The API service over a running broker.
+    pub fn new(broker: &Broker) -> Self {
+        let inner = &broker.inner;
+        Self {
+            config: Arc::new(inner.config.clone()),
+            cluster: broker.cluster_watch(),
+            replicas: inner.replicas.clone(),
+            controller: inner.controller_client.clone(),
+            peers: inner.peers.clone(),
+            clock: inner.clock.clone(),
+            reads_block: inner.kv.reads_block(),
+        }
     }
 
     /// The local replica of a partition when this broker leads it; NOT_LEADER otherwise.
     fn leader_replica(&self, view: &ClusterView, topic: &str, partition: u32) -> Result<Arc<Replica>, BrokerError> {
         let info = view.partition(topic, partition)?;
-        let replica = self.broker.replica(info.group_id);
+        let replica = self.replicas.get(info.group_id);
         if let Some(replica) = &replica
             && replica.leadership().is_self
         {
@@ -72,7 +103,7 @@ impl EddyApi {
     /// this broker holds none.
     fn any_replica(&self, view: &ClusterView, topic: &str, partition: u32) -> Result<Arc<Replica>, BrokerError> {
         let info = view.partition(topic, partition)?;
-        match self.broker.replica(info.group_id) {
+        match self.replicas.get(info.group_id) {
             Some(replica) => Ok(replica),
             None => self.leader_replica(view, topic, partition),
         }
@@ -81,7 +112,7 @@ impl EddyApi {
     /// Who leads a group: the local Raft's view when this broker hosts a replica, else the
     /// controller's table (only leaders that are alive).
     fn partition_leader(&self, view: &ClusterView, group: u64) -> Option<u64> {
-        match self.broker.replica(group) {
+        match self.replicas.get(group) {
             Some(replica) => replica.leadership().leader,
             None => view.leaders.get(&group).map(|l| l.leader).filter(|id| view.alive.contains(id)),
         }
@@ -93,8 +124,10 @@ impl EddyApi {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        if self.broker.inner.kv.reads_block() {
-            tokio::task::spawn_blocking(read).await.map_err(|e| BrokerError::Storage(e.to_string()))
+        if self.reads_block {
+            tokio::task::spawn_blocking(read)
+                .await
+                .map_err(|e| BrokerError::Internal(format!("a storage read task failed: {e}")))
         } else {
             Ok(read())
         }
@@ -102,8 +135,8 @@ impl EddyApi {
 
     async fn produce_inner(&self, request: v1::ProduceRequest) -> Result<v1::ProduceResponse, BrokerError> {
         let started = Instant::now();
-        let config = &self.broker.inner.config;
-        let view = self.broker.view();
+        let config = &self.config;
+        let view = self.cluster.current();
         let acks = v1::Acks::try_from(request.acks)
             .map_err(|_| BrokerError::InvalidRequest(format!("unknown acks value {}", request.acks)))?;
         if request.records.is_empty() {
@@ -113,7 +146,7 @@ impl EddyApi {
             return Err(BrokerError::TooManyRecords { count: request.records.len(), limit: config.batch_records_max });
         }
         let mut total = 0usize;
-        let now_ms = self.broker.inner.clock.now_ms();
+        let now_ms = self.clock.now_ms();
         let mut records = Vec::with_capacity(request.records.len());
         for (index, wire) in request.records.into_iter().enumerate() {
             let record = convert::record_from_wire(wire, now_ms);
@@ -147,16 +180,15 @@ impl EddyApi {
         };
         let timeout = Duration::from_millis(u64::from(timeout_ms));
         let commit_started = Instant::now();
-        let mut proposed =
-            replica.sequencer.propose(&replica, command, count as u64, idempotent, leader_ack, timeout).await.map_err(
-                |e| match e {
-                    ProposeError::NotLeader => self.not_leader(&view, &request.topic, request.partition, replica.group),
-                    ProposeError::Unsettled => {
-                        BrokerError::LeaderNotAvailable { topic: request.topic.clone(), partition: request.partition }
-                    }
-                    ProposeError::Stopped => BrokerError::ShuttingDown,
-                },
-            )?;
+        let proposal =
+            Proposal { command, record_count: count as u64, idempotent, predict: leader_ack, settle_timeout: timeout };
+        let mut proposed = replica.propose(proposal).await.map_err(|e| match e {
+            ProposeError::NotLeader => self.not_leader(&view, &request.topic, request.partition, replica.group),
+            ProposeError::Unsettled => {
+                BrokerError::LeaderNotAvailable { topic: request.topic.clone(), partition: request.partition }
+            }
+            ProposeError::Stopped => BrokerError::ShuttingDown,
+        })?;
         if leader_ack {
             let predicted = proposed.predicted.expect("a prediction was asked for");
             // The answer goes now; the entry commits (or is lost with the leadership) later.
@@ -216,7 +248,11 @@ impl EddyApi {
                             request.topic, request.partition, forward.leader_id
                         ))
                     }
-                    other => BrokerError::Storage(other.to_string()),
+                    // The group stopped (or failed): the entry may or may not commit later.
+                    other => BrokerError::OutcomeUnknown(format!(
+                        "the Raft group of {}/{} failed before the batch committed: {other}",
+                        request.topic, request.partition
+                    )),
                 });
             }
         };
@@ -230,7 +266,7 @@ impl EddyApi {
             PartitionResponse::ProducerFenced { current_epoch } => {
                 return Err(BrokerError::ProducerFenced { current_epoch });
             }
-            PartitionResponse::None => return Err(BrokerError::Storage("append produced no response".into())),
+            PartitionResponse::None => unreachable!("an append entry was applied without an answer"),
         };
         if !duplicate {
             crate::metrics::record_produce(&request.topic, count, total, started.elapsed());
@@ -239,8 +275,8 @@ impl EddyApi {
     }
 
     async fn fetch_inner(&self, request: v1::FetchRequest) -> Result<v1::FetchResponse, BrokerError> {
-        let config = &self.broker.inner.config;
-        let view = self.broker.view();
+        let config = &self.config;
+        let view = self.cluster.current();
         let replica = match request.read_from_follower {
             true => self.any_replica(&view, &request.topic, request.partition)?,
             false => self.reading_leader(&view, &request.topic, request.partition)?,
@@ -286,7 +322,7 @@ impl EddyApi {
         let records = self
             .storage_read(move || reader.read(offset, high_watermark, limits))
             .await?
-            .map_err(|e| BrokerError::Storage(e.to_string()))?;
+            .map_err(|e| BrokerError::Storage { what: "the partition's records", error: e.to_string() })?;
         let bytes: usize = records.iter().map(|(_, r)| r.size_bytes()).sum();
         crate::metrics::record_fetch(&request.topic, records.len(), bytes);
         Ok(v1::FetchResponse {
@@ -301,7 +337,7 @@ impl EddyApi {
         &self,
         request: v1::ListOffsetsRequest,
     ) -> Result<v1::ListOffsetsResponse, BrokerError> {
-        let view = self.broker.view();
+        let view = self.cluster.current();
         let replica = self.reading_leader(&view, &request.topic, request.partition)?;
         let now = *replica.view.borrow();
         let spec = v1::OffsetSpec::try_from(request.spec)
@@ -319,7 +355,7 @@ impl EddyApi {
                 let ts = request.timestamp_ms;
                 self.storage_read(move || reader.offset_for_timestamp(ts, now.high_watermark))
                     .await?
-                    .map_err(|e| BrokerError::Storage(e.to_string()))?
+                    .map_err(|e| BrokerError::Storage { what: "the partition's time index", error: e.to_string() })?
                     .max(now.log_start_offset)
             }
         };
@@ -341,11 +377,11 @@ impl EddyApi {
             let leader = self.partition_leader(view, p.group_id);
             desc.leader = leader;
             desc.leader_address = leader.and_then(|id| view.address_of(id)).unwrap_or_default();
-            let local = self.broker.replica(p.group_id).filter(|r| r.leadership().ready);
+            let local = self.replicas.get(p.group_id).filter(|r| r.leadership().ready);
             let address = desc.leader_address.clone();
             let name = topic.name.clone();
             let partition = p.partition;
-            let peers = self.broker.inner.peers.clone();
+            let peers = self.peers.clone();
             async move {
                 if let Some(replica) = local {
                     let v = *replica.view.borrow();
@@ -388,9 +424,9 @@ impl EddyApi {
             replication_factor: request.replication_factor,
             configs: request.configs.into_iter().collect(),
         };
-        let topic = match self.broker.inner.controller_client.call(&call).await? {
+        let topic = match self.controller.call(&call).await? {
             ControllerReply::TopicCreated(topic) => topic,
-            other => return Err(BrokerError::Storage(format!("unexpected controller reply {other:?}"))),
+            other => return Err(BrokerError::Internal(format!("the controller answered a create with {other:?}"))),
         };
         self.await_metadata(|view| view.metadata.topics.get(&topic.name).is_some_and(|t| t.id == topic.id)).await;
         Ok(v1::CreateTopicResponse { topic: Some(convert::topic_to_wire(&topic)) })
@@ -401,7 +437,7 @@ impl EddyApi {
         request: v1::DeleteTopicRequest,
     ) -> Result<v1::DeleteTopicResponse, BrokerError> {
         let call = ControllerRequest::DeleteTopic { name: request.name.clone() };
-        self.broker.inner.controller_client.call(&call).await?;
+        self.controller.call(&call).await?;
         self.await_metadata(|view| !view.metadata.topics.contains_key(&request.name)).await;
         Ok(v1::DeleteTopicResponse {})
     }
@@ -409,16 +445,14 @@ impl EddyApi {
     /// After a change this broker made through the controller, waits (bounded) until its own view
     /// shows it, so the same client's next request sees its own write.
     async fn await_metadata(&self, done: impl Fn(&ClusterView) -> bool) {
-        let mut views = self.broker.inner.view.subscribe();
-        self.broker.refresh_soon();
-        let _ = tokio::time::timeout(Duration::from_secs(5), views.wait_for(|v| done(v))).await;
+        self.cluster.refresh_until(OWN_WRITE_VISIBLE_TIMEOUT, done).await;
     }
 
     fn describe_cluster_inner(&self) -> Result<v1::DescribeClusterResponse, BrokerError> {
-        let view = self.broker.view();
+        let view = self.cluster.current();
         let metadata = view.synced_metadata()?;
         let replica_counts = metadata.replica_counts();
-        let seeds = &self.broker.inner.config.seeds;
+        let voters = &self.config.controller_voters;
         let brokers = metadata
             .brokers
             .values()
@@ -428,13 +462,13 @@ impl EddyApi {
                 alive: view.alive.contains(&b.id),
                 leader_count: view.leaders.values().filter(|l| l.leader == b.id).count() as u32,
                 replica_count: replica_counts.get(&b.id).copied().unwrap_or(0),
-                controller_voter: seeds.iter().any(|s| s.id == b.id),
+                controller_voter: voters.iter().any(|s| s.id == b.id),
             })
             .collect();
         Ok(v1::DescribeClusterResponse {
             controller_leader: view.controller_leader,
             brokers,
-            cluster_id: self.broker.inner.config.cluster_name.clone(),
+            cluster_id: self.config.cluster_name.clone(),
         })
     }
 }
@@ -475,7 +509,7 @@ impl Eddy for EddyApi {
     }
 
     async fn list_topics(&self, _: Request<v1::ListTopicsRequest>) -> Result<Response<v1::ListTopicsResponse>, Status> {
-        let view = self.broker.view();
+        let view = self.cluster.current();
         let topics = view
             .current_metadata()
             .map_err(Status::from)?
@@ -494,7 +528,7 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::DescribeTopicRequest>,
     ) -> Result<Response<v1::DescribeTopicResponse>, Status> {
-        let view = self.broker.view();
+        let view = self.cluster.current();
         let name = request.into_inner().name;
         let topic = view.topic(&name).map(convert::topic_to_wire).map_err(Status::from)?;
         let topic = self.describe(&view, topic).await;

@@ -3,7 +3,7 @@
 //! metadata.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use eddy_controller::{
@@ -18,9 +18,9 @@ use tokio::sync::{Notify, watch};
 use tonic::Status;
 
 use crate::clock::Clock;
-use crate::cluster_view::ClusterView;
+use crate::cluster_view::{ClusterView, ClusterWatch};
 use crate::config::BrokerConfig;
-use crate::replica::Replica;
+use crate::replicas::LocalReplicas;
 
 /// Why a broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +29,10 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error("storage: {0}")]
     Storage(#[from] eddy_storage::StorageError),
-    #[error("controller raft: {0}")]
-    Raft(String),
+    #[error("the Raft timing is invalid: {0}")]
+    RaftConfig(#[from] openraft::ConfigError),
+    #[error("the controller's Raft group stopped while starting: {0}")]
+    Raft(#[from] openraft::error::Fatal<ControllerTypes>),
 }
 
 pub(crate) struct Inner {
@@ -42,10 +44,10 @@ pub(crate) struct Inner {
     pub(crate) seed: u64,
     pub(crate) peers: Arc<Peers>,
     pub(crate) controller: Option<Arc<Controller>>,
-    pub(crate) controller_client: ControllerClient,
+    pub(crate) controller_client: Arc<ControllerClient>,
     pub(crate) view: watch::Sender<Arc<ClusterView>>,
-    pub(crate) replicas: RwLock<BTreeMap<u64, Arc<Replica>>>,
-    pub(crate) heartbeat_now: Notify,
+    pub(crate) replicas: Arc<LocalReplicas>,
+    pub(crate) heartbeat_now: Arc<Notify>,
     pub(crate) stopping: watch::Sender<bool>,
 }
 
@@ -97,11 +99,11 @@ impl Broker {
         } else {
             None
         };
-        let controller_client = ControllerClient::new(
-            config.seeds.iter().map(|s| s.address.clone()).collect(),
+        let controller_client = Arc::new(ControllerClient::new(
+            config.controller_voters.iter().map(|s| s.address.clone()).collect(),
             peers.clone(),
             Duration::from_millis(config.broker_session_timeout_ms / 2),
-        );
+        ));
         let sync_valid_for = Duration::from_millis(config.broker_session_timeout_ms);
         let (view, _) = watch::channel(Arc::new(ClusterView::unsynced(sync_valid_for)));
         let (stopping, _) = watch::channel(false);
@@ -116,8 +118,8 @@ impl Broker {
             controller,
             controller_client,
             view,
-            replicas: RwLock::new(BTreeMap::new()),
-            heartbeat_now: Notify::new(),
+            replicas: Arc::default(),
+            heartbeat_now: Arc::default(),
             stopping,
         });
         tokio::spawn(heartbeat_loop(inner.clone()));
@@ -133,6 +135,16 @@ impl Broker {
     /// The current cluster view.
     pub fn view(&self) -> Arc<ClusterView> {
         self.inner.view.borrow().clone()
+    }
+
+    /// The cluster view for request handlers: current, awaited, refreshed.
+    pub fn cluster_watch(&self) -> ClusterWatch {
+        ClusterWatch::new(self.inner.view.subscribe(), self.inner.heartbeat_now.clone())
+    }
+
+    /// The partition replicas this broker hosts.
+    pub fn replicas(&self) -> &Arc<LocalReplicas> {
+        &self.inner.replicas
     }
 
     /// The Raft state of every group on this node (the controller group first), as its metrics
@@ -154,7 +166,7 @@ impl Broker {
         if let Some(controller) = &self.inner.controller {
             out.push(status(CONTROLLER_GROUP, &controller.raft().metrics().borrow_watched()));
         }
-        for replica in self.inner.replicas.read().expect("replicas lock").values() {
+        for replica in self.inner.replicas.all() {
             out.push(status(replica.group, &replica.raft.metrics().borrow_watched()));
         }
         out
@@ -163,9 +175,7 @@ impl Broker {
     /// Stops background tasks and every local Raft group.
     pub async fn shutdown(&self) {
         self.inner.stopping.send_replace(true);
-        let replicas: Vec<Arc<Replica>> =
-            self.inner.replicas.write().expect("replicas lock").values().cloned().collect();
-        for replica in replicas {
+        for replica in self.inner.replicas.all() {
             if let Err(e) = replica.raft.shutdown().await {
                 tracing::warn!(group = replica.group, error = %e, "partition raft shutdown failed");
             }
@@ -180,15 +190,6 @@ impl Broker {
             tracing::warn!(error = %e, "final sync failed");
         }
     }
-
-    pub(crate) fn replica(&self, group: u64) -> Option<Arc<Replica>> {
-        self.inner.replicas.read().expect("replicas lock").get(&group).cloned()
-    }
-
-    /// Asks for a heartbeat now (after a metadata change this broker made).
-    pub(crate) fn refresh_soon(&self) {
-        self.inner.heartbeat_now.notify_one();
-    }
 }
 
 async fn start_controller(
@@ -199,17 +200,15 @@ async fn start_controller(
 ) -> Result<Controller, StartError> {
     let (sm, metadata) = ControllerStateMachine::open(kv.clone())?;
     let log = LogStore::<ControllerTypes>::new(kv, CONTROLLER_GROUP);
-    let raft_config = config.raft.openraft_config("eddy-controller").map_err(|e| StartError::Raft(e.to_string()))?;
+    let raft_config = config.raft.openraft_config("eddy-controller")?;
     let network = GroupNetworkFactory::new(peers, CONTROLLER_GROUP);
     let created = ControllerRaft::new(config.node_id, raft_config, network, log, sm);
-    let raft = eddy_raft::seeded(eddy_raft::group_seed(seed, CONTROLLER_GROUP), created)
-        .await
-        .map_err(|e| StartError::Raft(e.to_string()))?;
-    if !raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))? {
-        // Every seed initializes with the same voter set, which openraft allows: the controller
-        // forms as soon as a majority of seeds is up, whichever they are.
+    let raft = eddy_raft::seeded(eddy_raft::group_seed(seed, CONTROLLER_GROUP), created).await?;
+    if !raft.is_initialized().await? {
+        // Every voter initializes with the same voter set, which openraft allows: the controller
+        // forms as soon as a majority of voters is up, whichever they are.
         let members: BTreeMap<u64, BasicNode> =
-            config.seeds.iter().map(|s| (s.id, BasicNode { addr: s.address.clone() })).collect();
+            config.controller_voters.iter().map(|s| (s.id, BasicNode { addr: s.address.clone() })).collect();
         if let Err(e) = raft.initialize(members).await {
             tracing::debug!(error = %e, "controller initialize skipped");
         }
@@ -226,16 +225,15 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
     let mut stopping = inner.stopping.subscribe();
     let mut failures = 0u32;
     loop {
-        let leading: Vec<LeaderReport> = {
-            let replicas = inner.replicas.read().expect("replicas lock");
-            replicas
-                .values()
-                .filter_map(|r| {
-                    let l = r.leadership();
-                    l.is_self.then_some(LeaderReport { group: r.group, term: l.term })
-                })
-                .collect()
-        };
+        let leading: Vec<LeaderReport> = inner
+            .replicas
+            .all()
+            .iter()
+            .filter_map(|r| {
+                let l = r.leadership();
+                l.is_self.then_some(LeaderReport { group: r.group, term: l.term })
+            })
+            .collect();
         let current = inner.view.borrow().clone();
         let request = ControllerRequest::Heartbeat(HeartbeatRequest {
             broker_id: inner.node_id,
@@ -325,7 +323,7 @@ impl RaftRouter for GroupRouter {
             };
             return handle_raft_rpc(controller.raft(), kind, &payload).await;
         }
-        let Some(replica) = self.broker.replica(group) else {
+        let Some(replica) = self.broker.inner.replicas.get(group) else {
             return Err(Status::not_found(format!("group {group} is not hosted here (yet)")));
         };
         handle_raft_rpc(&replica.raft, kind, &payload).await

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eddy_controller::{ClusterMetadata, Leadership, PartitionInfo, TopicInfo};
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::error::BrokerError;
@@ -95,9 +96,37 @@ impl ClusterView {
     }
 }
 
+/// What request handlers know of the cluster: the current view, a way to wait for a newer one,
+/// and a way to ask for one now (a heartbeat to the controller).
+#[derive(Debug, Clone)]
+pub struct ClusterWatch {
+    views: watch::Receiver<Arc<ClusterView>>,
+    heartbeat_now: Arc<Notify>,
+}
+
+impl ClusterWatch {
+    pub(crate) fn new(views: watch::Receiver<Arc<ClusterView>>, heartbeat_now: Arc<Notify>) -> Self {
+        Self { views, heartbeat_now }
+    }
+
+    /// The view as of now.
+    pub fn current(&self) -> Arc<ClusterView> {
+        self.views.borrow().clone()
+    }
+
+    /// Asks for a heartbeat now and waits up to `timeout` for a view in which `done` holds (after
+    /// a metadata change this broker made, so the same client's next request sees its write).
+    pub async fn refresh_until(&self, timeout: Duration, done: impl Fn(&ClusterView) -> bool) {
+        let mut views = self.views.clone();
+        self.heartbeat_now.notify_one();
+        let _ = tokio::time::timeout(timeout, views.wait_for(|v| done(v))).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use eddy_proto::Reason;
 
     fn metadata_with_topic() -> Arc<ClusterMetadata> {
         let mut metadata = ClusterMetadata { version: 7, ..ClusterMetadata::default() };
@@ -117,21 +146,21 @@ mod tests {
     #[test]
     fn absence_is_reported_only_from_current_metadata() {
         let mut view = ClusterView::unsynced(Duration::from_secs(6));
-        assert_eq!(view.topic("t").unwrap_err().code(), "METADATA_NOT_READY", "never synced");
-        assert_eq!(view.synced_metadata().unwrap_err().code(), "METADATA_NOT_READY");
-        assert_eq!(view.current_metadata().unwrap_err().code(), "METADATA_NOT_READY");
+        assert_eq!(view.topic("t").unwrap_err().code(), Reason::MetadataNotReady, "never synced");
+        assert_eq!(view.synced_metadata().unwrap_err().code(), Reason::MetadataNotReady);
+        assert_eq!(view.current_metadata().unwrap_err().code(), Reason::MetadataNotReady);
 
         view.metadata = metadata_with_topic();
         view.synced_at = Some(Instant::now());
         assert!(view.topic("t").is_ok());
-        assert_eq!(view.topic("u").unwrap_err().code(), "UNKNOWN_TOPIC");
-        assert_eq!(view.partition("t", 1).unwrap_err().code(), "UNKNOWN_PARTITION");
+        assert_eq!(view.topic("u").unwrap_err().code(), Reason::UnknownTopic);
+        assert_eq!(view.partition("t", 1).unwrap_err().code(), Reason::UnknownPartition);
 
         view.synced_at = Some(Instant::now() - Duration::from_secs(7));
         assert!(view.topic("t").is_ok(), "a known topic is still served from stale metadata");
-        assert_eq!(view.topic("u").unwrap_err().code(), "METADATA_NOT_READY", "stale");
-        assert_eq!(view.partition("t", 1).unwrap_err().code(), "METADATA_NOT_READY", "stale");
-        assert_eq!(view.current_metadata().unwrap_err().code(), "METADATA_NOT_READY", "stale");
+        assert_eq!(view.topic("u").unwrap_err().code(), Reason::MetadataNotReady, "stale");
+        assert_eq!(view.partition("t", 1).unwrap_err().code(), Reason::MetadataNotReady, "stale");
+        assert_eq!(view.current_metadata().unwrap_err().code(), Reason::MetadataNotReady, "stale");
         assert!(view.synced_metadata().is_ok(), "describing needs one sync, not a current one");
     }
 }

@@ -9,21 +9,26 @@ use serde::{Deserialize, Serialize};
 
 /// A controller voter: node id and address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Seed {
+pub struct ControllerVoter {
     pub id: u64,
     pub address: String,
 }
 
-/// Parses `ID=HOST:PORT,ID=HOST:PORT,...`.
-pub fn parse_seeds(text: &str) -> Result<Vec<Seed>, String> {
-    let mut seeds = Vec::new();
+/// Parses the controller voters, `ID=HOST:PORT,ID=HOST:PORT,...`.
+pub fn parse_controller_voters(text: &str) -> Result<Vec<ControllerVoter>, ConfigError> {
+    let mut voters = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (id, address) = part.split_once('=').ok_or_else(|| format!("seed {part:?} is not ID=HOST:PORT"))?;
-        let id: u64 = id.trim().parse().map_err(|_| format!("seed {part:?} has a non-numeric node id"))?;
-        check_address(address.trim()).map_err(|e| format!("seed {part:?}: {e}"))?;
-        seeds.push(Seed { id, address: address.trim().to_string() });
+        let (id, address) = part
+            .split_once('=')
+            .ok_or_else(|| bad("controller_voters", format!("voter {part:?} is not ID=HOST:PORT")))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| bad("controller_voters", format!("voter {part:?} has a non-numeric node id")))?;
+        check_address(address.trim()).map_err(|e| bad("controller_voters", format!("voter {part:?}: {e}")))?;
+        voters.push(ControllerVoter { id, address: address.trim().to_string() });
     }
-    Ok(seeds)
+    Ok(voters)
 }
 
 fn check_address(address: &str) -> Result<(), String> {
@@ -50,13 +55,13 @@ pub struct BrokerConfig {
     /// Address other nodes and clients use to reach this one; defaults to `listen`.
     pub advertise: Option<String>,
     /// The controller voters. A node listed here runs a controller replica.
-    pub seeds: Vec<Seed>,
+    pub controller_voters: Vec<ControllerVoter>,
     /// Prometheus `/metrics` address; none disables it.
     pub metrics_listen: Option<SocketAddr>,
     /// Largest record accepted (key + value + headers), in bytes.
     pub record_size_max_bytes: u32,
     /// Largest produce batch accepted, in bytes (each record counted with its overhead, see
-    /// `eddy_storage::RECORD_OVERHEAD_BYTES`).
+    /// `eddy_partition::RECORD_OVERHEAD_BYTES`).
     pub batch_size_max_bytes: u32,
     /// Most records in one produce batch. A batch is one Raft entry, decoded whole to replicate
     /// and apply it, so its record count is bounded as well as its bytes.
@@ -83,7 +88,7 @@ impl Default for BrokerConfig {
             data_dir: PathBuf::from("./eddy-data"),
             listen: "127.0.0.1:9092".parse().expect("valid default address"),
             advertise: None,
-            seeds: Vec::new(),
+            controller_voters: Vec::new(),
             metrics_listen: None,
             record_size_max_bytes: 1 << 20,
             batch_size_max_bytes: 16 << 20,
@@ -123,7 +128,7 @@ impl BrokerConfig {
 
     /// Whether this node is a controller voter.
     pub fn is_controller_voter(&self) -> bool {
-        self.seeds.iter().any(|s| s.id == self.node_id)
+        self.controller_voters.iter().any(|s| s.id == self.node_id)
     }
 
     /// Checks every field; the error names the first bad one.
@@ -131,29 +136,29 @@ impl BrokerConfig {
         if self.node_id == 0 {
             return Err(bad("node_id", "must be >= 1"));
         }
-        if self.seeds.is_empty() {
-            return Err(bad("seeds", "at least one controller seed (ID=HOST:PORT) is required"));
+        if self.controller_voters.is_empty() {
+            return Err(bad("controller_voters", "at least one controller voter (ID=HOST:PORT) is required"));
         }
-        let mut ids: Vec<u64> = self.seeds.iter().map(|s| s.id).collect();
+        let mut ids: Vec<u64> = self.controller_voters.iter().map(|s| s.id).collect();
         ids.sort_unstable();
         ids.dedup();
-        if ids.len() != self.seeds.len() {
-            return Err(bad("seeds", "a node id appears twice"));
+        if ids.len() != self.controller_voters.len() {
+            return Err(bad("controller_voters", "a node id appears twice"));
         }
-        for seed in &self.seeds {
-            if seed.id == 0 {
-                return Err(bad("seeds", "node ids must be >= 1"));
+        for voter in &self.controller_voters {
+            if voter.id == 0 {
+                return Err(bad("controller_voters", "node ids must be >= 1"));
             }
-            check_address(&seed.address).map_err(|e| bad("seeds", e))?;
+            check_address(&voter.address).map_err(|e| bad("controller_voters", e))?;
         }
         if let Some(advertise) = &self.advertise {
             check_address(advertise).map_err(|e| bad("advertise", e))?;
         }
-        if let Some(me) = self.seeds.iter().find(|s| s.id == self.node_id)
+        if let Some(me) = self.controller_voters.iter().find(|s| s.id == self.node_id)
             && me.address != self.advertised_address()
         {
             return Err(bad(
-                "seeds",
+                "controller_voters",
                 format!(
                     "this node ({}) is listed at {} but advertises {}",
                     self.node_id,
@@ -205,16 +210,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seeds_parse_and_errors_name_the_problem() {
-        let seeds = parse_seeds("1=127.0.0.1:9092, 2=localhost:9093").unwrap();
-        assert_eq!(seeds[1], Seed { id: 2, address: "localhost:9093".into() });
-        assert!(parse_seeds("x=127.0.0.1:1").unwrap_err().contains("non-numeric"));
-        assert!(parse_seeds("1=127.0.0.1").unwrap_err().contains("no :PORT"));
+    fn controller_voters_parse_and_errors_name_the_problem() {
+        let voters = parse_controller_voters("1=127.0.0.1:9092, 2=localhost:9093").unwrap();
+        assert_eq!(voters[1], ControllerVoter { id: 2, address: "localhost:9093".into() });
+        let error = parse_controller_voters("x=127.0.0.1:1").unwrap_err();
+        assert_eq!(error.field, "controller_voters");
+        assert!(error.reason.contains("non-numeric"), "{error}");
+        assert!(parse_controller_voters("1=127.0.0.1").unwrap_err().reason.contains("no :PORT"));
     }
 
     #[test]
     fn validate_names_the_field() {
-        let mut config = BrokerConfig { seeds: parse_seeds("1=127.0.0.1:9092").unwrap(), ..Default::default() };
+        let mut config = BrokerConfig {
+            controller_voters: parse_controller_voters("1=127.0.0.1:9092").unwrap(),
+            ..Default::default()
+        };
         config.validate().unwrap();
         config.node_id = 0;
         assert_eq!(config.validate().unwrap_err().field, "node_id");

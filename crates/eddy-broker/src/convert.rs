@@ -1,8 +1,8 @@
 //! Conversions between the wire types of `eddy.v1` and the broker's domain types, in one place.
 
 use eddy_controller::TopicInfo;
+use eddy_partition::{ProducerBatch, Record};
 use eddy_proto::v1;
-use eddy_storage::{ProducerBatch, Record};
 
 /// A produced record, stamped with `now_ms` when the producer left its timestamp at 0.
 pub fn record_from_wire(record: v1::Record, now_ms: i64) -> Record {

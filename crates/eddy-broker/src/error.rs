@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 
 use eddy_controller::ControllerError;
-use tonic::{Code, Status};
+use tonic::Status;
 use tonic_types::{ErrorDetails, StatusExt};
 
-/// The ErrorInfo domain of every Eddy error.
-pub const ERROR_DOMAIN: &str = "eddy.dev";
+pub use eddy_proto::ERROR_DOMAIN;
+use eddy_proto::Reason;
 
 /// Everything a client request can fail with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,8 +47,12 @@ pub enum BrokerError {
     /// committed: the next leader may or may not keep it.
     #[error("the outcome of the batch is unknown: {0}")]
     OutcomeUnknown(String),
-    #[error("storage failed: {0}")]
-    Storage(String),
+    /// Reading the partition's records or indexes failed.
+    #[error("reading {what} failed: {error}")]
+    Storage { what: &'static str, error: String },
+    /// A failure that is neither the request's nor storage's: the message says what.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("the broker is shutting down")]
     ShuttingDown,
     #[error(transparent)]
@@ -56,53 +60,26 @@ pub enum BrokerError {
 }
 
 impl BrokerError {
-    /// The stable reason code.
-    pub fn code(&self) -> &'static str {
+    /// The stable reason code; its row in [`Reason`]'s table gives the gRPC status code.
+    pub fn code(&self) -> Reason {
         match self {
-            BrokerError::NotLeader { .. } => "NOT_LEADER",
-            BrokerError::LeaderNotAvailable { .. } => "LEADER_NOT_AVAILABLE",
-            BrokerError::UnknownTopic(_) => "UNKNOWN_TOPIC",
-            BrokerError::MetadataNotReady { .. } => "METADATA_NOT_READY",
-            BrokerError::UnknownPartition { .. } => "UNKNOWN_PARTITION",
-            BrokerError::OffsetOutOfRange { .. } => "OFFSET_OUT_OF_RANGE",
-            BrokerError::RecordTooLarge { .. } => "RECORD_TOO_LARGE",
-            BrokerError::BatchTooLarge { .. } | BrokerError::TooManyRecords { .. } => "BATCH_TOO_LARGE",
-            BrokerError::InvalidRequest(_) => "INVALID_REQUEST",
-            BrokerError::OutOfOrderSequence { .. } => "OUT_OF_ORDER_SEQUENCE",
-            BrokerError::ProducerFenced { .. } => "PRODUCER_FENCED",
-            BrokerError::Timeout(_) => "TIMEOUT",
-            BrokerError::OutcomeUnknown(_) => "OUTCOME_UNKNOWN",
-            BrokerError::Storage(_) => "STORAGE_ERROR",
-            BrokerError::ShuttingDown => "SHUTTING_DOWN",
+            BrokerError::NotLeader { .. } => Reason::NotLeader,
+            BrokerError::LeaderNotAvailable { .. } => Reason::LeaderNotAvailable,
+            BrokerError::UnknownTopic(_) => Reason::UnknownTopic,
+            BrokerError::MetadataNotReady { .. } => Reason::MetadataNotReady,
+            BrokerError::UnknownPartition { .. } => Reason::UnknownPartition,
+            BrokerError::OffsetOutOfRange { .. } => Reason::OffsetOutOfRange,
+            BrokerError::RecordTooLarge { .. } => Reason::RecordTooLarge,
+            BrokerError::BatchTooLarge { .. } | BrokerError::TooManyRecords { .. } => Reason::BatchTooLarge,
+            BrokerError::InvalidRequest(_) => Reason::InvalidRequest,
+            BrokerError::OutOfOrderSequence { .. } => Reason::OutOfOrderSequence,
+            BrokerError::ProducerFenced { .. } => Reason::ProducerFenced,
+            BrokerError::Timeout(_) => Reason::Timeout,
+            BrokerError::OutcomeUnknown(_) => Reason::OutcomeUnknown,
+            BrokerError::Storage { .. } => Reason::StorageError,
+            BrokerError::Internal(_) => Reason::Internal,
+            BrokerError::ShuttingDown => Reason::ShuttingDown,
             BrokerError::Controller(e) => e.code(),
-        }
-    }
-
-    fn grpc_code(&self) -> Code {
-        match self {
-            BrokerError::NotLeader { .. }
-            | BrokerError::LeaderNotAvailable { .. }
-            | BrokerError::ShuttingDown
-            | BrokerError::MetadataNotReady { .. }
-            | BrokerError::OutcomeUnknown(_) => Code::Unavailable,
-            BrokerError::UnknownTopic(_) | BrokerError::UnknownPartition { .. } => Code::NotFound,
-            BrokerError::OffsetOutOfRange { .. } => Code::OutOfRange,
-            BrokerError::RecordTooLarge { .. }
-            | BrokerError::BatchTooLarge { .. }
-            | BrokerError::TooManyRecords { .. }
-            | BrokerError::InvalidRequest(_) => Code::InvalidArgument,
-            BrokerError::OutOfOrderSequence { .. } | BrokerError::ProducerFenced { .. } => Code::FailedPrecondition,
-            BrokerError::Timeout(_) => Code::DeadlineExceeded,
-            BrokerError::Storage(_) => Code::Internal,
-            BrokerError::Controller(e) => match e {
-                ControllerError::TopicAlreadyExists(_) => Code::AlreadyExists,
-                ControllerError::UnknownTopic(_) => Code::NotFound,
-                ControllerError::InvalidTopicName { .. }
-                | ControllerError::InvalidPartitions { .. }
-                | ControllerError::InvalidReplicationFactor { .. }
-                | ControllerError::InvalidConfig(_) => Code::InvalidArgument,
-                ControllerError::NotController { .. } | ControllerError::Unavailable(_) => Code::Unavailable,
-            },
         }
     }
 
@@ -142,8 +119,9 @@ fn metadata_not_ready_message(synced_ms_ago: Option<u64>) -> String {
 
 impl From<BrokerError> for Status {
     fn from(error: BrokerError) -> Status {
-        let details = ErrorDetails::with_error_info(error.code(), ERROR_DOMAIN, error.metadata());
-        Status::with_error_details(error.grpc_code(), error.to_string(), details)
+        let reason = error.code();
+        let details = ErrorDetails::with_error_info(reason.as_str(), ERROR_DOMAIN, error.metadata());
+        Status::with_error_details(reason.grpc_code(), error.to_string(), details)
     }
 }
 
@@ -160,7 +138,7 @@ mod tests {
             leader_address: Some("127.0.0.1:9093".into()),
         }
         .into();
-        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(status.code(), tonic::Code::Unavailable);
         let info = status.get_error_details().error_info().cloned().unwrap();
         assert_eq!(info.reason, "NOT_LEADER");
         assert_eq!(info.metadata["leader_address"], "127.0.0.1:9093");

@@ -15,12 +15,11 @@ pub mod convert;
 pub mod error;
 pub mod metrics;
 mod reconcile;
-pub mod replica;
-pub mod sequencer;
+pub mod replicas;
 pub mod server;
 
 pub use broker::{Broker, GroupStatus, NodeEnv, StartError};
 pub use clock::{Clock, SystemClock};
-pub use config::{BrokerConfig, ConfigError, Seed, parse_seeds};
+pub use config::{BrokerConfig, ConfigError, ControllerVoter, parse_controller_voters};
 pub use error::BrokerError;
 pub use server::server_builder;

@@ -22,7 +22,7 @@ pub fn record_fetch(topic: &str, records: usize, bytes: usize) {
 
 pub(crate) fn record_broker_gauges(inner: &Inner, partitions_led: usize) {
     metrics::gauge!("eddy_partitions_led").set(partitions_led as f64);
-    let replicas: Vec<_> = inner.replicas.read().expect("replicas lock").values().cloned().collect();
+    let replicas = inner.replicas.all();
     metrics::gauge!("eddy_partition_replicas").set(replicas.len() as f64);
     for replica in replicas {
         let view = *replica.view.borrow();

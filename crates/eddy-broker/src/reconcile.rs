@@ -12,12 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eddy_controller::ClusterMetadata;
-use eddy_storage::LogStore;
 use openraft::BasicNode;
 
 use crate::broker::Inner;
 use crate::cluster_view::ClusterView;
-use crate::replica::{Replica, ReplicaPlacement};
+use eddy_partition::{Replica, ReplicaPlacement};
 
 /// How long a failed pass waits before it is tried again.
 const RETRY_INTERVAL_MS: u64 = 2_000;
@@ -98,7 +97,7 @@ async fn reconcile(inner: &Arc<Inner>, view: &ClusterView) -> bool {
     if view.synced_at.is_none() {
         return false;
     }
-    let open: BTreeSet<u64> = inner.replicas.read().expect("replicas lock").keys().copied().collect();
+    let open: BTreeSet<u64> = inner.replicas.groups().into_iter().collect();
     let plan = plan(&view.metadata, inner.node_id, &open);
     let mut complete = plan.waiting.is_empty();
     for group in &plan.waiting {
@@ -121,7 +120,7 @@ async fn reconcile(inner: &Arc<Inner>, view: &ClusterView) -> bool {
         match opened {
             Ok(replica) => {
                 tracing::info!(topic = %topic, partition, group, "opened partition replica");
-                inner.replicas.write().expect("replicas lock").insert(group, Arc::new(replica));
+                inner.replicas.insert(Arc::new(replica));
             }
             Err(e) => {
                 tracing::error!(topic = %topic, partition, group, error = %e, "opening partition replica failed");
@@ -130,13 +129,13 @@ async fn reconcile(inner: &Arc<Inner>, view: &ClusterView) -> bool {
         }
     }
     for group in plan.delete {
-        let Some(replica) = inner.replicas.write().expect("replicas lock").remove(&group) else { continue };
+        let Some(replica) = inner.replicas.remove(group) else { continue };
         tracing::info!(topic = %replica.topic, partition = replica.partition, group, "deleting partition replica");
         if let Err(e) = replica.raft.shutdown().await {
             tracing::warn!(group, error = %e, "partition raft shutdown failed");
         }
         crate::metrics::forget_partition(&replica.topic, replica.partition);
-        if let Err(e) = LogStore::<eddy_raft::PartitionTypes>::destroy_group(inner.kv.as_ref(), group) {
+        if let Err(e) = eddy_partition::destroy(inner.kv.as_ref(), group) {
             tracing::error!(group, error = %e, "deleting partition data failed");
         }
     }

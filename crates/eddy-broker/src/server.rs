@@ -33,7 +33,7 @@ impl Broker {
     pub async fn routes(&self) -> Result<Routes, tonic_reflection::server::Error> {
         let config = &self.inner.config;
         let message_max = config.batch_size_max_bytes as usize + MESSAGE_OVERHEAD_BYTES;
-        let api = EddyServer::new(EddyApi::new(self.clone()))
+        let api = EddyServer::new(EddyApi::new(self))
             .max_decoding_message_size(message_max)
             .max_encoding_message_size(message_max.max(64 << 20) + MESSAGE_OVERHEAD_BYTES);
         let raft = RaftTransportServer::new(RaftTransportService::new(Arc::new(GroupRouter { broker: self.clone() })))

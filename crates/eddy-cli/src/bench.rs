@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Args, Subcommand};
-use eddy_client::{Acks, Client, Producer, ProducerConfig, ProducerRecord, v1};
+use eddy_client::{Acks, Client, Producer, ProducerConfig, ProducerRecord, Reason, v1};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -134,7 +134,7 @@ fn report(summary: &Summary, format: Format) {
 async fn ensure_topic(client: &Client, args: &ProduceBench) -> Result<(), CliError> {
     match client.describe_topic(&args.topic).await {
         Ok(_) => {}
-        Err(e) if e.reason() == "UNKNOWN_TOPIC" => {
+        Err(e) if e.code() == Some(Reason::UnknownTopic) => {
             client.create_topic(&args.topic, args.partitions, args.replication_factor).await?;
         }
         Err(e) => return Err(e.into()),

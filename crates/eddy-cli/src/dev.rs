@@ -52,7 +52,7 @@ fn port(base: u16, id: u16, flag: &str) -> Result<u16, CliError> {
     base.checked_add(id - 1).ok_or_else(|| CliError::Usage(format!("{flag} {base} + {id} nodes exceeds port 65535")))
 }
 
-fn spawn_node(exe: &Path, args: &DevArgs, id: u16, seeds: &str) -> Result<Node, CliError> {
+fn spawn_node(exe: &Path, args: &DevArgs, id: u16, voters: &str) -> Result<Node, CliError> {
     let dir = args.data_dir.join(format!("node-{id}"));
     std::fs::create_dir_all(&dir)?;
     let address = format!("127.0.0.1:{}", port(args.base_port, id, "--base-port")?);
@@ -64,7 +64,16 @@ fn spawn_node(exe: &Path, args: &DevArgs, id: u16, seeds: &str) -> Result<Node, 
         .args(["--node-id", &id.to_string()])
         .arg("--data-dir")
         .arg(dir.join("data"))
-        .args(["--listen", &address, "--seeds", seeds, "--metrics-listen", &metrics, "--log-level", &args.log_level])
+        .args([
+            "--listen",
+            &address,
+            "--controller-voters",
+            voters,
+            "--metrics-listen",
+            &metrics,
+            "--log-level",
+            &args.log_level,
+        ])
         .env_remove("EDDY_BROKERS")
         .stdin(Stdio::null())
         .stdout(log_file.try_clone()?)
@@ -131,13 +140,13 @@ pub async fn run(args: &DevArgs, format: Format) -> Result<(), CliError> {
     }
     let exe = std::env::current_exe()?;
     let voters = args.nodes.min(3);
-    let seeds = (1..=voters)
+    let voter_list = (1..=voters)
         .map(|id| Ok(format!("{id}=127.0.0.1:{}", port(args.base_port, id, "--base-port")?)))
         .collect::<Result<Vec<_>, CliError>>()?
         .join(",");
     let mut nodes = Vec::new();
     for id in 1..=args.nodes {
-        match spawn_node(&exe, args, id, &seeds) {
+        match spawn_node(&exe, args, id, &voter_list) {
             Ok(node) => nodes.push(node),
             Err(e) => {
                 stop(&mut nodes).await;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use eddy_broker::{Broker, BrokerConfig, NodeEnv, SystemClock, parse_seeds};
+use eddy_broker::{Broker, BrokerConfig, NodeEnv, SystemClock, parse_controller_voters};
 use eddy_raft::transport::TcpConnector;
 use eddy_storage::{GroupCommitConfig, RocksKv};
 use figment::Figment;
@@ -31,9 +31,10 @@ pub struct ServerArgs {
     /// Address others reach this node at, if not the listen address.
     #[arg(long, env = "EDDY_ADVERTISE")]
     advertise: Option<String>,
-    /// Controller voters: ID=HOST:PORT,... A node not listed joins as a broker.
-    #[arg(long, env = "EDDY_SEEDS")]
-    seeds: Option<String>,
+    /// Controller voters: ID=HOST:PORT,... A node not listed joins as a broker. (`--seeds` is
+    /// the former name of this flag.)
+    #[arg(long, env = "EDDY_CONTROLLER_VOTERS", alias = "seeds")]
+    controller_voters: Option<String>,
     /// Address for Prometheus /metrics (HOST:PORT).
     #[arg(long, env = "EDDY_METRICS_LISTEN")]
     metrics_listen: Option<String>,
@@ -55,8 +56,17 @@ pub enum LogFormat {
 }
 
 /// Environment variables the flags above read themselves; the generic EDDY_* provider skips them.
-const FLAG_ENV: &[&str] =
-    &["node_id", "data_dir", "listen", "advertise", "seeds", "metrics_listen", "log_level", "log_format", "brokers"];
+const FLAG_ENV: &[&str] = &[
+    "node_id",
+    "data_dir",
+    "listen",
+    "advertise",
+    "controller_voters",
+    "metrics_listen",
+    "log_level",
+    "log_format",
+    "brokers",
+];
 
 fn config_keys() -> Vec<String> {
     match serde_json::to_value(BrokerConfig::default()) {
@@ -102,9 +112,10 @@ pub fn load_config(args: &ServerArgs) -> Result<BrokerConfig, CliError> {
     if let Some(metrics) = &args.metrics_listen {
         flags.insert("metrics_listen".into(), socket_address("metrics_listen", metrics)?.to_string().into());
     }
-    if let Some(seeds) = &args.seeds {
-        let seeds = parse_seeds(seeds).map_err(|e| CliError::Usage(format!("invalid configuration: seeds: {e}")))?;
-        flags.insert("seeds".into(), serde_json::to_value(seeds).map_err(|e| CliError::Failed(e.to_string()))?);
+    if let Some(voters) = &args.controller_voters {
+        let voters = parse_controller_voters(voters).map_err(|e| CliError::Usage(e.to_string()))?;
+        let voters = serde_json::to_value(voters).map_err(|e| CliError::Failed(e.to_string()))?;
+        flags.insert("controller_voters".into(), voters);
     }
     figment = figment.merge(Serialized::defaults(serde_json::Value::Object(flags)));
     let config: BrokerConfig = figment.extract().map_err(|e| CliError::Usage(format!("invalid configuration: {e}")))?;

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use eddy_proto::Reason;
 use eddy_proto::v1::{self, eddy_client::EddyClient};
 use tonic::transport::{Channel, Endpoint};
 
@@ -268,15 +269,10 @@ impl Client {
         }
         let described = self.describe_topic(topic).await?;
         if partition as usize >= described.partitions.len() {
-            return Err(ClientError::Broker {
-                code: tonic::Code::NotFound,
-                reason: "UNKNOWN_PARTITION".into(),
-                message: format!(
-                    "topic {topic:?} has no partition {partition} (it has {})",
-                    described.partitions.len()
-                ),
-                metadata: HashMap::new(),
-            });
+            return Err(ClientError::answer(
+                Reason::UnknownPartition,
+                format!("topic {topic:?} has no partition {partition} (it has {})", described.partitions.len()),
+            ));
         }
         Ok(self.leaders.lock().expect("lock").get(&key).cloned())
     }
@@ -318,12 +314,7 @@ impl Client {
                         ClientError::Timeout(format!("no answer from {address} for {topic}/{partition}"))
                     }
                 },
-                Ok(None) => ClientError::Broker {
-                    code: tonic::Code::Unavailable,
-                    reason: "NOT_LEADER".into(),
-                    message: format!("{topic}/{partition} has no leader yet"),
-                    metadata: HashMap::new(),
-                },
+                Ok(None) => ClientError::answer(Reason::NotLeader, format!("{topic}/{partition} has no leader yet")),
                 Err(e) => e,
             };
             // A topic this client has seen is not given up on at the first UNKNOWN_TOPIC: the

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use eddy_proto::Reason;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -48,65 +49,51 @@ impl ClientError {
         }
     }
 
+    /// An answer the client gives itself from what brokers told it (a partition the topic's
+    /// description lacks, a partition without a leader yet), as a broker would have answered.
+    pub fn answer(reason: Reason, message: String) -> ClientError {
+        ClientError::Broker {
+            code: reason.grpc_code(),
+            reason: reason.as_str().to_string(),
+            message,
+            metadata: HashMap::new(),
+        }
+    }
+
     /// The stable reason code (`NOT_LEADER`, `UNKNOWN_TOPIC`, ...), or a code for client-side
-    /// failures (`UNREACHABLE`, `TIMEOUT`, `INVALID_ARGUMENT`).
+    /// failures (`UNREACHABLE`, `TIMEOUT`, `INVALID_ARGUMENT`). A broker's answer without Eddy's
+    /// ErrorInfo (a proxy, another server) carries its gRPC code's name instead.
     pub fn reason(&self) -> &str {
         match self {
             ClientError::Broker { reason, .. } => reason,
-            ClientError::Unreachable(_) => "UNREACHABLE",
-            ClientError::Timeout(_) => "TIMEOUT",
-            ClientError::Invalid(_) => "INVALID_ARGUMENT",
+            ClientError::Unreachable(_) => Reason::Unreachable.as_str(),
+            ClientError::Timeout(_) => Reason::Timeout.as_str(),
+            ClientError::Invalid(_) => Reason::InvalidArgument.as_str(),
         }
+    }
+
+    /// The reason as one of Eddy's codes; `None` for a code this client does not know.
+    pub fn code(&self) -> Option<Reason> {
+        Reason::from_code(self.reason())
     }
 
     /// Whether the request certainly changed nothing: the broker rejected it before writing
     /// (NOT_LEADER, LEADER_NOT_AVAILABLE and SHUTTING_DOWN are only answered before a batch is
     /// appended, and validation errors before anything is done). Timeouts, lost connections and
-    /// OUTCOME_UNKNOWN may or may not have taken effect.
+    /// OUTCOME_UNKNOWN may or may not have taken effect. [`Reason`]'s table decides.
     pub fn is_definite(&self) -> bool {
-        match self {
-            ClientError::Broker { reason, .. } => matches!(
-                reason.as_str(),
-                "NOT_LEADER"
-                    | "LEADER_NOT_AVAILABLE"
-                    | "SHUTTING_DOWN"
-                    | "METADATA_NOT_READY"
-                    | "UNKNOWN_TOPIC"
-                    | "UNKNOWN_PARTITION"
-                    | "RECORD_TOO_LARGE"
-                    | "BATCH_TOO_LARGE"
-                    | "INVALID_REQUEST"
-                    | "OUT_OF_ORDER_SEQUENCE"
-                    | "PRODUCER_FENCED"
-            ),
-            ClientError::Unreachable(_) | ClientError::Timeout(_) => false,
-            ClientError::Invalid(_) => true,
-        }
+        self.code().is_some_and(Reason::is_definite)
     }
 
     /// Whether sending the same request again may succeed (leader moved, broker down, timeout).
     pub fn is_retriable(&self) -> bool {
-        match self {
-            ClientError::Broker { reason, .. } => matches!(
-                reason.as_str(),
-                "NOT_LEADER"
-                    | "LEADER_NOT_AVAILABLE"
-                    | "TIMEOUT"
-                    | "OUTCOME_UNKNOWN"
-                    | "SHUTTING_DOWN"
-                    | "NOT_CONTROLLER"
-                    | "CONTROLLER_UNAVAILABLE"
-                    | "METADATA_NOT_READY"
-            ),
-            ClientError::Unreachable(_) | ClientError::Timeout(_) => true,
-            ClientError::Invalid(_) => false,
-        }
+        self.code().is_some_and(Reason::is_retriable)
     }
 
     /// Whether the broker said the topic or partition does not exist (in the controller's
     /// committed metadata, as far as that broker knows).
     pub fn is_unknown_topic(&self) -> bool {
-        matches!(self.reason(), "UNKNOWN_TOPIC" | "UNKNOWN_PARTITION")
+        matches!(self.code(), Some(Reason::UnknownTopic | Reason::UnknownPartition))
     }
 
     /// For NOT_LEADER: the leader's address, when the broker knew it.

@@ -9,6 +9,6 @@ pub mod error;
 pub mod producer;
 
 pub use client::{Client, ClientConfig, Connect, TcpConnect, endpoint};
-pub use eddy_proto::v1;
+pub use eddy_proto::{Reason, v1};
 pub use error::{ClientError, ClientResult};
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata, partition_for_key};

@@ -1,6 +1,7 @@
 //! Controller errors. They travel between nodes (bincode) and reach clients as gRPC statuses
 //! with the reason code from [`ControllerError::code`].
 
+use eddy_proto::Reason;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -25,16 +26,16 @@ pub enum ControllerError {
 
 impl ControllerError {
     /// The stable reason code clients see.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Reason {
         match self {
-            ControllerError::TopicAlreadyExists(_) => "TOPIC_ALREADY_EXISTS",
-            ControllerError::UnknownTopic(_) => "UNKNOWN_TOPIC",
-            ControllerError::InvalidTopicName { .. } => "INVALID_TOPIC_NAME",
-            ControllerError::InvalidPartitions { .. } => "INVALID_PARTITIONS",
-            ControllerError::InvalidReplicationFactor { .. } => "INVALID_REPLICATION_FACTOR",
-            ControllerError::InvalidConfig(_) => "INVALID_CONFIG",
-            ControllerError::NotController { .. } => "NOT_CONTROLLER",
-            ControllerError::Unavailable(_) => "CONTROLLER_UNAVAILABLE",
+            ControllerError::TopicAlreadyExists(_) => Reason::TopicAlreadyExists,
+            ControllerError::UnknownTopic(_) => Reason::UnknownTopic,
+            ControllerError::InvalidTopicName { .. } => Reason::InvalidTopicName,
+            ControllerError::InvalidPartitions { .. } => Reason::InvalidPartitions,
+            ControllerError::InvalidReplicationFactor { .. } => Reason::InvalidReplicationFactor,
+            ControllerError::InvalidConfig(_) => Reason::InvalidConfig,
+            ControllerError::NotController { .. } => Reason::NotController,
+            ControllerError::Unavailable(_) => Reason::ControllerUnavailable,
         }
     }
 }

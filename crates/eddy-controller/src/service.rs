@@ -25,8 +25,8 @@ impl ControllerRpcService {
 #[tonic::async_trait]
 impl ControllerRpc for ControllerRpcService {
     async fn call(&self, request: Request<ControllerEnvelope>) -> Result<Response<ControllerEnvelope>, Status> {
-        let request: ControllerRequest =
-            decode(&request.into_inner().payload, "controller request").map_err(Status::invalid_argument)?;
+        let request: ControllerRequest = decode(&request.into_inner().payload, "controller request")
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let result: ControllerResult = match &self.controller {
             Some(controller) => controller.handle(request).await,
             None => Err(ControllerError::NotController { leader_id: None, leader_address: None }),

@@ -4,8 +4,9 @@
 use std::io::{self, Cursor};
 use std::sync::Arc;
 
+use eddy_raft::snapshot::CurrentSnapshot;
 use futures::TryStreamExt;
-use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine, Snapshot};
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
 use openraft::{EntryPayload, OptionalSend};
 use serde::{Deserialize, Serialize};
@@ -46,7 +47,9 @@ pub struct ControllerStateMachine {
     kv: Arc<dyn KvStore>,
     current: Persisted,
     published: watch::Sender<Arc<ClusterMetadata>>,
-    snapshot: Option<(SnapshotMetaOf<ControllerTypes>, Vec<u8>)>,
+    /// The latest snapshot built or installed; shared with the builders, which store what
+    /// they build here so that `get_current_snapshot` returns it.
+    snapshot: CurrentSnapshot<ControllerTypes>,
 }
 
 impl ControllerStateMachine {
@@ -57,7 +60,7 @@ impl ControllerStateMachine {
             None => Persisted::default(),
         };
         let (published, rx) = watch::channel(Arc::new(current.metadata.clone()));
-        Ok((Self { kv, current, published, snapshot: None }, rx))
+        Ok((Self { kv, current, published, snapshot: CurrentSnapshot::default() }, rx))
     }
 
     fn persist(&self) -> io::Result<()> {
@@ -84,6 +87,12 @@ impl RaftStateMachine<ControllerTypes> for ControllerStateMachine {
         let mut responses = Vec::new();
         let mut changed = false;
         while let Some((entry, responder)) = entries.try_next().await? {
+            assert!(
+                Some(entry.log_id) > self.current.applied,
+                "entry {} applied after {:?}: applied log ids only grow",
+                entry.log_id,
+                self.current.applied
+            );
             let response = match &entry.payload {
                 EntryPayload::Blank => ControllerResponse::Done,
                 EntryPayload::Normal(command) => {
@@ -111,7 +120,7 @@ impl RaftStateMachine<ControllerTypes> for ControllerStateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        ControllerSnapshotBuilder { persisted: self.current.clone() }
+        ControllerSnapshotBuilder { persisted: self.current.clone(), current: self.snapshot.clone() }
     }
 
     async fn install_snapshot(
@@ -124,23 +133,21 @@ impl RaftStateMachine<ControllerTypes> for ControllerStateMachine {
         self.current = Persisted { applied: meta.last_log_id, membership: meta.last_membership.clone(), metadata };
         self.persist()?;
         self.published.send_replace(Arc::new(self.current.metadata.clone()));
-        self.snapshot = Some((meta.clone(), bytes));
+        self.snapshot.set(meta.clone(), bytes);
         Ok(())
     }
 
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<SnapshotOf<ControllerTypes, Self::SnapshotData>>, io::Error> {
-        Ok(self
-            .snapshot
-            .as_ref()
-            .map(|(meta, bytes)| Snapshot { meta: meta.clone(), snapshot: Cursor::new(bytes.clone()) }))
+        Ok(self.snapshot.get())
     }
 }
 
 /// Builds a snapshot of the controller metadata.
 pub struct ControllerSnapshotBuilder {
     persisted: Persisted,
+    current: CurrentSnapshot<ControllerTypes>,
 }
 
 impl RaftSnapshotBuilder<ControllerTypes> for ControllerSnapshotBuilder {
@@ -151,6 +158,6 @@ impl RaftSnapshotBuilder<ControllerTypes> for ControllerSnapshotBuilder {
             last_log_id: self.persisted.applied,
             last_membership: self.persisted.membership.clone(),
         };
-        Ok(Snapshot { meta, snapshot: Cursor::new(encode(&self.persisted.metadata)) })
+        Ok(self.current.keep(meta, encode(&self.persisted.metadata)))
     }
 }

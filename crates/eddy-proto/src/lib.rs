@@ -4,6 +4,10 @@
 //! node-to-node transport, whose payloads are bincode-encoded Rust types owned by the crates that
 //! send them.
 
+pub mod reason;
+
+pub use reason::{ERROR_DOMAIN, Reason, ReasonSpec};
+
 /// The public client API, `eddy.v1`.
 pub mod v1 {
     tonic::include_proto!("eddy.v1");

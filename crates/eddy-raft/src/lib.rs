@@ -1,14 +1,12 @@
 //! Eddy's multi-Raft layer: every partition is its own openraft group, all groups of a node share
 //! one store and one transport.
 //!
-//! - [`partition`]: the partition type config, its state machine (which assigns offsets and writes
-//!   only index entries: the Raft log is the partition log) and its reader.
 //! - [`transport`]: one tonic service for every group's Raft RPCs, one HTTP/2 channel per peer
 //!   node, and the [`transport::Connector`] that the simulation swaps for simulated TCP.
 //! - [`config`]: Raft timing shared by all groups.
 
 pub mod config;
-pub mod partition;
+pub mod snapshot;
 pub mod transport;
 
 pub use config::RaftTiming;
@@ -39,5 +37,3 @@ pub fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     std::collections::hash_map::RandomState::new().build_hasher().finish()
 }
-
-pub use partition::{PartitionRaft, PartitionReader, PartitionStateMachine, PartitionTypes, PartitionView};

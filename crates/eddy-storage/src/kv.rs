@@ -107,6 +107,10 @@ impl Batch {
     }
 }
 
+/// Visits one key and its value during [`KvStore::scan`]: `Ok(true)` to go on, `Ok(false)` to
+/// stop, an error to stop and fail the scan.
+pub type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> StorageResult<bool> + 'a;
+
 /// Called once a requested sync is done.
 pub type SyncDone = Box<dyn FnOnce(StorageResult<()>) + Send + 'static>;
 
@@ -120,8 +124,9 @@ pub trait KvStore: Send + Sync + 'static {
     /// Reads one key.
     fn get(&self, cf: Cf, key: &[u8]) -> StorageResult<Option<Vec<u8>>>;
 
-    /// Visits keys in `[start, end)` in ascending order until `visit` returns false.
-    fn scan(&self, cf: Cf, start: &[u8], end: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> StorageResult<()>;
+    /// Visits keys in `[start, end)` in ascending order until `visit` returns `Ok(false)`; an
+    /// error from `visit` stops the scan and is returned.
+    fn scan(&self, cf: Cf, start: &[u8], end: &[u8], visit: &mut Visitor<'_>) -> StorageResult<()>;
 
     /// The greatest key in `[start, end)`, with its value.
     fn last_in(&self, cf: Cf, start: &[u8], end: &[u8]) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>>;

@@ -16,7 +16,7 @@ use openraft::type_config::alias::{LogIdOf, VoteOf};
 use openraft::{OptionalSend, RaftTypeConfig};
 
 use crate::codec::{decode, encode};
-use crate::error::StorageResult;
+use crate::error::{StorageResult, corrupt};
 use crate::kv::{self, Batch, Cf, KvStore, keys};
 
 const VOTE: &[u8] = b"vote";
@@ -71,41 +71,29 @@ impl<C: RaftTypeConfig> LogStore<C> {
     fn entries(&self, start: u64, end: u64, bytes_max: usize) -> StorageResult<Vec<C::Entry>> {
         let mut out = Vec::new();
         let mut bytes = 0usize;
-        let mut failure = None;
         self.kv.scan(
             Cf::Log,
             &keys::group_u64(self.group, start),
             &keys::group_u64(self.group, end),
             &mut |_, value| {
                 if !out.is_empty() && bytes + value.len() > bytes_max {
-                    return false;
+                    return Ok(false);
                 }
                 bytes += value.len();
-                match decode::<C::Entry>(value, "raft log entry") {
-                    Ok(entry) => {
-                        out.push(entry);
-                        true
-                    }
-                    Err(e) => {
-                        failure = Some(e);
-                        false
-                    }
-                }
+                out.push(decode::<C::Entry>(value, "raft log entry")?);
+                Ok(true)
             },
         )?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
+        Ok(out)
     }
+}
 
-    /// Deletes every key this group owns in every column family (the group was removed).
-    pub fn destroy_group(kv: &dyn KvStore, group: u64) -> StorageResult<()> {
-        let mut batch = Batch::new();
-        for cf in [Cf::Log, Cf::RaftMeta, Cf::OffsetIndex, Cf::TimeIndex, Cf::State] {
-            batch.delete_range(cf, keys::group_prefix(group).to_vec(), keys::group_end(group));
-        }
-        kv.write(batch)
+/// Stages the deletion of a group's Raft log and metadata (vote, committed and purged ids), for a
+/// group removed from this node. The owner of the group's other keys stages theirs in the same
+/// batch.
+pub fn stage_destroy(batch: &mut Batch, group: u64) {
+    for cf in [Cf::Log, Cf::RaftMeta] {
+        batch.delete_range(cf, keys::group_prefix(group).to_vec(), keys::group_end(group));
     }
 }
 
@@ -114,16 +102,19 @@ impl<C: RaftTypeConfig> LogStore<C> {
 pub const REPLICATION_BYTES_MAX: usize = 8 << 20;
 
 impl<C: RaftTypeConfig> LogStore<C> {
-    /// `entries` as read, checked to have no holes: indexes must be consecutive.
+    /// `entries` as read, checked to have no holes: indexes must be consecutive. Paired with the
+    /// assertion in `append`: the log is written without holes, so a hole read back is corrupt
+    /// data.
     fn consecutive(&self, entries: Vec<C::Entry>) -> Result<Vec<C::Entry>, io::Error> {
         for pair in entries.windows(2) {
             if pair[1].index() != pair[0].index() + 1 {
-                return Err(io::Error::other(format!(
+                return Err(corrupt(format!(
                     "raft log of group {} has a hole between {} and {}",
                     self.group,
                     pair[0].index(),
                     pair[1].index()
-                )));
+                ))
+                .into_io());
             }
         }
         Ok(entries)
@@ -211,7 +202,16 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
         I::IntoIter: OptionalSend,
     {
         let mut batch = Batch::new();
+        let mut previous: Option<u64> = None;
         for entry in entries {
+            // Paired with the check in `consecutive`: written without holes, read back without.
+            assert!(
+                previous.is_none_or(|p| entry.index() == p + 1),
+                "group {}: appended entry {} does not follow {previous:?}",
+                self.group,
+                entry.index()
+            );
+            previous = Some(entry.index());
             batch.put(Cf::Log, keys::group_u64(self.group, entry.index()), encode(&entry));
         }
         metrics::counter!("eddy_raft_log_appended_bytes_total").increment(batch.size_bytes() as u64);
@@ -369,7 +369,9 @@ mod tests {
             assert_eq!(a.get_log_state().await.unwrap().last_log_id, None);
             assert_eq!(b.try_get_log_entries(..).await.unwrap().len(), 2);
             assert_eq!(b.read_vote().await.unwrap(), None);
-            LogStore::<TestTypes>::destroy_group(kv.as_ref(), 2).unwrap();
+            let mut batch = Batch::new();
+            stage_destroy(&mut batch, 2);
+            kv.write(batch).unwrap();
             assert!(b.try_get_log_entries(..).await.unwrap().is_empty());
             assert_eq!(a.read_vote().await.unwrap(), Some(vote));
         });

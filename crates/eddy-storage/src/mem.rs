@@ -10,7 +10,7 @@ use std::ops::Bound;
 use std::sync::Mutex;
 
 use crate::error::StorageResult;
-use crate::kv::{Batch, Cf, KvStore, Op, SyncDone};
+use crate::kv::{Batch, Cf, KvStore, Op, SyncDone, Visitor};
 
 type Tables = BTreeMap<(Cf, Vec<u8>), Vec<u8>>;
 
@@ -71,7 +71,7 @@ impl KvStore for MemKv {
         Ok(self.images.lock().expect("mem kv lock").live.get(&(cf, key.to_vec())).cloned())
     }
 
-    fn scan(&self, cf: Cf, start: &[u8], end: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> StorageResult<()> {
+    fn scan(&self, cf: Cf, start: &[u8], end: &[u8], visit: &mut Visitor<'_>) -> StorageResult<()> {
         // Copy out the range first so `visit` may call back into the store.
         let items: Vec<(Vec<u8>, Vec<u8>)> = {
             let images = self.images.lock().expect("mem kv lock");
@@ -82,7 +82,7 @@ impl KvStore for MemKv {
                 .collect()
         };
         for (key, value) in &items {
-            if !visit(key, value) {
+            if !visit(key, value)? {
                 break;
             }
         }
@@ -130,6 +130,24 @@ mod tests {
         let mut b = Batch::new();
         b.put(Cf::Log, key.as_bytes().to_vec(), b"v".to_vec());
         b
+    }
+
+    struct Harness(std::sync::Arc<MemKv>);
+
+    impl crate::conformance::Harness for Harness {
+        fn store(&mut self) -> std::sync::Arc<dyn KvStore> {
+            self.0.clone()
+        }
+
+        fn crash(&mut self) -> bool {
+            self.0.crash();
+            true
+        }
+    }
+
+    #[test]
+    fn conforms_to_the_kv_store_contract() {
+        crate::conformance::run_all(|| Harness(Default::default()));
     }
 
     #[test]

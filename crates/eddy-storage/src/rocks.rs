@@ -14,7 +14,7 @@ use std::time::Instant;
 use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options};
 
 use crate::error::{StorageError, StorageResult};
-use crate::kv::{Batch, Cf, KvStore, Op, SyncDone};
+use crate::kv::{Batch, Cf, KvStore, Op, SyncDone, Visitor};
 
 /// Bounds of the group-commit syncer.
 #[derive(Debug, Clone, Copy)]
@@ -116,11 +116,11 @@ impl KvStore for RocksKv {
         Ok(self.db.get_cf(cf_handle(&self.db, cf), key)?)
     }
 
-    fn scan(&self, cf: Cf, start: &[u8], end: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> StorageResult<()> {
+    fn scan(&self, cf: Cf, start: &[u8], end: &[u8], visit: &mut Visitor<'_>) -> StorageResult<()> {
         let iter = self.db.iterator_cf(cf_handle(&self.db, cf), IteratorMode::From(start, Direction::Forward));
         for item in iter {
             let (key, value) = item?;
-            if key.as_ref() >= end || !visit(&key, &value) {
+            if key.as_ref() >= end || !visit(&key, &value)? {
                 break;
             }
         }
@@ -171,6 +171,34 @@ impl KvStore for RocksKv {
 mod tests {
     use super::*;
 
+    /// A RocksDB in a temporary directory; a crash kills the store (without the clean shutdown
+    /// of a process exit) and opens the directory again.
+    struct Harness {
+        dir: tempfile::TempDir,
+        kv: Option<Arc<RocksKv>>,
+    }
+
+    impl crate::conformance::Harness for Harness {
+        fn store(&mut self) -> Arc<dyn KvStore> {
+            let kv = self
+                .kv
+                .get_or_insert_with(|| Arc::new(RocksKv::open(self.dir.path(), GroupCommitConfig::default()).unwrap()));
+            kv.clone()
+        }
+
+        fn crash(&mut self) -> bool {
+            let kv = self.kv.take().expect("a store was opened");
+            let kv = Arc::try_unwrap(kv).unwrap_or_else(|_| panic!("the suite still holds the store"));
+            drop(kv);
+            true
+        }
+    }
+
+    #[test]
+    fn conforms_to_the_kv_store_contract() {
+        crate::conformance::run_all(|| Harness { dir: tempfile::tempdir().unwrap(), kv: None });
+    }
+
     #[test]
     fn write_sync_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -191,7 +219,7 @@ mod tests {
         let mut seen = Vec::new();
         kv.scan(Cf::Log, &crate::kv::keys::group_u64(7, 3), &crate::kv::keys::group_u64(7, 6), &mut |_, v| {
             seen.push(v[0]);
-            true
+            Ok(true)
         })
         .unwrap();
         assert_eq!(seen, vec![3, 4, 5]);

@@ -118,7 +118,7 @@ impl GroupNetwork {
         };
         let bytes = self.call(kind, payload, timeout).await.map_err(CallError::into_rpc)?;
         let result: Result<Resp, RaftError<C>> =
-            decode(&bytes, "raft response").map_err(|e| RPCError::Network(NetworkError::from_string(e)))?;
+            decode(&bytes, "raft response").map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))?;
         // A remote Fatal means the peer's group is shutting down: treat it as unreachable.
         result.map_err(|e| RPCError::Unreachable(Unreachable::from_string(e.to_string())))
     }
@@ -160,8 +160,8 @@ where
             closed = cancel => return Err(StreamingError::Closed(closed)),
             result = call => result.map_err(|e| StreamingError::from(e.into_rpc::<C>()))?,
         };
-        let result: Result<SnapshotResponse<C>, openraft::errors::Fatal<C>> =
-            decode(&bytes, "snapshot response").map_err(|e| StreamingError::Network(NetworkError::from_string(e)))?;
+        let result: Result<SnapshotResponse<C>, openraft::errors::Fatal<C>> = decode(&bytes, "snapshot response")
+            .map_err(|e| StreamingError::Network(NetworkError::from_string(e.to_string())))?;
         result.map_err(|e| StreamingError::Unreachable(Unreachable::from_string(e.to_string())))
     }
 }

@@ -48,6 +48,9 @@ pub enum TransportError {
     BadAddress { address: String, reason: String },
     #[error("connecting to {address} failed: {reason}")]
     Connect { address: String, reason: String },
+    /// A node-to-node payload could not be decoded (a bug, or nodes of incompatible versions).
+    #[error("malformed {what}: {reason}")]
+    Malformed { what: &'static str, reason: String },
 }
 
 /// Makes channels to peer addresses. Production uses TCP; the simulation uses simulated TCP.
@@ -128,6 +131,6 @@ pub fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// Decodes an RPC payload.
-pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, String> {
-    eddy_storage::codec::decode(bytes, what).map_err(|e| e.to_string())
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, TransportError> {
+    eddy_storage::codec::decode(bytes, what).map_err(|e| TransportError::Malformed { what, reason: e.to_string() })
 }

@@ -12,7 +12,7 @@ use openraft::type_config::alias::{SnapshotMetaOf, VoteOf};
 use openraft::{Raft, RaftTypeConfig};
 use tonic::{Request, Response, Status};
 
-use super::{RpcKind, decode, encode};
+use super::{RpcKind, TransportError, decode, encode};
 
 /// Finds the Raft group an envelope is for and lets it handle the RPC.
 #[tonic::async_trait]
@@ -28,7 +28,7 @@ where
     C: RaftTypeConfig,
     SM: RaftStateMachine<C, SnapshotData = Cursor<Vec<u8>>>,
 {
-    let bad = |e: String| Status::invalid_argument(e);
+    let bad = |e: TransportError| Status::invalid_argument(e.to_string());
     Ok(match kind {
         RpcKind::AppendEntries => {
             let rpc: AppendEntriesRequest<C> = decode(payload, "append entries").map_err(bad)?;

@@ -1,16 +1,21 @@
-//! A partition replica hosted on this broker: its Raft group, reader and published view.
+//! A partition replica hosted on this node: its Raft group, reader, published view and the
+//! sequencer of its proposals.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eddy_raft::partition::{PartitionReader, PartitionView, open_partition};
+use eddy_raft::RaftTiming;
 use eddy_raft::transport::{GroupNetworkFactory, Peers};
-use eddy_raft::{PartitionRaft, RaftTiming};
-use eddy_storage::KvStore;
+use eddy_storage::{KvStore, StorageError};
 use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, ServerState};
 use tokio::sync::watch;
+
+use crate::PartitionRaft;
+use crate::reader::{PartitionReader, open_partition};
+use crate::sequencer::{Proposal, ProposeError, Proposed, Sequencer};
+use crate::state_machine::PartitionView;
 
 /// One local replica.
 pub struct Replica {
@@ -21,7 +26,18 @@ pub struct Replica {
     pub reader: PartitionReader,
     pub view: watch::Receiver<PartitionView>,
     /// Orders this replica's proposals while it leads (see [`crate::sequencer`]).
-    pub sequencer: crate::sequencer::Sequencer,
+    sequencer: Arc<Sequencer>,
+}
+
+/// Why a replica could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("reading the partition's state failed: {0}")]
+    Storage(#[from] StorageError),
+    #[error("the Raft timing is invalid: {0}")]
+    Config(#[from] openraft::ConfigError),
+    #[error("the partition's Raft group stopped while starting: {0}")]
+    Raft(#[from] openraft::error::Fatal<crate::PartitionTypes>),
 }
 
 impl std::fmt::Debug for Replica {
@@ -64,14 +80,13 @@ impl Replica {
         peers: Arc<Peers>,
         timing: &RaftTiming,
         placement: ReplicaPlacement,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, OpenError> {
         let ReplicaPlacement { topic, partition, group, members, preferred_leader } = placement;
-        let (log, sm, reader, view) = open_partition(kv, group).map_err(|e| e.to_string())?;
-        let config = timing.openraft_config(&format!("{topic}-{partition}")).map_err(|e| e.to_string())?;
+        let (log, sm, reader, view) = open_partition(kv, group)?;
+        let config = timing.openraft_config(&format!("{topic}-{partition}"))?;
         let created = PartitionRaft::new(node_id, config, GroupNetworkFactory::new(peers, group), log, sm);
-        let raft =
-            eddy_raft::seeded(eddy_raft::group_seed(node_seed, group), created).await.map_err(|e| e.to_string())?;
-        if !raft.is_initialized().await.map_err(|e| e.to_string())? {
+        let raft = eddy_raft::seeded(eddy_raft::group_seed(node_seed, group), created).await?;
+        if !raft.is_initialized().await? {
             // The preferred leader (first replica) initializes at once and so wins the first
             // election, which spreads leaders as placement spread preferred leaders. The others
             // initialize too, with the same membership (which openraft allows), but only after a
@@ -93,6 +108,13 @@ impl Replica {
             });
         }
         Ok(Self { topic, partition, group, raft, reader, view, sequencer: Default::default() })
+    }
+
+    /// Proposes a command to this replica's group, which it must lead (see
+    /// [`crate::sequencer`]). The returned [`Proposed`] keeps its place among the proposals in
+    /// flight until its entry is applied or dropped, even if it is dropped unawaited.
+    pub async fn propose(&self, proposal: Proposal) -> Result<Proposed, ProposeError> {
+        self.sequencer.propose(self, proposal).await
     }
 
     pub fn leadership(&self) -> LocalLeadership {

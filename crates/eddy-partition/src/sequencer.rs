@@ -21,13 +21,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eddy_raft::PartitionTypes;
-use eddy_storage::PartitionCommand;
 use openraft::impls::ProgressResponder;
 use openraft::raft::ClientWriteResult;
 use openraft::type_config::alias::{OneshotReceiverErrorOf, OneshotReceiverOf};
 use tokio::sync::Notify;
 
+use crate::PartitionTypes;
+use crate::records::PartitionCommand;
 use crate::replica::Replica;
 
 #[derive(Debug, Default)]
@@ -78,22 +78,33 @@ pub struct Proposed {
     /// `None` once the outcome has arrived.
     completion: Option<Completion>,
     generation: u64,
-    replica: Arc<Replica>,
+    sequencer: Arc<Sequencer>,
+}
+
+/// A command to propose, with what the sequencer needs to know of it.
+#[derive(Debug)]
+pub struct Proposal {
+    pub command: PartitionCommand,
+    /// Records the command appends if it is applied (an idempotent batch may append none).
+    pub record_count: u64,
+    /// The command carries an idempotent producer's batch: whether it appends depends on
+    /// deduplication, so no offset can be predicted past it until it settles.
+    pub idempotent: bool,
+    /// Predict the offset the batch will get (for ACKS_LEADER).
+    pub predict: bool,
+    /// How long to wait for earlier proposals to settle when a prediction is asked for.
+    pub settle_timeout: Duration,
 }
 
 impl Sequencer {
-    /// Submits `command` (appending `record_count` records, or possibly none when `idempotent`)
-    /// to the replica's Raft. With `predict`, waits up to `settle_timeout` until the offset can
-    /// be known and returns it.
-    pub async fn propose(
-        &self,
-        replica: &Arc<Replica>,
-        command: PartitionCommand,
-        record_count: u64,
-        idempotent: bool,
-        predict: bool,
-        settle_timeout: Duration,
+    /// Submits the proposal's command to the replica's Raft. With `predict`, waits up to
+    /// `settle_timeout` until the offset can be known and returns it.
+    pub(crate) async fn propose(
+        self: &Arc<Self>,
+        replica: &Replica,
+        proposal: Proposal,
     ) -> Result<Proposed, ProposeError> {
+        let Proposal { command, record_count, idempotent, predict, settle_timeout } = proposal;
         let deadline = tokio::time::Instant::now() + settle_timeout;
         loop {
             let settled = self.settled.notified();
@@ -152,7 +163,7 @@ impl Sequencer {
                 predicted: if predict { predicted } else { None },
                 completion: Some(completion),
                 generation,
-                replica: replica.clone(),
+                sequencer: self.clone(),
             });
         }
     }
@@ -204,7 +215,7 @@ impl Proposed {
         let completion = self.completion.as_mut().expect("a proposal's outcome is awaited once");
         let outcome = completion.await;
         self.completion = None;
-        self.replica.sequencer.complete(self.generation);
+        self.sequencer.complete(self.generation);
         outcome
     }
 }
@@ -213,11 +224,11 @@ impl Drop for Proposed {
     fn drop(&mut self) {
         // Nobody waits any more, but the entry may still commit: keep it counted until it does.
         if let Some(completion) = self.completion.take() {
-            let replica = self.replica.clone();
+            let sequencer = self.sequencer.clone();
             let generation = self.generation;
             tokio::spawn(async move {
                 let _ = completion.await;
-                replica.sequencer.complete(generation);
+                sequencer.complete(generation);
             });
         }
     }

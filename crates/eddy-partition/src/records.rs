@@ -111,11 +111,11 @@ mod tests {
         fn counted_size_bounds_the_encoding(records in proptest::collection::vec(record(), 0..40)) {
             let counted: usize = records.iter().map(Record::size_bytes).sum();
             for record in &records {
-                prop_assert!(crate::codec::encode(record).len() <= record.size_bytes());
+                prop_assert!(eddy_storage::codec::encode(record).len() <= record.size_bytes());
             }
             let batch = PartitionCommand::Append(RecordBatch { records, producer: None });
             // The batch adds a variant tag, a count and an optional producer: a few bytes.
-            prop_assert!(crate::codec::encode(&batch).len() <= counted + RECORD_OVERHEAD_BYTES);
+            prop_assert!(eddy_storage::codec::encode(&batch).len() <= counted + RECORD_OVERHEAD_BYTES);
         }
     }
 }

@@ -1,42 +1,30 @@
-//! A partition's Raft group: its type config, its state machine and its reader.
+//! A partition's Raft state machine.
 //!
-//! Appends arrive as Raft entries holding a [`RecordBatch`]. On apply, the state machine gives the
-//! batch the next offsets (`base_offset = next_offset`), checks idempotent producers' sequences and
-//! writes only an offset-index entry (base offset -> Raft index); the records stay in the Raft
-//! entry. Reads by offset find the entry through the index.
+//! Appends arrive as Raft entries holding a [`RecordBatch`](crate::RecordBatch). On apply, the
+//! state machine gives the batch the next offsets (`base_offset = next_offset`), checks idempotent
+//! producers' sequences ([`crate::dedup`]) and writes only an offset-index entry (base offset ->
+//! Raft index, [`crate::store`]); the records stay in the Raft entry: the Raft log is the
+//! partition log. Reads by offset find the entry through the index ([`crate::reader`]).
 
 use std::collections::BTreeMap;
 use std::io::{self, Cursor};
-use std::sync::Arc;
 
+use eddy_raft::snapshot::CurrentSnapshot;
 use futures::TryStreamExt;
-use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine, Snapshot};
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
 use openraft::{EntryPayload, OptionalSend};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use eddy_storage::StorageResult;
 use eddy_storage::codec::{decode, encode};
 use eddy_storage::kv::Batch;
-use eddy_storage::partition::{ProducerState, SequenceCheck};
-use eddy_storage::{
-    IndexEntry, LogStore, PartitionCommand, PartitionResponse, PartitionState, PartitionStore, Record, StorageResult,
-};
 
-openraft::declare_raft_types!(
-    /// Types of a partition's Raft group.
-    pub PartitionTypes:
-        D = PartitionCommand,
-        R = PartitionResponse,
-        NodeId = u64,
-        Node = openraft::BasicNode,
-        AsyncRuntime = crate::RaftRuntime,
-        // Standard Raft: at most one leader per term (the simulation checks it).
-        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
-);
-
-/// A partition's Raft handle.
-pub type PartitionRaft = openraft::Raft<PartitionTypes, PartitionStateMachine>;
+use crate::PartitionTypes;
+use crate::dedup::{PartitionState, ProducerState, SequenceCheck};
+use crate::records::{PartitionCommand, PartitionResponse};
+use crate::store::{IndexEntry, PartitionStore};
 
 /// What readers need to know of the applied state, published on every apply.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -59,7 +47,9 @@ pub struct PartitionStateMachine {
     store: PartitionStore,
     current: Persisted,
     view: watch::Sender<PartitionView>,
-    snapshot: Option<(SnapshotMetaOf<PartitionTypes>, Vec<u8>)>,
+    /// The latest snapshot built or installed; shared with the builders, which store what
+    /// they build here so that `get_current_snapshot` returns it.
+    snapshot: CurrentSnapshot<PartitionTypes>,
 }
 
 impl PartitionStateMachine {
@@ -69,7 +59,7 @@ impl PartitionStateMachine {
         let mut current: Persisted = store.load_state()?.unwrap_or_default();
         current.partition.producers = store.load_producers()?;
         let (view, rx) = watch::channel(view_of(&current.partition));
-        Ok((Self { store, current, view, snapshot: None }, rx))
+        Ok((Self { store, current, view, snapshot: CurrentSnapshot::default() }, rx))
     }
 
     fn publish(&self) {
@@ -121,6 +111,12 @@ impl RaftStateMachine<PartitionTypes> for PartitionStateMachine {
         let mut batch = Batch::new();
         let mut responses = Vec::new();
         while let Some((entry, responder)) = entries.try_next().await? {
+            assert!(
+                Some(entry.log_id) > self.current.applied,
+                "entry {} applied after {:?}: applied log ids only grow",
+                entry.log_id,
+                self.current.applied
+            );
             let response = match &entry.payload {
                 EntryPayload::Blank => PartitionResponse::None,
                 EntryPayload::Normal(command) => self.apply_command(&mut batch, entry.log_id.index, command),
@@ -144,7 +140,7 @@ impl RaftStateMachine<PartitionTypes> for PartitionStateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        PartitionSnapshotBuilder { persisted: self.current.clone() }
+        PartitionSnapshotBuilder { persisted: self.current.clone(), current: self.snapshot.clone() }
     }
 
     async fn install_snapshot(
@@ -168,7 +164,7 @@ impl RaftStateMachine<PartitionTypes> for PartitionStateMachine {
         }
         self.store.stage_state(&mut batch, &self.current);
         self.store.kv().write(batch).map_err(|e| e.into_io())?;
-        self.snapshot = Some((meta.clone(), bytes));
+        self.snapshot.set(meta.clone(), bytes);
         self.publish();
         Ok(())
     }
@@ -176,10 +172,7 @@ impl RaftStateMachine<PartitionTypes> for PartitionStateMachine {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<SnapshotOf<PartitionTypes, Self::SnapshotData>>, io::Error> {
-        Ok(self
-            .snapshot
-            .as_ref()
-            .map(|(meta, bytes)| Snapshot { meta: meta.clone(), snapshot: Cursor::new(bytes.clone()) }))
+        Ok(self.snapshot.get())
     }
 }
 
@@ -187,6 +180,7 @@ impl RaftStateMachine<PartitionTypes> for PartitionStateMachine {
 /// records themselves stay in the log).
 pub struct PartitionSnapshotBuilder {
     persisted: Persisted,
+    current: CurrentSnapshot<PartitionTypes>,
 }
 
 impl RaftSnapshotBuilder<PartitionTypes> for PartitionSnapshotBuilder {
@@ -197,140 +191,24 @@ impl RaftSnapshotBuilder<PartitionTypes> for PartitionSnapshotBuilder {
             last_log_id: self.persisted.applied,
             last_membership: self.persisted.membership.clone(),
         };
-        Ok(Snapshot {
-            meta,
-            snapshot: Cursor::new(encode(&(&self.persisted.partition, &self.persisted.partition.producers))),
-        })
+        Ok(self.current.keep(meta, encode(&(&self.persisted.partition, &self.persisted.partition.producers))))
     }
-}
-
-/// Reads a partition's records by offset, from the index and the Raft log.
-#[derive(Clone, Debug)]
-pub struct PartitionReader {
-    store: PartitionStore,
-    log: LogStore<PartitionTypes>,
-}
-
-/// Bounds of one read.
-#[derive(Debug, Clone, Copy)]
-pub struct ReadLimits {
-    pub max_records: usize,
-    pub max_bytes: usize,
-}
-
-impl PartitionReader {
-    pub fn new(store: PartitionStore, log: LogStore<PartitionTypes>) -> Self {
-        Self { store, log }
-    }
-
-    /// Records from `offset` up to (excluding) `high_watermark`, within `limits`. At least one
-    /// record is returned when one exists, whatever its size.
-    pub fn read(&self, offset: u64, high_watermark: u64, limits: ReadLimits) -> StorageResult<Vec<(u64, Record)>> {
-        let mut out = Vec::new();
-        if offset >= high_watermark {
-            return Ok(out);
-        }
-        let Some((first_base, _)) = self.store.batch_containing(offset)? else {
-            return Ok(out);
-        };
-        let mut bytes = 0usize;
-        let mut failure = None;
-        self.store.scan_index(first_base, &mut |base, entry| {
-            if base >= high_watermark {
-                return false;
-            }
-            let batch = match self.batch_at(entry) {
-                Ok(batch) => batch,
-                Err(e) => {
-                    failure = Some(e);
-                    return false;
-                }
-            };
-            for (i, record) in batch.into_iter().enumerate() {
-                let at = base + i as u64;
-                if at < offset {
-                    continue;
-                }
-                if at >= high_watermark || out.len() >= limits.max_records {
-                    return false;
-                }
-                let size = record.size_bytes();
-                if !out.is_empty() && bytes + size > limits.max_bytes {
-                    return false;
-                }
-                bytes += size;
-                out.push((at, record));
-            }
-            true
-        })?;
-        failure.map_or(Ok(out), Err)
-    }
-
-    fn batch_at(&self, entry: IndexEntry) -> StorageResult<Vec<Record>> {
-        let Some(raft_entry) = self.log.entry(entry.raft_index)? else {
-            return Err(eddy_storage::StorageError::Corrupt(format!(
-                "offset index points at missing raft entry {}",
-                entry.raft_index
-            )));
-        };
-        match raft_entry.payload {
-            EntryPayload::Normal(PartitionCommand::Append(batch)) => {
-                assert_eq!(
-                    batch.records.len(),
-                    entry.record_count as usize,
-                    "index and entry disagree on record count"
-                );
-                Ok(batch.records)
-            }
-            other => Err(eddy_storage::StorageError::Corrupt(format!(
-                "offset index points at a non-data raft entry {}: {other:?}",
-                entry.raft_index
-            ))),
-        }
-    }
-
-    /// The first offset whose record's timestamp is >= `timestamp_ms`; `high_watermark` when
-    /// there is none.
-    pub fn offset_for_timestamp(&self, timestamp_ms: i64, high_watermark: u64) -> StorageResult<u64> {
-        // The time index names the first batch that raised the partition's running maximum
-        // timestamp to `timestamp_ms` or beyond: every earlier record is older, and this batch
-        // holds the answer.
-        let Some(base) = self.store.first_batch_at_or_after(timestamp_ms)? else {
-            return Ok(high_watermark);
-        };
-        if base >= high_watermark {
-            return Ok(high_watermark);
-        }
-        let Some((found_base, entry)) = self.store.batch_containing(base)? else {
-            return Ok(high_watermark);
-        };
-        let records = self.batch_at(entry)?;
-        let position = records.iter().position(|r| r.timestamp_ms >= timestamp_ms);
-        Ok(position.map_or(high_watermark, |i| found_base + i as u64))
-    }
-}
-
-/// Builds the shared handles of a partition group over the node's store.
-pub fn open_partition(
-    kv: Arc<dyn eddy_storage::KvStore>,
-    group: u64,
-) -> StorageResult<(LogStore<PartitionTypes>, PartitionStateMachine, PartitionReader, watch::Receiver<PartitionView>)> {
-    let log = LogStore::new(kv.clone(), group);
-    let store = PartitionStore::new(kv, group);
-    let (sm, view) = PartitionStateMachine::open(store.clone())?;
-    Ok((log.clone(), sm, PartitionReader::new(store, log), view))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use bytes::Bytes;
-    use eddy_storage::{MemKv, ProducerBatch, RecordBatch};
+    use eddy_storage::{KvStore, LogStore, MemKv};
     use openraft::storage::{IOFlushed, RaftLogStorage};
     use openraft::type_config::TypeConfigExt;
     use openraft::{Entry, LogId};
     use proptest::prelude::*;
 
     use super::*;
+    use crate::reader::{ReadLimits, open_partition};
+    use crate::records::{ProducerBatch, Record, RecordBatch};
 
     fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
@@ -368,7 +246,7 @@ mod tests {
             probes in prop::collection::vec(0u64..200, 1..10),
         ) {
             block_on(async {
-                let kv: Arc<dyn eddy_storage::KvStore> = Arc::new(MemKv::new());
+                let kv: Arc<dyn KvStore> = Arc::new(MemKv::new());
                 let (mut log, mut sm, reader, view) = open_partition(kv.clone(), 9).unwrap();
                 let mut expected: Vec<(String, i64)> = Vec::new();
                 let mut index = 1;
@@ -421,7 +299,7 @@ mod tests {
     fn crash_keeps_state_and_index_consistent() {
         block_on(async {
             let mem = Arc::new(MemKv::new());
-            let kv: Arc<dyn eddy_storage::KvStore> = mem.clone();
+            let kv: Arc<dyn KvStore> = mem.clone();
             let (mut log, mut sm, _, _) = open_partition(kv.clone(), 3).unwrap();
             for i in 1..=5u64 {
                 let batch = RecordBatch { records: vec![record(format!("v{i}"), 1)], producer: None };
