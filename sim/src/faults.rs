@@ -1,6 +1,6 @@
 //! The fault schedule: which faults a run injects and when, drawn from the run's seed alone.
 //!
-//! Episodes may overlap (a crash during a partition, two crashes at once); all of them end
+//! Episodes may overlap (a crash during a network split, two crashes at once); all of them end
 //! before the healing phase, so the checker can also ask that the cluster recovers.
 
 use rand::rngs::StdRng;
@@ -10,9 +10,9 @@ use rand::{Rng, SeedableRng};
 #[derive(Debug, Clone, PartialEq)]
 pub enum FaultKind {
     /// The nodes in `side` lose every link to the other nodes, both ways.
-    Partition { side: Vec<u64> },
+    NetSplit { side: Vec<u64> },
     /// Messages from `from` to `to` are dropped; the other way still works.
-    PartitionOneway { from: u64, to: u64 },
+    DropOneWay { from: u64, to: u64 },
     /// Whoever leads partition `partition` when the fault starts is cut off from the other nodes.
     IsolateLeader { partition: u32 },
     /// Whoever leads the controller group when the fault starts is cut off from the other nodes.
@@ -35,26 +35,10 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    /// The name used in the run summary's fault counts.
-    pub fn name(&self) -> &'static str {
-        match self {
-            FaultKind::Partition { .. } => "partition",
-            FaultKind::PartitionOneway { .. } => "partition_oneway",
-            FaultKind::IsolateLeader { .. } => "isolate_leader",
-            FaultKind::IsolateController => "isolate_controller",
-            FaultKind::Delay { .. } => "delay",
-            FaultKind::Loss { .. } => "loss",
-            FaultKind::Crash { .. } => "crash",
-            FaultKind::PowerLoss => "power_loss",
-            FaultKind::Pause { .. } => "pause",
-            FaultKind::ClockJump { .. } => "clock_jump",
-        }
-    }
-
-    /// Every fault name, for summaries that list zero counts too.
+    /// Every fault's name, as the run summary counts them: the one list of names.
     pub const NAMES: [&'static str; 10] = [
-        "partition",
-        "partition_oneway",
+        "net_split",
+        "drop_one_way",
         "isolate_leader",
         "isolate_controller",
         "delay",
@@ -64,6 +48,23 @@ impl FaultKind {
         "pause",
         "clock_jump",
     ];
+
+    /// The name used in the run summary's fault counts.
+    pub fn name(&self) -> &'static str {
+        let index = match self {
+            FaultKind::NetSplit { .. } => 0,
+            FaultKind::DropOneWay { .. } => 1,
+            FaultKind::IsolateLeader { .. } => 2,
+            FaultKind::IsolateController => 3,
+            FaultKind::Delay { .. } => 4,
+            FaultKind::Loss { .. } => 5,
+            FaultKind::Crash { .. } => 6,
+            FaultKind::PowerLoss => 7,
+            FaultKind::Pause { .. } => 8,
+            FaultKind::ClockJump { .. } => 9,
+        };
+        Self::NAMES[index]
+    }
 }
 
 /// One fault episode.
@@ -78,11 +79,11 @@ impl std::fmt::Display for Fault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:>6}..{:<6} ms  ", self.start_ms, self.end_ms)?;
         match &self.kind {
-            FaultKind::Partition { side } => {
+            FaultKind::NetSplit { side } => {
                 let side: Vec<String> = side.iter().map(|n| format!("n{n}")).collect();
-                write!(f, "partition {{{}}} from the rest", side.join(","))
+                write!(f, "split {{{}}} from the rest of the network", side.join(","))
             }
-            FaultKind::PartitionOneway { from, to } => write!(f, "drop n{from} -> n{to}"),
+            FaultKind::DropOneWay { from, to } => write!(f, "drop n{from} -> n{to}"),
             FaultKind::IsolateLeader { partition } => write!(f, "isolate the leader of partition {partition}"),
             FaultKind::IsolateController => write!(f, "isolate the controller leader"),
             FaultKind::Delay { max_ms } => write!(f, "delay messages up to {max_ms} ms"),
@@ -114,11 +115,11 @@ pub fn schedule(seed: u64, nodes: u64, partitions: u32, from_ms: u64, until_ms: 
                     side.push(all.swap_remove(rng.random_range(0..all.len())));
                 }
                 side.sort_unstable();
-                FaultKind::Partition { side }
+                FaultKind::NetSplit { side }
             }
             3..=4 => {
                 let to = (node % nodes) + 1;
-                FaultKind::PartitionOneway { from: node, to }
+                FaultKind::DropOneWay { from: node, to }
             }
             5..=7 => FaultKind::IsolateLeader { partition: rng.random_range(0..partitions) },
             8..=9 => FaultKind::IsolateController,
@@ -147,11 +148,22 @@ mod tests {
             assert!(!a.is_empty());
             for fault in &a {
                 assert!(fault.start_ms >= 5_000 && fault.start_ms < fault.end_ms && fault.end_ms <= 35_000, "{fault}");
-                if let FaultKind::Partition { side } = &fault.kind {
+                if let FaultKind::NetSplit { side } = &fault.kind {
                     assert!(!side.is_empty() && side.len() < 3, "{fault}");
                 }
             }
         }
         assert_ne!(schedule(1, 3, 3, 5_000, 35_000), schedule(2, 3, 3, 5_000, 35_000));
+    }
+
+    #[test]
+    fn every_fault_has_its_own_name() {
+        let names: std::collections::BTreeSet<&str> = FaultKind::NAMES.into_iter().collect();
+        assert_eq!(names.len(), FaultKind::NAMES.len(), "two faults share a name");
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..200 {
+            seen.extend(schedule(seed, 5, 3, 0, 60_000).iter().map(|f| f.kind.name()));
+        }
+        assert_eq!(seen, names, "every fault is scheduled by some seed, under its own name");
     }
 }

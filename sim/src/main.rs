@@ -14,9 +14,13 @@ use std::process::{Command, ExitCode};
 use std::sync::Mutex;
 
 use clap::Parser;
+use eddy_sim::checker::Property;
 use eddy_sim::{Bug, Options, Summary, run};
 
 eddy_sim::virtual_clock!();
+
+/// The run shape a flag leaves unset: the library's.
+const DEFAULTS: Options = Options::DEFAULT;
 
 /// Runs Eddy's real node code on a simulated network under seeded faults and checks every
 /// history for lost, duplicated, reordered or phantom records.
@@ -33,16 +37,22 @@ struct Args {
     #[arg(long)]
     trace: bool,
     /// Simulated seconds of faults (and of sending).
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, default_value_t = DEFAULTS.fault_secs, value_parser = clap::value_parser!(u64).range(1..=3600))]
     fault_secs: u64,
     /// Simulated seconds of healing before the final read.
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, default_value_t = DEFAULTS.heal_secs, value_parser = clap::value_parser!(u64).range(1..=3600))]
     heal_secs: u64,
-    /// Nodes in the cluster (all controller voters; partitions are replicated 3 times).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(3..=9))]
-    nodes: u64,
+    /// Nodes in the cluster (all controller voters; partitions are replicated 3 times). Without
+    /// it, the seed draws 3 to 5.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(3..=9))]
+    nodes: Option<u64>,
+    /// Run the standard shape (3 nodes, production Raft timing, 500 ms broker heartbeat, 3 s
+    /// client timeout) instead of the one the seed draws: replays seeds found before shapes were
+    /// drawn.
+    #[arg(long)]
+    standard_shape: bool,
     /// Partitions of the workload's topic.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, default_value_t = DEFAULTS.partitions, value_parser = clap::value_parser!(u32).range(1..=64))]
     partitions: u32,
     /// Inject no fault at all.
     #[arg(long)]
@@ -74,16 +84,19 @@ fn parse_range(text: &str) -> Result<(u64, u64), String> {
 /// The flags that shape a run (everything but the seed selection).
 fn run_flags(args: &Args) -> Vec<String> {
     let mut flags = Vec::new();
-    if args.fault_secs != 30 {
+    if args.fault_secs != DEFAULTS.fault_secs {
         flags.extend(["--fault-secs".to_string(), args.fault_secs.to_string()]);
     }
-    if args.heal_secs != 15 {
+    if args.heal_secs != DEFAULTS.heal_secs {
         flags.extend(["--heal-secs".to_string(), args.heal_secs.to_string()]);
     }
-    if args.nodes != 3 {
-        flags.extend(["--nodes".to_string(), args.nodes.to_string()]);
+    if let Some(nodes) = args.nodes {
+        flags.extend(["--nodes".to_string(), nodes.to_string()]);
     }
-    if args.partitions != 3 {
+    if args.standard_shape {
+        flags.push("--standard-shape".into());
+    }
+    if args.partitions != DEFAULTS.partitions {
         flags.extend(["--partitions".to_string(), args.partitions.to_string()]);
     }
     if args.no_faults {
@@ -108,6 +121,7 @@ fn run_here(args: &Args, seed: u64) -> Summary {
     let options = Options {
         seed,
         nodes: args.nodes,
+        standard_shape: args.standard_shape,
         partitions: args.partitions,
         fault_secs: args.fault_secs,
         heal_secs: args.heal_secs,
@@ -129,6 +143,7 @@ fn run_child(args: &Args, seed: u64) -> Summary {
         records_checked: 0,
         trace_hash: String::new(),
         trace: Vec::new(),
+        shape: String::new(),
     };
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
@@ -154,13 +169,13 @@ fn print_report(args: &Args, report: &Summary) {
     }
     if report.failed {
         let _ = writeln!(out, "seed {} FAILED", report.seed);
+        if !report.shape.is_empty() {
+            let _ = writeln!(out, "  shape: {}", report.shape);
+        }
         if let Some(error) = &report.error {
             let _ = writeln!(out, "  simulation error: {error}");
         }
-        let mut by_property: BTreeMap<&str, usize> = BTreeMap::new();
-        for anomaly in &report.anomalies {
-            *by_property.entry(anomaly.split(':').next().unwrap_or("?")).or_default() += 1;
-        }
+        let by_property = by_property(std::slice::from_ref(report));
         if !by_property.is_empty() {
             let counts: Vec<String> = by_property.iter().map(|(p, n)| format!("{p} {n}")).collect();
             let _ = writeln!(out, "  anomalies by property: {}", counts.join(", "));
@@ -188,6 +203,15 @@ fn print_report(args: &Args, report: &Summary) {
         );
     }
     print!("{out}");
+}
+
+/// Anomaly counts by the property they break.
+fn by_property(reports: &[Summary]) -> BTreeMap<Property, usize> {
+    let mut counts = BTreeMap::new();
+    for anomaly in reports.iter().flat_map(|r| &r.anomalies) {
+        *counts.entry(anomaly.property).or_default() += 1;
+    }
+    counts
 }
 
 fn main() -> ExitCode {
@@ -243,6 +267,7 @@ fn main() -> ExitCode {
         "faults": faults,
         "records_checked": reports.values().map(|r| r.records_checked).sum::<u64>(),
         "anomalies": reports.values().map(|r| r.anomalies.len()).sum::<usize>(),
+        "anomalies_by_property": by_property(&reports.values().cloned().collect::<Vec<_>>()),
     });
     println!("{summary}");
     if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }

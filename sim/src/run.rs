@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use eddy_broker::{Broker, BrokerConfig, Clock, NodeEnv, Seed};
+use eddy_broker::{Broker, BrokerConfig, Clock, ControllerVoter, NodeEnv};
 use eddy_raft::RaftTiming;
 
 use crate::checker::{self, Anomaly};
@@ -55,7 +55,11 @@ impl std::str::FromStr for Bug {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub seed: u64,
-    pub nodes: u64,
+    /// Nodes in the cluster; `None` lets the seed draw it (see [`Shape`]).
+    pub nodes: Option<u64>,
+    /// Run the standard shape ([`Shape::STANDARD`]) instead of drawing one from the seed: how
+    /// seeds found before shapes were drawn replay exactly.
+    pub standard_shape: bool,
     pub partitions: u32,
     /// Simulated seconds of faults (and of sending).
     pub fault_secs: u64,
@@ -66,9 +70,103 @@ pub struct Options {
     pub bug: Option<Bug>,
 }
 
+impl Options {
+    /// Seed 1 of the standard run: 3 nodes, 3 partitions, 30 s of faults, 15 s of healing.
+    pub const DEFAULT: Options = Options {
+        seed: 1,
+        nodes: None,
+        standard_shape: false,
+        partitions: 3,
+        fault_secs: 30,
+        heal_secs: 15,
+        no_faults: false,
+        bug: None,
+    };
+}
+
+/// What a seed draws besides its fault schedule, each within bounds: the cluster size (unless
+/// `--nodes` fixes it), the Raft timing of every group, the broker heartbeat, and the clients'
+/// request timeout. So the seeds explore timings, not only fault schedules; the seed alone still
+/// reproduces the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shape {
+    pub nodes: u64,
+    pub raft: RaftTiming,
+    pub broker_heartbeat_interval_ms: u64,
+    pub client_request_timeout_ms: u64,
+}
+
+impl Shape {
+    /// The bounds of each draw.
+    pub const NODES: std::ops::RangeInclusive<u64> = 3..=5;
+    pub const RAFT_HEARTBEAT_MS: std::ops::RangeInclusive<u64> = 100..=300;
+    /// The election timeout's lower end; at least four heartbeats above the heartbeat.
+    pub const ELECTION_TIMEOUT_MIN_MS: std::ops::RangeInclusive<u64> = 800..=1_500;
+    /// How far the upper end of the election timeout lies above its lower end.
+    pub const ELECTION_TIMEOUT_SPREAD_MS: std::ops::RangeInclusive<u64> = 300..=1_000;
+    pub const BROKER_HEARTBEAT_MS: std::ops::RangeInclusive<u64> = 250..=750;
+    pub const CLIENT_REQUEST_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 1_500..=4_000;
+
+    /// The shape every run had before shapes were drawn: 3 nodes and the production defaults.
+    pub const STANDARD: Shape = Shape {
+        nodes: 3,
+        raft: RaftTiming { heartbeat_interval_ms: 200, election_timeout_min_ms: 1000, election_timeout_max_ms: 2000 },
+        broker_heartbeat_interval_ms: 500,
+        client_request_timeout_ms: 3_000,
+    };
+
+    /// The shape of a run of `options`.
+    pub fn of(options: &Options) -> Shape {
+        if options.standard_shape {
+            Shape { nodes: options.nodes.unwrap_or(Self::STANDARD.nodes), ..Self::STANDARD }
+        } else {
+            Self::draw(options.seed, options.nodes)
+        }
+    }
+
+    /// The shape of `seed`'s run; `nodes` overrides the drawn cluster size.
+    pub fn draw(seed: u64, nodes: Option<u64>) -> Shape {
+        use rand::{Rng, SeedableRng};
+        // A stream of its own, like the fault schedule's.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x7368_6170_6573);
+        let drawn_nodes = rng.random_range(Self::NODES);
+        let heartbeat_interval_ms = rng.random_range(Self::RAFT_HEARTBEAT_MS);
+        let lowest = (*Self::ELECTION_TIMEOUT_MIN_MS.start()).max(4 * heartbeat_interval_ms);
+        let election_timeout_min_ms = rng.random_range(lowest..=*Self::ELECTION_TIMEOUT_MIN_MS.end());
+        let election_timeout_max_ms = election_timeout_min_ms + rng.random_range(Self::ELECTION_TIMEOUT_SPREAD_MS);
+        let shape = Shape {
+            nodes: nodes.unwrap_or(drawn_nodes),
+            raft: RaftTiming { heartbeat_interval_ms, election_timeout_min_ms, election_timeout_max_ms },
+            broker_heartbeat_interval_ms: rng.random_range(Self::BROKER_HEARTBEAT_MS),
+            client_request_timeout_ms: rng.random_range(Self::CLIENT_REQUEST_TIMEOUT_MS),
+        };
+        assert!(shape.raft.election_timeout_min_ms >= 4 * shape.raft.heartbeat_interval_ms);
+        shape
+    }
+}
+
+// Every drawn heartbeat leaves room for an election timeout of four heartbeats.
+const _: () = assert!(4 * *Shape::RAFT_HEARTBEAT_MS.end() <= *Shape::ELECTION_TIMEOUT_MIN_MS.end());
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} nodes, raft heartbeat {} ms, election timeout {}..{} ms, broker heartbeat {} ms, client request \
+             timeout {} ms",
+            self.nodes,
+            self.raft.heartbeat_interval_ms,
+            self.raft.election_timeout_min_ms,
+            self.raft.election_timeout_max_ms,
+            self.broker_heartbeat_interval_ms,
+            self.client_request_timeout_ms
+        )
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
-        Self { seed: 1, nodes: 3, partitions: 3, fault_secs: 30, heal_secs: 15, no_faults: false, bug: None }
+        Options::DEFAULT
     }
 }
 
@@ -76,6 +174,7 @@ impl Default for Options {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub seed: u64,
+    pub shape: Shape,
     pub schedule: Vec<Fault>,
     pub faults: BTreeMap<&'static str, u64>,
     pub anomalies: Vec<Anomaly>,
@@ -95,9 +194,10 @@ impl Report {
     pub fn summary(&self, with_trace: bool) -> Summary {
         Summary {
             seed: self.seed,
+            shape: self.shape.to_string(),
             failed: self.failed(),
             error: self.error.clone(),
-            anomalies: self.anomalies.iter().map(ToString::to_string).collect(),
+            anomalies: self.anomalies.clone(),
             schedule: self.schedule.iter().map(ToString::to_string).collect(),
             faults: self.faults.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             records_checked: self.records_checked,
@@ -113,13 +213,16 @@ pub struct Summary {
     pub seed: u64,
     pub failed: bool,
     pub error: Option<String>,
-    pub anomalies: Vec<String>,
+    pub anomalies: Vec<Anomaly>,
     pub schedule: Vec<String>,
     pub faults: BTreeMap<String, u64>,
     pub records_checked: u64,
     pub trace_hash: String,
     #[serde(default)]
     pub trace: Vec<String>,
+    /// The run's shape, as [`Shape`] prints it.
+    #[serde(default)]
+    pub shape: String,
 }
 
 impl Summary {
@@ -189,12 +292,14 @@ pub fn run(options: &Options) -> Report {
     );
     let _clock = crate::clock::Guard::start();
     let seed = options.seed;
+    let shape = Shape::of(options);
     let history = History::new();
+    history.record(Event::Note { text: format!("shape: {shape}") });
     let fault_start_ms = 5_000;
     let fault_end_ms = fault_start_ms + options.fault_secs * 1_000;
     let final_read_ms = fault_end_ms + options.heal_secs * 1_000;
     let plan = Plan {
-        nodes: options.nodes,
+        nodes: shape.nodes,
         partitions: options.partitions,
         producers: 2,
         send_until_ms: fault_end_ms,
@@ -202,6 +307,7 @@ pub fn run(options: &Options) -> Report {
         final_read_budget_ms: 30_000,
         send_interval: Duration::from_millis(10),
         keepalive: options.bug != Some(Bug::NoKeepalive),
+        request_timeout: Duration::from_millis(shape.client_request_timeout_ms),
     };
 
     let mut sim = turmoil::Builder::new()
@@ -219,21 +325,22 @@ pub fn run(options: &Options) -> Report {
     let skip_fsync = options.bug == Some(Bug::SkipFsync);
     let connector = SimConnector { keepalive: options.bug != Some(Bug::NoKeepalive) };
     let mut nodes = Nodes {
-        count: options.nodes,
-        disks: (1..=options.nodes).map(|n| (n, SimDisk::new(skip_fsync))).collect(),
-        clocks: (1..=options.nodes).map(|n| (n, Arc::new(AtomicI64::new(0)))).collect(),
+        count: shape.nodes,
+        disks: (1..=shape.nodes).map(|n| (n, SimDisk::new(skip_fsync))).collect(),
+        clocks: (1..=shape.nodes).map(|n| (n, Arc::new(AtomicI64::new(0)))).collect(),
         running: Arc::new(Mutex::new(BTreeMap::new())),
         down: BTreeSet::new(),
     };
-    let seeds: Vec<Seed> =
-        (1..=options.nodes).map(|n| Seed { id: n, address: format!("{}:{PORT}", host(n)) }).collect();
-    for node in 1..=options.nodes {
+    let voters: Vec<ControllerVoter> =
+        (1..=shape.nodes).map(|n| ControllerVoter { id: n, address: format!("{}:{PORT}", host(n)) }).collect();
+    for node in 1..=shape.nodes {
         let config = BrokerConfig {
             node_id: node,
             listen: format!("0.0.0.0:{PORT}").parse().expect("listen address"),
             advertise: Some(format!("{}:{PORT}", host(node))),
-            seeds: seeds.clone(),
-            raft: RaftTiming::default(),
+            controller_voters: voters.clone(),
+            raft: shape.raft,
+            heartbeat_interval_ms: shape.broker_heartbeat_interval_ms,
             ..BrokerConfig::default()
         };
         let disk = nodes.disks[&node].clone();
@@ -283,7 +390,7 @@ pub fn run(options: &Options) -> Report {
     let schedule = if options.no_faults {
         Vec::new()
     } else {
-        faults::schedule(seed, options.nodes, options.partitions, fault_start_ms, fault_end_ms)
+        faults::schedule(seed, shape.nodes, options.partitions, fault_start_ms, fault_end_ms)
     };
     // (time, start?, index into schedule), in time order; ends before starts at the same time.
     let mut actions: Vec<(u64, bool, usize)> = Vec::new();
@@ -339,6 +446,7 @@ pub fn run(options: &Options) -> Report {
     nodes.running.lock().expect("running lock").clear();
     Report {
         seed,
+        shape,
         schedule,
         faults: counts,
         anomalies: verdict.anomalies,
@@ -359,6 +467,17 @@ fn sample_leaders(nodes: &Nodes, history: &History, now: u64, seen: &mut BTreeSe
             }
         }
     }
+}
+
+/// The Raft group of a partition of the workload's topic, from the metadata a running node holds
+/// (none before the topic exists).
+fn group_of(nodes: &Nodes, partition: u32) -> Option<u64> {
+    let running = nodes.running.lock().expect("running lock");
+    running.values().find_map(|broker| {
+        let view = broker.view();
+        let topic = view.metadata.topics.get(crate::workload::TOPIC)?;
+        topic.partitions.get(partition as usize).map(|p| p.group_id)
+    })
 }
 
 /// The node that leads `group` now, by the nodes' own reports (the highest term wins).
@@ -442,18 +561,17 @@ fn restart(sim: &mut turmoil::Sim<'_>, nodes: &mut Nodes, node: u64) {
 /// Starts `fault`; returns the nodes it resolved to (for faults aimed at a role).
 fn start_fault(sim: &mut turmoil::Sim<'_>, nodes: &mut Nodes, links: &mut Links, fault: &Fault) -> Vec<u64> {
     match &fault.kind {
-        FaultKind::Partition { side } => {
+        FaultKind::NetSplit { side } => {
             isolate(sim, links, nodes, side, false);
             side.clone()
         }
-        FaultKind::PartitionOneway { from, to } => {
+        FaultKind::DropOneWay { from, to } => {
             cut(sim, links, *from, *to);
             vec![*from, *to]
         }
         FaultKind::IsolateLeader { partition } => {
-            // Partition groups are numbered from 1 in creation order; the workload's topic is
-            // the only one, so partition p is group p + 1.
-            let target: Vec<u64> = leader_of(nodes, u64::from(*partition) + 1).into_iter().collect();
+            let target: Vec<u64> =
+                group_of(nodes, *partition).and_then(|group| leader_of(nodes, group)).into_iter().collect();
             isolate(sim, links, nodes, &target, false);
             target
         }
@@ -499,10 +617,10 @@ fn start_fault(sim: &mut turmoil::Sim<'_>, nodes: &mut Nodes, links: &mut Links,
 
 fn end_fault(sim: &mut turmoil::Sim<'_>, nodes: &mut Nodes, links: &mut Links, fault: &Fault, targets: &[u64]) {
     match &fault.kind {
-        FaultKind::Partition { .. } | FaultKind::IsolateLeader { .. } | FaultKind::IsolateController => {
+        FaultKind::NetSplit { .. } | FaultKind::IsolateLeader { .. } | FaultKind::IsolateController => {
             isolate(sim, links, nodes, targets, true);
         }
-        FaultKind::PartitionOneway { from, to } => uncut(sim, links, *from, *to),
+        FaultKind::DropOneWay { from, to } => uncut(sim, links, *from, *to),
         FaultKind::Delay { .. } => sim.set_max_message_latency(NORMAL_MAX_LATENCY),
         FaultKind::Loss { .. } => set_node_fail_rate(sim, nodes, 0.0),
         FaultKind::Crash { .. } | FaultKind::PowerLoss => {
@@ -551,5 +669,31 @@ fn heal(sim: &mut turmoil::Sim<'_>, nodes: &mut Nodes, links: &mut Links) {
     }
     for clock in nodes.clocks.values() {
         clock.store(0, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_draws_one_shape_within_bounds() {
+        let mut sizes = BTreeSet::new();
+        for seed in 0..300 {
+            let shape = Shape::draw(seed, None);
+            assert_eq!(shape, Shape::draw(seed, None), "seed {seed} draws one shape");
+            assert!(Shape::NODES.contains(&shape.nodes), "{shape}");
+            assert!(Shape::RAFT_HEARTBEAT_MS.contains(&shape.raft.heartbeat_interval_ms), "{shape}");
+            assert!(shape.raft.election_timeout_min_ms >= 4 * shape.raft.heartbeat_interval_ms, "{shape}");
+            assert!(shape.raft.election_timeout_max_ms > shape.raft.election_timeout_min_ms, "{shape}");
+            assert!(Shape::BROKER_HEARTBEAT_MS.contains(&shape.broker_heartbeat_interval_ms), "{shape}");
+            assert!(Shape::CLIENT_REQUEST_TIMEOUT_MS.contains(&shape.client_request_timeout_ms), "{shape}");
+            assert_eq!(Shape::draw(seed, Some(7)).nodes, 7, "--nodes wins");
+            sizes.insert(shape.nodes);
+        }
+        assert_eq!(sizes, Shape::NODES.collect(), "every cluster size is drawn");
+        let standard = Options { standard_shape: true, ..Options::DEFAULT };
+        assert_eq!(Shape::of(&standard), Shape::STANDARD);
+        assert_eq!(Shape::STANDARD.raft, RaftTiming::default(), "the standard shape is production's timing");
     }
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use eddy_client::{Client, ClientConfig, Producer, ProducerConfig, ProducerRecord, v1};
+use eddy_client::{Client, ClientConfig, Producer, ProducerConfig, ProducerRecord, Reason, v1};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
@@ -39,6 +39,8 @@ pub struct Plan {
     pub final_read_budget_ms: u64,
     /// Gap between two sends of one producer.
     pub send_interval: Duration,
+    /// How long a client waits for one answer.
+    pub request_timeout: Duration,
     /// Whether clients' channels have HTTP/2 keep-alive (off only for `--bug no-keepalive`).
     pub keepalive: bool,
 }
@@ -57,7 +59,7 @@ fn now_ms() -> u64 {
 
 fn client(plan: &Plan, retry_deadline: Duration) -> Result<Client, eddy_client::ClientError> {
     let config = ClientConfig {
-        request_timeout: Duration::from_secs(3),
+        request_timeout: plan.request_timeout,
         connect_timeout: Duration::from_millis(500),
         retry_backoff_initial: Duration::from_millis(50),
         retry_backoff_max: Duration::from_millis(500),
@@ -79,7 +81,7 @@ pub async fn setup(plan: Plan, history: History, ready: Arc<AtomicBool>) -> SimR
     loop {
         match client.create_topic(TOPIC, plan.partitions, plan.nodes.min(3) as u32).await {
             Ok(_) => break,
-            Err(e) if e.reason() == "TOPIC_ALREADY_EXISTS" => break,
+            Err(e) if e.code() == Some(Reason::TopicAlreadyExists) => break,
             Err(e) => {
                 history.record(Event::Note { text: format!("create topic: {e}") });
                 tokio::time::sleep(Duration::from_millis(500)).await;

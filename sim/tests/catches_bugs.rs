@@ -5,10 +5,12 @@
 
 use std::process::Command;
 
+use eddy_sim::checker::Property;
+
 #[test]
 fn skipping_the_fsync_is_caught() {
     let output = Command::new(env!("CARGO_BIN_EXE_eddy-sim"))
-        .args(["--seeds", "1..6", "--bug", "skip-fsync", "--fault-secs", "20", "--heal-secs", "10"])
+        .args(["--seeds", "1..6", "--standard-shape", "--bug", "skip-fsync", "--fault-secs", "20", "--heal-secs", "10"])
         .output()
         .expect("run eddy-sim");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -20,14 +22,14 @@ fn skipping_the_fsync_is_caught() {
     assert!(summary["anomalies"].as_u64().unwrap_or(0) > 0, "{summary}");
     let first = failed[0].as_u64().expect("a seed");
     assert!(
-        stdout.contains(&format!("reproduce with: cargo run -p eddy-sim --release -- --seed {first} ")),
+        stdout.contains(&format!("reproduce with: cargo run -p eddy-sim --release -- --seed {first} "))
+            && stdout.contains("--standard-shape --bug skip-fsync"),
         "no reproduction command in:\n{stdout}"
     );
     // Durability anomalies, not mere unavailability.
+    let by_property = summary["anomalies_by_property"].as_object().expect("anomalies_by_property");
     assert!(
-        ["acknowledged_lost", "acknowledged_moved", "committed_lost", "offset_two_values", "two_leaders_in_term"]
-            .iter()
-            .any(|property| stdout.contains(property)),
+        Property::ALL.iter().filter(|p| p.is_safety()).any(|p| by_property.contains_key(p.name())),
         "the failures were not about lost or rewritten data:\n{stdout}"
     );
 }
@@ -38,15 +40,24 @@ fn skipping_the_fsync_is_caught() {
 #[test]
 fn channels_without_keepalive_are_caught() {
     let output = Command::new(env!("CARGO_BIN_EXE_eddy-sim"))
-        .args(["--seed", "22", "--bug", "no-keepalive"])
+        .args(["--seed", "22", "--standard-shape", "--bug", "no-keepalive"])
         .output()
         .expect("run eddy-sim");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!output.status.success(), "the broken system passed:\n{stdout}");
-    assert!(stdout.contains("unavailable: partition "), "no partition reported unavailable:\n{stdout}");
-    assert!(!stdout.contains("acknowledged_lost"), "unavailability was reported as loss:\n{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("a JSON summary line");
+    let by_property = summary["anomalies_by_property"].as_object().expect("anomalies_by_property");
+    assert!(by_property.contains_key(Property::Unavailable.name()), "no partition reported unavailable:\n{stdout}");
+    assert!(stdout.contains("unavailable: partition "), "the report names the partition:\n{stdout}");
     assert!(
-        stdout.contains("reproduce with: cargo run -p eddy-sim --release -- --seed 22 --bug no-keepalive"),
+        Property::ALL.iter().filter(|p| p.is_safety()).all(|p| !by_property.contains_key(p.name())),
+        "unavailability was reported as loss:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "reproduce with: cargo run -p eddy-sim --release -- --seed 22 --standard-shape --bug no-keepalive"
+        ),
         "no reproduction command in:\n{stdout}"
     );
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Anomaly, Model, Outcome};
+use super::{Anomaly, Model, Outcome, Property};
 
 pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
     // value -> (partition, offset) in the final reads.
@@ -27,7 +27,7 @@ pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
         match send.outcome {
             Outcome::Ok { offset } => match in_final.get(value.as_str()) {
                 None => anomalies.push(Anomaly {
-                    property: "acknowledged_lost",
+                    property: Property::AcknowledgedLost,
                     detail: format!(
                         "{value} was acknowledged at {}@{offset} but is not in the final read",
                         send.partition
@@ -35,7 +35,7 @@ pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
                 }),
                 Some(&(partition, found)) if partition != send.partition || found != offset => {
                     anomalies.push(Anomaly {
-                        property: "acknowledged_moved",
+                        property: Property::AcknowledgedMoved,
                         detail: format!(
                             "{value} was acknowledged at {}@{offset} but the final read has it at {partition}@{found}",
                             send.partition
@@ -49,7 +49,7 @@ pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
                     && !in_final.contains_key(value.as_str())
                 {
                     anomalies.push(Anomaly {
-                        property: "committed_lost",
+                        property: Property::CommittedLost,
                         detail: format!(
                             "{value} (outcome unknown) was read at {at_ms} ms, so it was committed, but the final read lacks it"
                         ),

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Anomaly, Model, Source};
+use super::{Anomaly, Model, Property, Source};
 
 pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
     let mut next: BTreeMap<&str, u64> = BTreeMap::new();
@@ -15,14 +15,14 @@ pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
             && *position != expected
         {
             anomalies.push(Anomaly {
-                property: "consumer_order",
+                property: Property::ConsumerOrder,
                 detail: format!("{consumer} polled from {position} after reading up to {}", expected.wrapping_sub(1)),
             });
         }
         for (want, record) in (*position..).zip(&read.records) {
             if record.offset != want {
                 anomalies.push(Anomaly {
-                    property: "consumer_order",
+                    property: Property::ConsumerOrder,
                     detail: format!(
                         "{consumer} at {} ms expected offset {want} but got {} ({})",
                         read.at_ms, record.offset, record.value

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Anomaly, Model};
+use super::{Anomaly, Model, Property};
 
 pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
     let mut first: BTreeMap<&str, (u32, u64)> = BTreeMap::new();
@@ -11,7 +11,7 @@ pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
         for record in records {
             if let Some(&(p, o)) = first.get(record.value.as_str()) {
                 anomalies.push(Anomaly {
-                    property: "duplicate",
+                    property: Property::Duplicate,
                     detail: format!("{} is at {p}@{o} and again at {partition}@{}", record.value, record.offset),
                 });
             } else {

@@ -1,6 +1,6 @@
 //! No read returns a value whose send failed definitely, nor a value that was never sent.
 
-use super::{Anomaly, Model, Outcome};
+use super::{Anomaly, Model, Outcome, Property};
 
 pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
     let mut reported = std::collections::BTreeSet::new();
@@ -14,7 +14,7 @@ pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
             };
             if reported.insert(record.value.as_str()) {
                 anomalies.push(Anomaly {
-                    property: "phantom_read",
+                    property: Property::PhantomRead,
                     detail: format!(
                         "{}@{} = {} {problem} ({:?} at {} ms)",
                         read.partition, record.offset, record.value, read.source, read.at_ms

@@ -3,7 +3,7 @@
 //! its acknowledged records are not counted as lost (nothing can tell whether they are), and the
 //! anomaly says how many could not be checked.
 
-use super::{Anomaly, Model, Outcome};
+use super::{Anomaly, Model, Outcome, Property};
 
 pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
     for partition in 0..model.partitions {
@@ -20,7 +20,7 @@ pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
             None => "was never read after healing".to_string(),
         };
         anomalies.push(Anomaly {
-            property: "unavailable",
+            property: Property::Unavailable,
             detail: format!(
                 "partition {partition} {why}; its {unchecked} acknowledged records could not be checked for loss"
             ),

@@ -20,10 +20,84 @@ use std::collections::BTreeMap;
 
 use crate::history::{Entry, Event, ReadRecord};
 
+/// The rules a history is held to; each anomaly names the one it breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Property {
+    /// An acknowledged send is missing from the final read (`acknowledged.rs`).
+    AcknowledgedLost,
+    /// An acknowledged send is in the final read, but not at its acknowledged offset.
+    AcknowledgedMoved,
+    /// A send of unknown outcome that some read returned (so it committed) is not in the final read.
+    CommittedLost,
+    /// A consumer went backwards or skipped an offset (`consumers.rs`).
+    ConsumerOrder,
+    /// Offsets are not dense from 0 to the high watermark (`dense.rs`).
+    OffsetsNotDense,
+    /// A value appears twice in the log (`duplicates.rs`).
+    Duplicate,
+    /// A read returned a failed send, a value never sent, or a value in another partition
+    /// (`failed_sends.rs`).
+    PhantomRead,
+    /// After healing, a partition could not be read in full (`liveness.rs`).
+    Unavailable,
+    /// Two nodes led one group in one term (`raft.rs`).
+    TwoLeadersInTerm,
+    /// A replica's committed log is not a prefix of the final log (`raft.rs`).
+    ReplicaLogDiverged,
+    /// One (partition, offset) held two values across reads (`single_value.rs`).
+    OffsetTwoValues,
+}
+
+impl Property {
+    /// Every property.
+    pub const ALL: [Property; 11] = [
+        Property::AcknowledgedLost,
+        Property::AcknowledgedMoved,
+        Property::CommittedLost,
+        Property::ConsumerOrder,
+        Property::OffsetsNotDense,
+        Property::Duplicate,
+        Property::PhantomRead,
+        Property::Unavailable,
+        Property::TwoLeadersInTerm,
+        Property::ReplicaLogDiverged,
+        Property::OffsetTwoValues,
+    ];
+
+    /// Whether a violation means data was lost, rewritten or invented (not merely unavailable).
+    pub fn is_safety(self) -> bool {
+        self != Property::Unavailable
+    }
+
+    /// The name printed in reports and summaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Property::AcknowledgedLost => "acknowledged_lost",
+            Property::AcknowledgedMoved => "acknowledged_moved",
+            Property::CommittedLost => "committed_lost",
+            Property::ConsumerOrder => "consumer_order",
+            Property::OffsetsNotDense => "offsets_not_dense",
+            Property::Duplicate => "duplicate",
+            Property::PhantomRead => "phantom_read",
+            Property::Unavailable => "unavailable",
+            Property::TwoLeadersInTerm => "two_leaders_in_term",
+            Property::ReplicaLogDiverged => "replica_log_diverged",
+            Property::OffsetTwoValues => "offset_two_values",
+        }
+    }
+}
+
+impl std::fmt::Display for Property {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A violated property.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Anomaly {
-    pub property: &'static str,
+    pub property: Property,
     pub detail: String,
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Anomaly, Model};
+use super::{Anomaly, Model, Property};
 
 pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
     let mut seen: BTreeMap<(u32, u64), &str> = BTreeMap::new();
@@ -15,7 +15,7 @@ pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
                     reported += 1;
                     if reported <= 20 {
                         anomalies.push(Anomaly {
-                            property: "offset_two_values",
+                            property: Property::OffsetTwoValues,
                             detail: format!(
                                 "{}@{} held {value} and {} ({:?} at {} ms)",
                                 read.partition, record.offset, record.value, read.source, read.at_ms

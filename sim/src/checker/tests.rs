@@ -14,11 +14,11 @@ fn recs(records: &[(u64, &str)]) -> Vec<ReadRecord> {
     records.iter().map(|&(offset, value)| rec(offset, value)).collect()
 }
 
-fn properties(v: &Verdict) -> Vec<&str> {
+fn properties(v: &Verdict) -> Vec<Property> {
     v.anomalies.iter().map(|a| a.property).collect()
 }
 
-fn assert_flags(builder: &Builder, property: &str) {
+fn assert_flags(builder: &Builder, property: Property) {
     let verdict = builder.verdict();
     assert!(properties(&verdict).contains(&property), "expected {property}, got {:?}", verdict.anomalies);
 }
@@ -166,7 +166,7 @@ fn acknowledged_lost() {
         records.pop();
         *high_watermark -= 1;
     });
-    assert_flags(&history, "acknowledged_lost");
+    assert_flags(&history, Property::AcknowledgedLost);
 }
 
 #[test]
@@ -175,23 +175,23 @@ fn acknowledged_moved() {
         records[0].value = "b1".to_string();
         records[1].value = "b0".to_string();
     });
-    assert_flags(&history, "acknowledged_moved");
+    assert_flags(&history, Property::AcknowledgedMoved);
 }
 
 #[test]
 fn committed_lost_unknown_send() {
-    assert_flags(&workload().poll("c1", 0, 3, &[(3, "u")]).heal(), "committed_lost");
+    assert_flags(&workload().poll("c1", 0, 3, &[(3, "u")]).heal(), Property::CommittedLost);
 }
 
 #[test]
 fn committed_lost_pending_send() {
-    assert_flags(&workload().poll("c1", 0, 3, &[(3, "w")]).heal(), "committed_lost");
+    assert_flags(&workload().poll("c1", 0, 3, &[(3, "w")]).heal(), Property::CommittedLost);
 }
 
 #[test]
 fn offset_two_values() {
     let history = clean().edit_poll("c0", 2, |records| records[0].value = "a1".to_string());
-    assert_flags(&history, "offset_two_values");
+    assert_flags(&history, Property::OffsetTwoValues);
 }
 
 #[test]
@@ -200,7 +200,7 @@ fn duplicate() {
         records.push(rec(2, "b0"));
         *high_watermark = 3;
     });
-    assert_flags(&history, "duplicate");
+    assert_flags(&history, Property::Duplicate);
 }
 
 #[test]
@@ -209,12 +209,12 @@ fn offsets_not_dense_gap() {
         records.push(rec(4, "u"));
         *high_watermark = 5;
     });
-    assert_flags(&history, "offsets_not_dense");
+    assert_flags(&history, Property::OffsetsNotDense);
 }
 
 #[test]
 fn offsets_not_dense_high_watermark() {
-    assert_flags(&clean().edit_final(1, |_, high_watermark| *high_watermark = 3), "offsets_not_dense");
+    assert_flags(&clean().edit_final(1, |_, high_watermark| *high_watermark = 3), Property::OffsetsNotDense);
 }
 
 #[test]
@@ -222,7 +222,7 @@ fn consumer_order_skip_between_polls() {
     let history = clean().edit_poll("c0", 0, |records| {
         records.pop();
     });
-    assert_flags(&history, "consumer_order");
+    assert_flags(&history, Property::ConsumerOrder);
 }
 
 #[test]
@@ -230,32 +230,32 @@ fn consumer_order_skip_within_poll() {
     let history = clean().edit_poll("c0", 0, |records| {
         records.remove(0);
     });
-    assert_flags(&history, "consumer_order");
+    assert_flags(&history, Property::ConsumerOrder);
 }
 
 #[test]
 fn consumer_order_backwards() {
-    assert_flags(&workload().poll("c0", 0, 1, &[(1, "a1"), (2, "a2")]).heal(), "consumer_order");
+    assert_flags(&workload().poll("c0", 0, 1, &[(1, "a1"), (2, "a2")]).heal(), Property::ConsumerOrder);
 }
 
 #[test]
 fn phantom_read_of_failed_send() {
-    assert_flags(&workload().poll("c1", 1, 2, &[(2, "f")]).heal(), "phantom_read");
+    assert_flags(&workload().poll("c1", 1, 2, &[(2, "f")]).heal(), Property::PhantomRead);
 }
 
 #[test]
 fn phantom_read_of_value_never_sent() {
-    assert_flags(&workload().poll("c1", 0, 3, &[(3, "ghost")]).heal(), "phantom_read");
+    assert_flags(&workload().poll("c1", 0, 3, &[(3, "ghost")]).heal(), Property::PhantomRead);
 }
 
 #[test]
 fn phantom_read_from_another_partition() {
-    assert_flags(&workload().poll("c1", 1, 2, &[(2, "a0")]).heal(), "phantom_read");
+    assert_flags(&workload().poll("c1", 1, 2, &[(2, "a0")]).heal(), Property::PhantomRead);
 }
 
 #[test]
 fn two_leaders_in_term() {
-    assert_flags(&workload().leader(1, 2, 3).heal(), "two_leaders_in_term");
+    assert_flags(&workload().leader(1, 2, 3).heal(), Property::TwoLeadersInTerm);
 }
 
 #[test]
@@ -265,7 +265,7 @@ fn replica_log_diverged() {
             records[1].value = "a2".to_string();
         }
     });
-    assert_flags(&history, "replica_log_diverged");
+    assert_flags(&history, Property::ReplicaLogDiverged);
 }
 
 #[test]
@@ -275,7 +275,7 @@ fn replica_log_longer_than_final() {
             records.push(rec(2, "f"));
         }
     });
-    assert_flags(&history, "replica_log_diverged");
+    assert_flags(&history, Property::ReplicaLogDiverged);
 }
 
 #[test]
@@ -287,7 +287,7 @@ fn liveness_final_read_failed() {
     });
     let verdict = history.verdict();
     // The partition's sends and replica reads are not checked against a final read it lacks.
-    assert_eq!(properties(&verdict), ["unavailable"], "{:?}", verdict.anomalies);
+    assert_eq!(properties(&verdict), [Property::Unavailable], "{:?}", verdict.anomalies);
     assert_eq!(verdict.records_checked, 3);
 }
 
@@ -295,11 +295,11 @@ fn liveness_final_read_failed() {
 fn liveness_no_final_read() {
     let history = clean().without(|event| matches!(event, Event::FinalRead { partition: 1, .. }));
     let verdict = history.verdict();
-    assert_eq!(properties(&verdict), ["unavailable"], "{:?}", verdict.anomalies);
+    assert_eq!(properties(&verdict), [Property::Unavailable], "{:?}", verdict.anomalies);
 }
 
 #[test]
 fn anomaly_display() {
-    let anomaly = Anomaly { property: "duplicate", detail: "x is at 0@1 and again at 0@2".to_string() };
+    let anomaly = Anomaly { property: Property::Duplicate, detail: "x is at 0@1 and again at 0@2".to_string() };
     assert_eq!(anomaly.to_string(), "duplicate: x is at 0@1 and again at 0@2");
 }
