@@ -4,9 +4,9 @@
 use std::io::{self, Cursor};
 use std::sync::Arc;
 
-use eddy_raft::snapshot::CurrentSnapshot;
+use eddy_raft::snapshot::{CurrentSnapshot, SnapshotBuilder};
 use futures::TryStreamExt;
-use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
 use openraft::{EntryPayload, OptionalSend};
 use serde::{Deserialize, Serialize};
@@ -72,7 +72,7 @@ impl ControllerStateMachine {
 
 impl RaftStateMachine<ControllerTypes> for ControllerStateMachine {
     type SnapshotData = Cursor<Vec<u8>>;
-    type SnapshotBuilder = ControllerSnapshotBuilder;
+    type SnapshotBuilder = SnapshotBuilder<ControllerTypes>;
 
     async fn applied_state(
         &mut self,
@@ -120,7 +120,7 @@ impl RaftStateMachine<ControllerTypes> for ControllerStateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        ControllerSnapshotBuilder { persisted: self.current.clone(), current: self.snapshot.clone() }
+        self.snapshot.builder(self.current.applied, self.current.membership.clone(), encode(&self.current.metadata))
     }
 
     async fn install_snapshot(
@@ -141,23 +141,5 @@ impl RaftStateMachine<ControllerTypes> for ControllerStateMachine {
         &mut self,
     ) -> Result<Option<SnapshotOf<ControllerTypes, Self::SnapshotData>>, io::Error> {
         Ok(self.snapshot.get())
-    }
-}
-
-/// Builds a snapshot of the controller metadata.
-pub struct ControllerSnapshotBuilder {
-    persisted: Persisted,
-    current: CurrentSnapshot<ControllerTypes>,
-}
-
-impl RaftSnapshotBuilder<ControllerTypes> for ControllerSnapshotBuilder {
-    type SnapshotData = Cursor<Vec<u8>>;
-
-    async fn build_snapshot(&mut self) -> Result<SnapshotOf<ControllerTypes, Self::SnapshotData>, io::Error> {
-        let meta = openraft::SnapshotMeta {
-            last_log_id: self.persisted.applied,
-            last_membership: self.persisted.membership.clone(),
-        };
-        Ok(self.current.keep(meta, encode(&self.persisted.metadata)))
     }
 }

@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 use std::io::{self, Cursor};
 
-use eddy_raft::snapshot::CurrentSnapshot;
+use eddy_raft::snapshot::{CurrentSnapshot, SnapshotBuilder};
 use futures::TryStreamExt;
-use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
 use openraft::{EntryPayload, OptionalSend};
 use serde::{Deserialize, Serialize};
@@ -96,7 +96,7 @@ fn view_of(state: &PartitionState) -> PartitionView {
 
 impl RaftStateMachine<PartitionTypes> for PartitionStateMachine {
     type SnapshotData = Cursor<Vec<u8>>;
-    type SnapshotBuilder = PartitionSnapshotBuilder;
+    type SnapshotBuilder = SnapshotBuilder<PartitionTypes>;
 
     async fn applied_state(
         &mut self,
@@ -140,7 +140,12 @@ impl RaftStateMachine<PartitionTypes> for PartitionStateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        PartitionSnapshotBuilder { persisted: self.current.clone(), current: self.snapshot.clone() }
+        // Its offsets and producer windows; the records themselves stay in the log.
+        self.snapshot.builder(
+            self.current.applied,
+            self.current.membership.clone(),
+            encode(&(&self.current.partition, &self.current.partition.producers)),
+        )
     }
 
     async fn install_snapshot(
@@ -173,25 +178,6 @@ impl RaftStateMachine<PartitionTypes> for PartitionStateMachine {
         &mut self,
     ) -> Result<Option<SnapshotOf<PartitionTypes, Self::SnapshotData>>, io::Error> {
         Ok(self.snapshot.get())
-    }
-}
-
-/// Builds a snapshot of a partition's state machine (its offsets and producer windows; the
-/// records themselves stay in the log).
-pub struct PartitionSnapshotBuilder {
-    persisted: Persisted,
-    current: CurrentSnapshot<PartitionTypes>,
-}
-
-impl RaftSnapshotBuilder<PartitionTypes> for PartitionSnapshotBuilder {
-    type SnapshotData = Cursor<Vec<u8>>;
-
-    async fn build_snapshot(&mut self) -> Result<SnapshotOf<PartitionTypes, Self::SnapshotData>, io::Error> {
-        let meta = openraft::SnapshotMeta {
-            last_log_id: self.persisted.applied,
-            last_membership: self.persisted.membership.clone(),
-        };
-        Ok(self.current.keep(meta, encode(&(&self.persisted.partition, &self.persisted.partition.producers))))
     }
 }
 

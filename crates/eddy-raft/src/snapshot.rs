@@ -9,8 +9,8 @@ use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 
 use openraft::RaftTypeConfig;
-use openraft::storage::Snapshot;
-use openraft::type_config::alias::{SnapshotMetaOf, SnapshotOf};
+use openraft::storage::{RaftSnapshotBuilder, Snapshot};
+use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
 
 /// A snapshot's metadata and encoded bytes.
 type Stored<C> = (SnapshotMetaOf<C>, Arc<Vec<u8>>);
@@ -44,9 +44,32 @@ impl<C: RaftTypeConfig> CurrentSnapshot<C> {
         slot.as_ref().map(|(meta, bytes)| Snapshot { meta: meta.clone(), snapshot: Cursor::new(bytes.to_vec()) })
     }
 
-    /// Stores a snapshot just built and returns it.
-    pub fn keep(&self, meta: SnapshotMetaOf<C>, bytes: Vec<u8>) -> SnapshotOf<C, Cursor<Vec<u8>>> {
-        self.set(meta.clone(), bytes.clone());
-        Snapshot { meta, snapshot: Cursor::new(bytes) }
+    /// A builder of the snapshot of a state machine that has applied up to `last_log_id` under
+    /// `last_membership`, whose state encodes to `bytes`: building it makes it the current one.
+    pub fn builder(
+        &self,
+        last_log_id: Option<LogIdOf<C>>,
+        last_membership: StoredMembershipOf<C>,
+        bytes: Vec<u8>,
+    ) -> SnapshotBuilder<C> {
+        SnapshotBuilder { meta: openraft::SnapshotMeta { last_log_id, last_membership }, bytes, current: self.clone() }
+    }
+}
+
+/// Builds a snapshot whose state was encoded when the builder was made (the state machine's state
+/// at that moment), and keeps it as the group's [`CurrentSnapshot`].
+pub struct SnapshotBuilder<C: RaftTypeConfig> {
+    meta: SnapshotMetaOf<C>,
+    bytes: Vec<u8>,
+    current: CurrentSnapshot<C>,
+}
+
+impl<C: RaftTypeConfig> RaftSnapshotBuilder<C> for SnapshotBuilder<C> {
+    type SnapshotData = Cursor<Vec<u8>>;
+
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<C, Self::SnapshotData>, std::io::Error> {
+        let bytes = std::mem::take(&mut self.bytes);
+        self.current.set(self.meta.clone(), bytes.clone());
+        Ok(Snapshot { meta: self.meta.clone(), snapshot: Cursor::new(bytes) })
     }
 }
