@@ -87,12 +87,7 @@ impl RaftStateMachine<ControllerTypes> for ControllerStateMachine {
         let mut responses = Vec::new();
         let mut changed = false;
         while let Some((entry, responder)) = entries.try_next().await? {
-            assert!(
-                Some(entry.log_id) > self.current.applied,
-                "entry {} applied after {:?}: applied log ids only grow",
-                entry.log_id,
-                self.current.applied
-            );
+            eddy_raft::assert_applies_after::<ControllerTypes>(self.current.applied.as_ref(), &entry.log_id);
             let response = match &entry.payload {
                 EntryPayload::Blank => ControllerResponse::Done,
                 EntryPayload::Normal(command) => {

@@ -111,12 +111,7 @@ impl RaftStateMachine<PartitionTypes> for PartitionStateMachine {
         let mut batch = Batch::new();
         let mut responses = Vec::new();
         while let Some((entry, responder)) = entries.try_next().await? {
-            assert!(
-                Some(entry.log_id) > self.current.applied,
-                "entry {} applied after {:?}: applied log ids only grow",
-                entry.log_id,
-                self.current.applied
-            );
+            eddy_raft::assert_applies_after::<PartitionTypes>(self.current.applied.as_ref(), &entry.log_id);
             let response = match &entry.payload {
                 EntryPayload::Blank => PartitionResponse::None,
                 EntryPayload::Normal(command) => self.apply_command(&mut batch, entry.log_id.index, command),

@@ -37,3 +37,12 @@ pub fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     std::collections::hash_map::RandomState::new().build_hasher().finish()
 }
+
+/// Asserts that a state machine applies `next` after `applied`: applied log ids only grow. A
+/// state machine that applied an entry twice, or out of order, has diverged from its log.
+pub fn assert_applies_after<C: openraft::RaftTypeConfig>(
+    applied: Option<&openraft::type_config::alias::LogIdOf<C>>,
+    next: &openraft::type_config::alias::LogIdOf<C>,
+) {
+    assert!(Some(next) > applied, "entry {next} applied after {applied:?}: applied log ids only grow");
+}
