@@ -1,6 +1,6 @@
-//! A running Eddy node: the controller replica (on seed nodes), the local partition replicas,
-//! the heartbeat to the controller and the reconciler that makes local replicas match the
-//! metadata.
+//! A running Eddy node: the controller replica (on controller voters), the local partition
+//! replicas, the heartbeat to the controller and the reconciler that makes local replicas match
+//! the metadata.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

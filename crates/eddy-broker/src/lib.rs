@@ -1,6 +1,6 @@
 //! An Eddy node. It wires storage, the partition Raft groups, the controller and the services:
 //!
-//! - [`Broker`]: starts the controller replica (on seed nodes) and the heartbeat and reconcile
+//! - [`Broker`]: starts the controller replica (on controller voters) and the heartbeat and reconcile
 //!   loops that keep local partition replicas in line with the controller's metadata.
 //! - [`api::EddyApi`]: the public `eddy.v1.Eddy` gRPC service.
 //! - [`Broker::routes`]: every gRPC service of the node on one address.

@@ -58,7 +58,7 @@ impl ControllerClient {
         let mut candidates: Vec<String> = hint.into_iter().collect();
         candidates.extend(self.voters.iter().cloned());
         let mut last_error = String::from("no controller voters configured");
-        // Each seed once, plus the leader hints they give: bounded by twice the seed count.
+        // Each voter once, plus the leader hints they give: bounded by twice the voter count.
         let attempts_max = 2 * self.voters.len() + 1;
         let mut attempts = 0;
         while let Some(address) = candidates.first().cloned() {

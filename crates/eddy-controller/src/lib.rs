@@ -1,4 +1,4 @@
-//! Eddy's metadata controller: a Raft group (group 0) on the seed nodes that holds brokers,
+//! Eddy's metadata controller: a Raft group (group 0) on the controller voters that holds brokers,
 //! topics and partition placement, tracks broker liveness and partition leaders, and answers
 //! every broker's heartbeat with the metadata it needs to reconcile its local partitions.
 
