@@ -19,6 +19,9 @@ pub enum Event {
     SendInvoke { process: String, value: String, partition: u32 },
     /// The send was acknowledged at `offset`.
     SendOk { value: String, partition: u32, offset: u64 },
+    /// An ACKS_LEADER send was acknowledged at `offset` before it committed: it may be lost with
+    /// the leadership, but if it is in the log, it is at `offset`.
+    SendLeaderOk { value: String, partition: u32, offset: u64 },
     /// The broker said the send did not happen.
     SendFail { value: String, partition: u32, reason: String },
     /// The send may or may not have happened (timeout, lost connection, leadership change).
@@ -86,6 +89,9 @@ pub fn trace_lines(entries: &[Entry]) -> Vec<String> {
                 }
                 Event::SendOk { value, partition, offset } => {
                     let _ = write!(line, "ok      {value} at p{partition}@{offset}");
+                }
+                Event::SendLeaderOk { value, partition, offset } => {
+                    let _ = write!(line, "ok(ldr) {value} at p{partition}@{offset}");
                 }
                 Event::SendFail { value, partition, reason } => {
                     let _ = write!(line, "fail    {value} -> p{partition}: {reason}");

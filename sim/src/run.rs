@@ -379,6 +379,7 @@ pub fn run(options: &Options) -> Report {
         );
     }
     sim.client("oneshot", workload::oneshot(plan.clone(), history.clone(), ready.clone()));
+    sim.client("leader-acks", workload::leader_acks(plan.clone(), history.clone(), ready.clone()));
     for partition in 0..plan.partitions {
         sim.client(
             format!("consumer-{partition}"),

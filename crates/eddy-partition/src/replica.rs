@@ -56,6 +56,10 @@ pub struct LocalLeadership {
     /// This replica is the leader and has applied an entry of its own term, so its high
     /// watermark covers everything committed before it: it may answer reads.
     pub ready: bool,
+    /// Every entry in this replica's log is applied. A leader that resumed its term after a
+    /// restart (openraft keeps a committed vote for itself) may hold entries of its own term
+    /// from before the restart that are neither applied nor counted by any proposal in flight.
+    pub log_applied: bool,
 }
 
 /// Where a replica belongs, from the controller's metadata.
@@ -127,6 +131,7 @@ impl Replica {
             term: metrics.current_term,
             is_self,
             ready: is_self && applied_term == Some(metrics.current_term),
+            log_applied: metrics.last_applied.as_ref().map(|id| id.index) == metrics.last_log_index,
         }
     }
 }

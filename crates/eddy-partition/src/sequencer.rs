@@ -120,7 +120,11 @@ impl Sequencer {
                     *state =
                         State { term: leadership.term, generation: state.generation + 1, next: None, in_flight: 0 };
                 }
-                if state.in_flight == 0 && leadership.ready {
+                // With nothing of ours in flight, the next offset is the high watermark, once every
+                // entry in the log is applied: entries of this term from before a restart of this
+                // leader are in the log but were counted by no proposal of this sequencer (seed 9
+                // of the ACKS_LEADER workload).
+                if state.in_flight == 0 && leadership.ready && leadership.log_applied {
                     state.next = Some(replica.view.borrow().high_watermark);
                 }
                 if predict && state.next.is_none() {
@@ -138,6 +142,18 @@ impl Sequencer {
                     };
                     // Counted before it is submitted: from here on the entry may commit.
                     state.in_flight += 1;
+                    tracing::debug!(
+                        group = replica.group,
+                        term = state.term,
+                        generation = state.generation,
+                        in_flight = state.in_flight,
+                        ?predicted,
+                        idempotent,
+                        record_count,
+                        hw = replica.view.borrow().high_watermark,
+                        ready = leadership.ready,
+                        "proposal counted"
+                    );
                     Some((predicted, state.generation))
                 }
             };
@@ -171,6 +187,7 @@ impl Sequencer {
     /// Records that a proposal of `generation` was applied or dropped.
     fn complete(&self, generation: u64) {
         let mut state = self.state.lock().expect("sequencer state lock");
+        tracing::debug!(generation, current = state.generation, in_flight = state.in_flight, "proposal completed");
         if state.generation == generation {
             assert!(state.in_flight > 0, "a proposal completed that was never counted");
             state.in_flight -= 1;

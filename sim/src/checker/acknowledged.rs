@@ -1,6 +1,8 @@
 //! No acknowledged record is lost: every `ok` send is in the final read of its partition, at the
 //! offset it was acknowledged with; and every `unknown` send that any read returned (so it was
-//! committed) is in the final read too.
+//! committed) is in the final read too. An ACKS_LEADER send may be lost with the leadership, but
+//! when it is in the final read it is at the offset it was acknowledged with, and once any read
+//! returned it, it is not lost.
 
 use std::collections::BTreeMap;
 
@@ -43,6 +45,30 @@ pub fn check(model: &Model, anomalies: &mut Vec<Anomaly>) {
                     })
                 }
                 Some(_) => {}
+            },
+            Outcome::LeaderOk { offset } => match in_final.get(value.as_str()) {
+                Some(&(partition, found)) if partition != send.partition || found != offset => {
+                    anomalies.push(Anomaly {
+                        property: Property::LeaderAckMoved,
+                        detail: format!(
+                            "{value} was acknowledged by the leader at {}@{offset} but the final read has it at \
+                             {partition}@{found}",
+                            send.partition
+                        ),
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(at_ms) = seen_anywhere.get(value.as_str()) {
+                        anomalies.push(Anomaly {
+                            property: Property::CommittedLost,
+                            detail: format!(
+                                "{value} (acknowledged by the leader) was read at {at_ms} ms, so it was committed, \
+                                 but the final read lacks it"
+                            ),
+                        });
+                    }
+                }
             },
             Outcome::Unknown | Outcome::Pending => {
                 if let Some(at_ms) = seen_anywhere.get(value.as_str())

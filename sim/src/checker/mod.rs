@@ -47,11 +47,14 @@ pub enum Property {
     ReplicaLogDiverged,
     /// One (partition, offset) held two values across reads (`single_value.rs`).
     OffsetTwoValues,
+    /// An ACKS_LEADER acknowledged value is in the final log, but not at the offset it was
+    /// acknowledged with (`acknowledged.rs`). Its loss with the leadership is allowed.
+    LeaderAckMoved,
 }
 
 impl Property {
     /// Every property.
-    pub const ALL: [Property; 11] = [
+    pub const ALL: [Property; 12] = [
         Property::AcknowledgedLost,
         Property::AcknowledgedMoved,
         Property::CommittedLost,
@@ -63,6 +66,7 @@ impl Property {
         Property::TwoLeadersInTerm,
         Property::ReplicaLogDiverged,
         Property::OffsetTwoValues,
+        Property::LeaderAckMoved,
     ];
 
     /// Whether a violation means data was lost, rewritten or invented (not merely unavailable).
@@ -84,6 +88,7 @@ impl Property {
             Property::TwoLeadersInTerm => "two_leaders_in_term",
             Property::ReplicaLogDiverged => "replica_log_diverged",
             Property::OffsetTwoValues => "offset_two_values",
+            Property::LeaderAckMoved => "leader_ack_moved",
         }
     }
 }
@@ -119,7 +124,13 @@ pub struct Verdict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Pending,
-    Ok { offset: u64 },
+    Ok {
+        offset: u64,
+    },
+    /// Acknowledged by the leader alone (ACKS_LEADER) at `offset`.
+    LeaderOk {
+        offset: u64,
+    },
     Fail,
     Unknown,
 }
@@ -173,6 +184,9 @@ impl Model {
                     model.sends.insert(value.clone(), Send { partition: *partition, outcome: Outcome::Pending });
                 }
                 Event::SendOk { value, offset, .. } => model.set_outcome(value, Outcome::Ok { offset: *offset }),
+                Event::SendLeaderOk { value, offset, .. } => {
+                    model.set_outcome(value, Outcome::LeaderOk { offset: *offset })
+                }
                 Event::SendFail { value, .. } => model.set_outcome(value, Outcome::Fail),
                 Event::SendUnknown { value, .. } => model.set_outcome(value, Outcome::Unknown),
                 Event::Poll { consumer, partition, position, records } => model.reads.push(Read {

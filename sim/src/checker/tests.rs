@@ -43,6 +43,10 @@ impl Builder {
         self.invoke(value, partition).push(Event::SendOk { value: value.to_string(), partition, offset })
     }
 
+    fn leader_ok(self, value: &str, partition: u32, offset: u64) -> Self {
+        self.invoke(value, partition).push(Event::SendLeaderOk { value: value.to_string(), partition, offset })
+    }
+
     fn fail(self, value: &str, partition: u32) -> Self {
         let reason = "not leader".to_string();
         self.invoke(value, partition).push(Event::SendFail { value: value.to_string(), partition, reason })
@@ -167,6 +171,30 @@ fn acknowledged_lost() {
         *high_watermark -= 1;
     });
     assert_flags(&history, Property::AcknowledgedLost);
+}
+
+#[test]
+fn leader_acks_may_be_lost_but_never_moved() {
+    // Acknowledged by the leader at 1@2, then lost with the leadership: allowed.
+    let lost = workload().leader_ok("l0", 1, 2).heal();
+    let verdict = lost.verdict();
+    assert!(verdict.anomalies.is_empty(), "{:?}", verdict.anomalies);
+    // In the log at the acknowledged offset: fine.
+    let kept = workload().leader_ok("l0", 1, 2).heal().edit_final(1, |records, high_watermark| {
+        records.push(rec(2, "l0"));
+        *high_watermark = 3;
+    });
+    let verdict = kept.verdict();
+    assert!(verdict.anomalies.is_empty(), "{:?}", verdict.anomalies);
+    // In the log at another offset: the prediction was wrong.
+    let moved = workload().leader_ok("l0", 1, 1).heal().edit_final(1, |records, high_watermark| {
+        records.push(rec(2, "l0"));
+        *high_watermark = 3;
+    });
+    assert_flags(&moved, Property::LeaderAckMoved);
+    // Read by a consumer, so committed, then missing from the final log: lost.
+    let read_then_lost = workload().leader_ok("l0", 1, 2).poll("c1", 1, 2, &[(2, "l0")]).heal();
+    assert_flags(&read_then_lost, Property::CommittedLost);
 }
 
 #[test]
