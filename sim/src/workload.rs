@@ -149,52 +149,38 @@ fn record_delivery(history: &History, (value, partition, outcome): DeliveryOutco
 /// Sends each value once with ACKS_LEADER (no idempotence, no retries): the answer names the
 /// offset the leader predicted, which the checker holds against the final log.
 pub async fn leader_acks(plan: Plan, history: History, ready: Arc<AtomicBool>) -> SimResult {
-    until_ready(&ready).await;
-    let client = client(&plan, Duration::ZERO)?;
-    let mut n = 0u64;
-    while now_ms() < plan.send_until_ms {
-        let value = format!("l-{n}");
-        let partition = (n % u64::from(plan.partitions)) as u32;
-        n += 1;
-        history.record(Event::SendInvoke { process: "leader-acks".into(), value: value.clone(), partition });
-        let request = v1::ProduceRequest {
-            topic: TOPIC.into(),
-            partition,
-            records: vec![v1::Record { value: Bytes::from(value.clone()), ..Default::default() }],
-            acks: v1::Acks::Leader as i32,
-            producer: None,
-            timeout_ms: 0,
-        };
-        history.record(match client.produce(request).await {
-            Ok(response) => Event::SendLeaderOk { value, partition, offset: response.base_offset },
-            Err(e) if e.is_definite() => Event::SendFail { value, partition, reason: e.reason().to_string() },
-            Err(e) => Event::SendUnknown { value, partition, reason: e.to_string() },
-        });
-        tokio::time::sleep(plan.send_interval * 4).await;
-    }
-    Ok(())
+    send_once(plan, history, ready, v1::Acks::Leader).await
 }
 
 /// Sends each value exactly once (no idempotence, no retries), so a definite error is a definite
 /// failure: such a value must never be read.
 pub async fn oneshot(plan: Plan, history: History, ready: Arc<AtomicBool>) -> SimResult {
+    send_once(plan, history, ready, v1::Acks::All).await
+}
+
+/// One value at a time, each sent once with `acks`, round-robin over the partitions.
+async fn send_once(plan: Plan, history: History, ready: Arc<AtomicBool>, acks: v1::Acks) -> SimResult {
+    let (process, prefix) = if acks == v1::Acks::Leader { ("leader-acks", "l") } else { ("oneshot", "o") };
     until_ready(&ready).await;
     let client = client(&plan, Duration::ZERO)?;
     let mut n = 0u64;
     while now_ms() < plan.send_until_ms {
-        let value = format!("o-{n}");
+        let value = format!("{prefix}-{n}");
         let partition = (n % u64::from(plan.partitions)) as u32;
         n += 1;
-        history.record(Event::SendInvoke { process: "oneshot".into(), value: value.clone(), partition });
+        history.record(Event::SendInvoke { process: process.into(), value: value.clone(), partition });
         let request = v1::ProduceRequest {
             topic: TOPIC.into(),
             partition,
             records: vec![v1::Record { value: Bytes::from(value.clone()), ..Default::default() }],
-            acks: v1::Acks::All as i32,
+            acks: acks as i32,
             producer: None,
             timeout_ms: 0,
         };
         history.record(match client.produce(request).await {
+            Ok(response) if acks == v1::Acks::Leader => {
+                Event::SendLeaderOk { value, partition, offset: response.base_offset }
+            }
             Ok(response) => Event::SendOk { value, partition, offset: response.base_offset },
             Err(e) if e.is_definite() => Event::SendFail { value, partition, reason: e.reason().to_string() },
             Err(e) => Event::SendUnknown { value, partition, reason: e.to_string() },
