@@ -7,6 +7,11 @@ use std::process::Command;
 
 use eddy_sim::checker::Property;
 
+/// The JSON summary line a run of `eddy-sim` ends with.
+fn summary_line(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("a JSON summary line")
+}
+
 #[test]
 fn skipping_the_fsync_is_caught() {
     let output = Command::new(env!("CARGO_BIN_EXE_eddy-sim"))
@@ -15,8 +20,7 @@ fn skipping_the_fsync_is_caught() {
         .expect("run eddy-sim");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!output.status.success(), "the broken system passed every seed:\n{stdout}");
-    let summary: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("a JSON summary line");
+    let summary = summary_line(&stdout);
     let failed = summary["failed_seeds"].as_array().expect("failed_seeds");
     assert!(!failed.is_empty(), "{summary}");
     assert!(summary["anomalies"].as_u64().unwrap_or(0) > 0, "{summary}");
@@ -45,8 +49,7 @@ fn channels_without_keepalive_are_caught() {
         .expect("run eddy-sim");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!output.status.success(), "the broken system passed:\n{stdout}");
-    let summary: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("a JSON summary line");
+    let summary = summary_line(&stdout);
     let by_property = summary["anomalies_by_property"].as_object().expect("anomalies_by_property");
     assert!(by_property.contains_key(Property::Unavailable.name()), "no partition reported unavailable:\n{stdout}");
     assert!(stdout.contains("unavailable: partition "), "the report names the partition:\n{stdout}");
