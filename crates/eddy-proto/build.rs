@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-const PROTOS: &[&str] = &["eddy/v1/eddy.proto", "eddy/internal/v1/internal.proto"];
+const PROTOS: &[&str] = &["eddy/v1/eddy.proto", "eddy/v1/groups.proto", "eddy/internal/v1/internal.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Read at run time, not compiled in: checkouts at other paths share the target directory

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eddy_controller::{ControllerReply, ControllerRequest};
+use eddy_controller::{ControllerReply, ControllerRequest, is_internal_topic};
 use eddy_partition::{PartitionCommand, PartitionResponse, Proposal, ProposeError, ReadLimits, RecordBatch, Replica};
 use eddy_proto::v1::{self, eddy_server::Eddy};
 use tonic::{Request, Response, Status};
@@ -109,34 +109,25 @@ impl EddyApi {
         }
     }
 
-    /// Who leads a group: the local Raft's view when this broker hosts a replica, else the
-    /// controller's table (only leaders that are alive).
     fn partition_leader(&self, view: &ClusterView, group: u64) -> Option<u64> {
-        match self.replicas.get(group) {
-            Some(replica) => replica.leadership().leader,
-            None => view.leaders.get(&group).map(|l| l.leader).filter(|id| view.alive.contains(id)),
-        }
+        self.replicas.leader_of(view, group)
     }
 
-    /// Runs a storage read on the blocking pool when the store may wait on disk, inline otherwise.
     async fn storage_read<T, F>(&self, read: F) -> Result<T, BrokerError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        if self.reads_block {
-            tokio::task::spawn_blocking(read)
-                .await
-                .map_err(|e| BrokerError::Internal(format!("a storage read task failed: {e}")))
-        } else {
-            Ok(read())
-        }
+        crate::replicas::storage_read(self.reads_block, read).await
     }
 
     async fn produce_inner(&self, request: v1::ProduceRequest) -> Result<v1::ProduceResponse, BrokerError> {
         let started = Instant::now();
         let config = &self.config;
         let view = self.cluster.current();
+        if is_internal_topic(&request.topic) {
+            return Err(BrokerError::InternalTopic(request.topic, "write"));
+        }
         let acks = v1::Acks::try_from(request.acks)
             .map_err(|_| BrokerError::InvalidRequest(format!("unknown acks value {}", request.acks)))?;
         if request.records.is_empty() {
@@ -333,7 +324,34 @@ impl EddyApi {
         })
     }
 
-    async fn list_offsets_inner(
+    /// ListOffsets at the partition's leader: this broker when it leads, else the leader it
+    /// knows of (LEADER_NOT_AVAILABLE when none answers in time).
+    pub(crate) async fn list_offsets_at_leader(
+        &self,
+        view: &ClusterView,
+        request: v1::ListOffsetsRequest,
+    ) -> Result<v1::ListOffsetsResponse, BrokerError> {
+        let (topic, partition) = (request.topic.clone(), request.partition);
+        let info = view.partition(&topic, partition)?;
+        if self.replicas.get(info.group_id).is_some_and(|r| r.leadership().is_self) {
+            return self.list_offsets_inner(request).await;
+        }
+        let unavailable = || BrokerError::LeaderNotAvailable { topic: topic.clone(), partition };
+        let address =
+            self.partition_leader(view, info.group_id).and_then(|id| view.address_of(id)).ok_or_else(unavailable)?;
+        let channel = self.peers.channel(&address).map_err(|_| unavailable())?;
+        let mut client = v1::eddy_client::EddyClient::new(channel);
+        match tokio::time::timeout(LEADER_QUERY_TIMEOUT, client.list_offsets(request)).await {
+            Ok(Ok(answer)) => Ok(answer.into_inner()),
+            Ok(Err(status)) => {
+                tracing::debug!(topic, partition, %address, status = %status.message(), "a leader's ListOffsets failed");
+                Err(unavailable())
+            }
+            Err(_) => Err(unavailable()),
+        }
+    }
+
+    pub(crate) async fn list_offsets_inner(
         &self,
         request: v1::ListOffsetsRequest,
     ) -> Result<v1::ListOffsetsResponse, BrokerError> {
@@ -373,34 +391,20 @@ impl EddyApi {
             Some(info) => info.clone(),
             None => return topic,
         };
-        let queries = topic.partitions.iter_mut().zip(info.partitions.iter()).map(|(desc, p)| {
+        for (desc, p) in topic.partitions.iter_mut().zip(info.partitions.iter()) {
             let leader = self.partition_leader(view, p.group_id);
             desc.leader = leader;
             desc.leader_address = leader.and_then(|id| view.address_of(id)).unwrap_or_default();
-            let local = self.replicas.get(p.group_id).filter(|r| r.leadership().ready);
-            let address = desc.leader_address.clone();
-            let name = topic.name.clone();
-            let partition = p.partition;
-            let peers = self.peers.clone();
+        }
+        let queries = info.partitions.iter().map(|p| {
+            let request = v1::ListOffsetsRequest {
+                topic: info.name.clone(),
+                partition: p.partition,
+                spec: v1::OffsetSpec::Latest as i32,
+                timestamp_ms: 0,
+            };
             async move {
-                if let Some(replica) = local {
-                    let v = *replica.view.borrow();
-                    return Some((v.log_start_offset, v.high_watermark));
-                }
-                if address.is_empty() {
-                    return None;
-                }
-                let channel = peers.channel(&address).ok()?;
-                let mut client = v1::eddy_client::EddyClient::new(channel);
-                let request = v1::ListOffsetsRequest {
-                    topic: name,
-                    partition,
-                    spec: v1::OffsetSpec::Latest as i32,
-                    timestamp_ms: 0,
-                };
-                let answer =
-                    tokio::time::timeout(LEADER_QUERY_TIMEOUT, client.list_offsets(request)).await.ok()?.ok()?;
-                let answer = answer.into_inner();
+                let answer = self.list_offsets_at_leader(view, request).await.ok()?;
                 Some((answer.log_start_offset, answer.high_watermark))
             }
         });
@@ -418,6 +422,9 @@ impl EddyApi {
         &self,
         request: v1::CreateTopicRequest,
     ) -> Result<v1::CreateTopicResponse, BrokerError> {
+        if is_internal_topic(&request.name) {
+            return Err(BrokerError::InternalTopic(request.name, "create"));
+        }
         let call = ControllerRequest::CreateTopic {
             name: request.name.clone(),
             partitions: request.partitions,
@@ -436,6 +443,9 @@ impl EddyApi {
         &self,
         request: v1::DeleteTopicRequest,
     ) -> Result<v1::DeleteTopicResponse, BrokerError> {
+        if is_internal_topic(&request.name) {
+            return Err(BrokerError::InternalTopic(request.name, "delete"));
+        }
         let call = ControllerRequest::DeleteTopic { name: request.name.clone() };
         self.controller.call(&call).await?;
         self.await_metadata(|view| !view.metadata.topics.contains_key(&request.name)).await;

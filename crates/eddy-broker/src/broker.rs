@@ -20,6 +20,7 @@ use tonic::Status;
 use crate::clock::Clock;
 use crate::cluster_view::{ClusterView, ClusterWatch};
 use crate::config::BrokerConfig;
+use crate::coordinator::Coordinator;
 use crate::replicas::LocalReplicas;
 
 /// Why a broker could not start.
@@ -49,6 +50,7 @@ pub(crate) struct Inner {
     pub(crate) replicas: Arc<LocalReplicas>,
     pub(crate) heartbeat_now: Arc<Notify>,
     pub(crate) stopping: watch::Sender<bool>,
+    pub(crate) coordinator: Arc<Coordinator>,
 }
 
 /// What a broker runs on. Production passes RocksDB, TCP, the system clock and a random seed; the
@@ -107,6 +109,16 @@ impl Broker {
         let sync_valid_for = Duration::from_millis(config.broker_session_timeout_ms);
         let (view, _) = watch::channel(Arc::new(ClusterView::unsynced(sync_valid_for)));
         let (stopping, _) = watch::channel(false);
+        let heartbeat_now = Arc::new(Notify::new());
+        let replicas = Arc::new(LocalReplicas::default());
+        let coordinator = Arc::new(Coordinator::new(
+            config.offsets_partitions,
+            ClusterWatch::new(view.subscribe(), heartbeat_now.clone()),
+            replicas.clone(),
+            controller_client.clone(),
+            clock.clone(),
+            kv.reads_block(),
+        ));
         let inner = Arc::new(Inner {
             config,
             node_id,
@@ -118,10 +130,12 @@ impl Broker {
             controller,
             controller_client,
             view,
-            replicas: Arc::default(),
-            heartbeat_now: Arc::default(),
+            replicas,
+            heartbeat_now,
             stopping,
+            coordinator: coordinator.clone(),
         });
+        tokio::spawn(coordinator.expire_members(inner.stopping.subscribe()));
         tokio::spawn(heartbeat_loop(inner.clone()));
         tokio::spawn(crate::reconcile::reconcile_loop(inner.clone()));
         tracing::info!(node_id, address = %inner.address, voter = inner.controller.is_some(), "broker started");
@@ -140,6 +154,11 @@ impl Broker {
     /// The cluster view for request handlers: current, awaited, refreshed.
     pub fn cluster_watch(&self) -> ClusterWatch {
         ClusterWatch::new(self.inner.view.subscribe(), self.inner.heartbeat_now.clone())
+    }
+
+    /// The group coordinator of the offsets partitions this broker leads.
+    pub fn coordinator(&self) -> Arc<Coordinator> {
+        self.inner.coordinator.clone()
     }
 
     /// The partition replicas this broker hosts.

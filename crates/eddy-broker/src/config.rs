@@ -77,6 +77,9 @@ pub struct BrokerConfig {
     /// A broker silent for this long is considered dead.
     pub broker_session_timeout_ms: u64,
     pub partitions_per_topic_max: u32,
+    /// Partitions of `__consumer_offsets` when this broker is the one to create it (on the first
+    /// group request in the cluster); groups are spread over them.
+    pub offsets_partitions: u32,
     pub raft: RaftTiming,
 }
 
@@ -100,6 +103,7 @@ impl Default for BrokerConfig {
             heartbeat_interval_ms: 500,
             broker_session_timeout_ms: 6_000,
             partitions_per_topic_max: 1_000,
+            offsets_partitions: eddy_groups::OFFSETS_PARTITIONS_DEFAULT,
             raft: RaftTiming::default(),
         }
     }
@@ -193,6 +197,9 @@ impl BrokerConfig {
         }
         if self.partitions_per_topic_max == 0 {
             return Err(bad("partitions_per_topic_max", "must be > 0"));
+        }
+        if self.offsets_partitions == 0 || self.offsets_partitions > self.partitions_per_topic_max {
+            return Err(bad("offsets_partitions", "must be between 1 and partitions_per_topic_max"));
         }
         let raft = &self.raft;
         if raft.heartbeat_interval_ms == 0 || raft.election_timeout_min_ms <= raft.heartbeat_interval_ms {

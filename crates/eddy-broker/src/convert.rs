@@ -1,6 +1,9 @@
 //! Conversions between the wire types of `eddy.v1` and the broker's domain types, in one place.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use eddy_controller::TopicInfo;
+use eddy_groups::{CommittedOffset, TopicPartition};
 use eddy_partition::{ProducerBatch, Record};
 use eddy_proto::v1;
 
@@ -46,5 +49,31 @@ pub fn topic_to_wire(topic: &TopicInfo) -> v1::TopicDescription {
             })
             .collect(),
         configs: topic.configs.clone().into_iter().collect(),
+    }
+}
+
+/// Partitions grouped by topic, as the wire carries them.
+pub fn partitions_to_wire<'a>(partitions: impl IntoIterator<Item = &'a TopicPartition>) -> Vec<v1::TopicPartitions> {
+    let mut by_topic: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for tp in partitions {
+        by_topic.entry(tp.topic.as_str()).or_default().push(tp.partition);
+    }
+    by_topic
+        .into_iter()
+        .map(|(topic, partitions)| v1::TopicPartitions { topic: topic.to_string(), partitions })
+        .collect()
+}
+
+pub fn partitions_from_wire(topics: Vec<v1::TopicPartitions>) -> BTreeSet<TopicPartition> {
+    topics.into_iter().flat_map(|t| t.partitions.into_iter().map(move |p| TopicPartition::new(&t.topic, p))).collect()
+}
+
+pub fn committed_to_wire(tp: &TopicPartition, committed: &CommittedOffset) -> v1::CommittedOffset {
+    v1::CommittedOffset {
+        topic: tp.topic.clone(),
+        partition: tp.partition,
+        offset: committed.offset,
+        metadata: committed.metadata.clone(),
+        commit_timestamp_ms: committed.commit_timestamp_ms,
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use eddy_controller::ControllerError;
+use eddy_groups::GroupError;
 use tonic::Status;
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -57,6 +58,14 @@ pub enum BrokerError {
     ShuttingDown,
     #[error(transparent)]
     Controller(#[from] ControllerError),
+    #[error("topic {0:?} is internal to the cluster: clients may read it, not {1} it")]
+    InternalTopic(String, &'static str),
+    #[error("this broker does not coordinate group {group_id:?}")]
+    NotCoordinator { group_id: String, coordinator_id: Option<u64>, coordinator_address: Option<String> },
+    #[error("the coordinator of group {group_id:?} is loading its groups; retry shortly")]
+    CoordinatorLoading { group_id: String },
+    #[error(transparent)]
+    Group(#[from] GroupError),
 }
 
 impl BrokerError {
@@ -80,6 +89,20 @@ impl BrokerError {
             BrokerError::Internal(_) => Reason::Internal,
             BrokerError::ShuttingDown => Reason::ShuttingDown,
             BrokerError::Controller(e) => e.code(),
+            BrokerError::InternalTopic(..) => Reason::InternalTopic,
+            BrokerError::NotCoordinator { .. } => Reason::NotCoordinator,
+            BrokerError::CoordinatorLoading { .. } => Reason::CoordinatorLoading,
+            BrokerError::Group(e) => match e {
+                GroupError::InvalidGroupId { .. } => Reason::InvalidGroupId,
+                GroupError::InvalidRequest(_) => Reason::InvalidRequest,
+                GroupError::UnknownMember { .. } => Reason::UnknownMember,
+                GroupError::FencedMemberEpoch { .. } => Reason::FencedMemberEpoch,
+                GroupError::StaleMemberEpoch { .. } => Reason::StaleMemberEpoch,
+                GroupError::GroupNotEmpty { .. } => Reason::GroupNotEmpty,
+                GroupError::GroupNotFound(_) => Reason::GroupNotFound,
+                GroupError::NotAssigned { .. } => Reason::PartitionNotAssigned,
+                GroupError::OffsetRegression { .. } => Reason::OffsetRegression,
+            },
         }
     }
 
@@ -97,6 +120,14 @@ impl BrokerError {
             BrokerError::OffsetOutOfRange { log_start_offset, high_watermark, .. } => {
                 m.insert("log_start_offset".into(), log_start_offset.to_string());
                 m.insert("high_watermark".into(), high_watermark.to_string());
+            }
+            BrokerError::NotCoordinator { coordinator_id, coordinator_address, .. } => {
+                if let Some(id) = coordinator_id {
+                    m.insert("coordinator_id".into(), id.to_string());
+                }
+                if let Some(address) = coordinator_address {
+                    m.insert("coordinator_address".into(), address.clone());
+                }
             }
             BrokerError::OutOfOrderSequence { expected, .. } => {
                 m.insert("expected_sequence".into(), expected.to_string());

@@ -6,6 +6,9 @@ use std::sync::{Arc, RwLock};
 
 use eddy_partition::Replica;
 
+use crate::cluster_view::ClusterView;
+use crate::error::BrokerError;
+
 /// The local replicas. The lock is held only to look up or change the map, never across an await.
 #[derive(Debug, Default)]
 pub struct LocalReplicas {
@@ -28,6 +31,15 @@ impl LocalReplicas {
         self.by_group.read().expect("replicas lock").keys().copied().collect()
     }
 
+    /// Who leads a Raft group: the local Raft's view when this broker hosts a replica, else the
+    /// controller's table (only leaders that are alive).
+    pub fn leader_of(&self, view: &ClusterView, group: u64) -> Option<u64> {
+        match self.get(group) {
+            Some(replica) => replica.leadership().leader,
+            None => view.leaders.get(&group).map(|l| l.leader).filter(|id| view.alive.contains(id)),
+        }
+    }
+
     pub(crate) fn insert(&self, replica: Arc<Replica>) {
         let previous = self.by_group.write().expect("replicas lock").insert(replica.group, replica);
         assert!(previous.is_none(), "a group's replica was opened twice");
@@ -35,5 +47,21 @@ impl LocalReplicas {
 
     pub(crate) fn remove(&self, group: u64) -> Option<Arc<Replica>> {
         self.by_group.write().expect("replicas lock").remove(&group)
+    }
+}
+
+/// Runs a storage read on the blocking pool when the store may wait on disk (`reads_block`),
+/// inline otherwise.
+pub(crate) async fn storage_read<T, F>(reads_block: bool, read: F) -> Result<T, BrokerError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    if reads_block {
+        tokio::task::spawn_blocking(read)
+            .await
+            .map_err(|e| BrokerError::Internal(format!("a storage read task failed: {e}")))
+    } else {
+        Ok(read())
     }
 }

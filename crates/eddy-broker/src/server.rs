@@ -1,4 +1,4 @@
-//! The gRPC services a node serves on its one address: the client API, the Raft transport, the
+//! The gRPC services a node serves on its one address: the client API and groups API, the Raft transport, the
 //! controller RPCs, gRPC health and reflection.
 
 use std::sync::Arc;
@@ -8,11 +8,13 @@ use eddy_controller::ControllerRpcService;
 use eddy_proto::internal::controller_rpc_server::ControllerRpcServer;
 use eddy_proto::internal::raft_transport_server::RaftTransportServer;
 use eddy_proto::v1::eddy_server::EddyServer;
+use eddy_proto::v1::groups_server::GroupsServer;
 use eddy_raft::transport::RaftTransportService;
 use tonic::service::Routes;
 
 use crate::api::EddyApi;
 use crate::broker::{Broker, GroupRouter};
+use crate::groups_api::GroupsApi;
 
 /// Room for protobuf framing around the largest batch.
 const MESSAGE_OVERHEAD_BYTES: usize = 1 << 20;
@@ -47,8 +49,14 @@ impl Broker {
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(eddy_proto::FILE_DESCRIPTOR_SET)
             .build_v1()?;
+        let groups = GroupsServer::new(GroupsApi::new(self));
         let mut routes = Routes::new(api);
-        routes = routes.add_service(raft).add_service(controller).add_service(health).add_service(reflection);
+        routes = routes
+            .add_service(groups)
+            .add_service(raft)
+            .add_service(controller)
+            .add_service(health)
+            .add_service(reflection);
         Ok(routes)
     }
 }

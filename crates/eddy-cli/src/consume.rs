@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use clap::Args;
-use eddy_client::{Client, ClientError, v1};
+use std::time::Duration;
+
+use eddy_client::{Client, ClientError, Consumer, ConsumerConfig, OffsetReset, v1};
 use serde_json::json;
 
 use crate::error::CliError;
@@ -31,6 +33,18 @@ pub struct ConsumeArgs {
     /// Stop after this many records.
     #[arg(long)]
     max_records: Option<u64>,
+    /// Consume as a member of this group: the group's coordinator assigns partitions, consumption
+    /// starts at the group's committed offsets (else at the latest, or the earliest with
+    /// --from-beginning) and is committed as it goes and on exit (Ctrl-C included).
+    #[arg(long, conflicts_with_all = ["partition", "offset", "from_timestamp", "exit_at_end"])]
+    group: Option<String>,
+    /// With --group: how long the group waits for this member's heartbeats before reassigning its
+    /// partitions, in ms.
+    #[arg(long, default_value_t = 10_000, requires = "group")]
+    session_timeout_ms: u64,
+    /// With --group: how often consumed offsets are committed, in ms.
+    #[arg(long, default_value_t = 1_000, requires = "group")]
+    commit_interval_ms: u64,
 }
 
 /// How long one fetch waits for new records.
@@ -77,7 +91,71 @@ async fn read_partition(
     }
 }
 
+fn print(format: Format, partition: u32, record: &v1::StoredRecord) {
+    match format {
+        Format::Json => json_line(&json!({
+            "partition": partition,
+            "offset": record.offset,
+            "key": record.key.as_deref().map(text),
+            "value": text(&record.value),
+            "timestamp": record.timestamp_ms,
+        })),
+        Format::Table => println!("{}", text(&record.value)),
+    }
+}
+
+/// `eddy consume TOPIC --group G`: a group member until Ctrl-C (or SIGTERM), then commits and
+/// leaves.
+async fn run_group(args: &ConsumeArgs, group: &str, client: Arc<Client>, format: Format) -> Result<(), CliError> {
+    client.partition_count(&args.topic).await?;
+    let config = ConsumerConfig {
+        group_id: Some(group.to_string()),
+        client_id: "eddy-cli".into(),
+        session_timeout: Duration::from_millis(args.session_timeout_ms),
+        auto_commit_interval: Some(Duration::from_millis(args.commit_interval_ms)),
+        auto_offset_reset: if args.from_beginning { OffsetReset::Earliest } else { OffsetReset::Latest },
+        ..ConsumerConfig::default()
+    };
+    let mut consumer = Consumer::subscribe(client, &[args.topic.as_str()], config).await?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| CliError::Failed(format!("cannot watch for SIGTERM: {e}")))?;
+    let mut printed = 0u64;
+    let outcome = loop {
+        let records = tokio::select! {
+            biased;
+            _ = tokio::signal::ctrl_c() => break Ok(()),
+            _ = terminate.recv() => break Ok(()),
+            records = consumer.poll() => records,
+        };
+        match records {
+            Ok(records) => {
+                for record in records {
+                    let stored = v1::StoredRecord {
+                        offset: record.offset,
+                        key: record.key,
+                        value: record.value,
+                        headers: Vec::new(),
+                        timestamp_ms: record.timestamp_ms,
+                    };
+                    print(format, record.partition, &stored);
+                    printed += 1;
+                }
+                if args.max_records.is_some_and(|max| printed >= max) {
+                    break Ok(());
+                }
+            }
+            Err(e) => break Err(CliError::from(e)),
+        }
+    };
+    // Commits what was printed and leaves the group, so its partitions move on at once.
+    let closed = consumer.close().await.map_err(CliError::from);
+    outcome.and(closed)
+}
+
 pub async fn run(args: &ConsumeArgs, client: Arc<Client>, format: Format) -> Result<(), CliError> {
+    if let Some(group) = &args.group {
+        return run_group(args, group, client, format).await;
+    }
     let count = client.partition_count(&args.topic).await?;
     let partitions: Vec<u32> = match args.partition {
         Some(p) if p >= count => {
@@ -126,16 +204,7 @@ pub async fn run(args: &ConsumeArgs, client: Arc<Client>, format: Format) -> Res
         match item {
             Ok((partition, record)) => {
                 printed += 1;
-                match format {
-                    Format::Json => json_line(&json!({
-                        "partition": partition,
-                        "offset": record.offset,
-                        "key": record.key.as_deref().map(text),
-                        "value": text(&record.value),
-                        "timestamp": record.timestamp_ms,
-                    })),
-                    Format::Table => println!("{}", text(&record.value)),
-                }
+                print(format, partition, &record);
                 if args.max_records.is_some_and(|max| printed >= max) {
                     break;
                 }

@@ -5,6 +5,7 @@ mod cluster;
 mod consume;
 mod dev;
 mod error;
+mod group;
 mod output;
 mod produce;
 mod server;
@@ -52,6 +53,9 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print records of a topic.
     Consume(consume::ConsumeArgs),
+    /// List, describe, reset and delete consumer groups.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
     /// Inspect the cluster.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -72,6 +76,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Topic(command) => topic::run(command, &*client(&cli)?, cli.format).await,
         Command::Produce(args) => produce::run(args, client(&cli)?, cli.format).await,
         Command::Consume(args) => consume::run(args, client(&cli)?, cli.format).await,
+        Command::Group(command) => group::run(command, &*client(&cli)?, cli.format).await,
         Command::Cluster(command) => cluster::run(command, &*client(&cli)?, cli.format).await,
         Command::Bench(command) => bench::run(command, client(&cli)?, cli.format).await,
     }

@@ -71,6 +71,7 @@ pub struct Client {
     leaders: Mutex<HashMap<(String, u32), String>>,
     /// topic -> partition count.
     partition_counts: Mutex<HashMap<String, u32>>,
+    pub(crate) coordinators: crate::groups::Coordinators,
 }
 
 impl std::fmt::Debug for Client {
@@ -130,6 +131,7 @@ impl Client {
             channels: Mutex::new(HashMap::new()),
             leaders: Mutex::new(HashMap::new()),
             partition_counts: Mutex::new(HashMap::new()),
+            coordinators: Default::default(),
         })
     }
 
@@ -137,19 +139,21 @@ impl Client {
         &self.config
     }
 
-    pub(crate) fn stub(&self, address: &str) -> ClientResult<EddyClient<Channel>> {
-        let channel = {
-            let mut channels = self.channels.lock().expect("channels lock");
-            match channels.get(address) {
-                Some(c) => c.clone(),
-                None => {
-                    let c = self.connector.connect(address, &self.config)?;
-                    channels.insert(address.to_string(), c.clone());
-                    c
-                }
+    /// The channel to a broker, made on first use.
+    pub(crate) fn channel(&self, address: &str) -> ClientResult<Channel> {
+        let mut channels = self.channels.lock().expect("channels lock");
+        match channels.get(address) {
+            Some(c) => Ok(c.clone()),
+            None => {
+                let c = self.connector.connect(address, &self.config)?;
+                channels.insert(address.to_string(), c.clone());
+                Ok(c)
             }
-        };
-        Ok(EddyClient::new(channel)
+        }
+    }
+
+    pub(crate) fn stub(&self, address: &str) -> ClientResult<EddyClient<Channel>> {
+        Ok(EddyClient::new(self.channel(address)?)
             .max_decoding_message_size(self.config.message_size_max_bytes)
             .max_encoding_message_size(self.config.message_size_max_bytes))
     }
@@ -161,14 +165,28 @@ impl Client {
         F: FnMut(EddyClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
+        self.any_address(|address| {
+            let call = self.stub(address).map(&mut call);
+            async move { call?.await.map_err(|s| ClientError::from_status(&s)).map(tonic::Response::into_inner) }
+        })
+        .await
+    }
+
+    /// Runs `call` with each bootstrap address in turn until one answers (or a non-retriable
+    /// error comes back), retrying with backoff.
+    pub(crate) async fn any_address<T, F, Fut>(&self, mut call: F) -> ClientResult<T>
+    where
+        F: FnMut(&str) -> Fut,
+        Fut: std::future::Future<Output = ClientResult<T>>,
+    {
         let mut backoff = Backoff::new(&self.config);
         let mut attempt = 0usize;
         loop {
             let address = &self.bootstrap[attempt % self.bootstrap.len()];
             attempt += 1;
-            let result = match tokio::time::timeout(self.config.request_timeout, call(self.stub(address)?)).await {
-                Ok(Ok(response)) => return Ok(response.into_inner()),
-                Ok(Err(status)) => ClientError::from_status(&status),
+            let result = match tokio::time::timeout(self.config.request_timeout, call(address)).await {
+                Ok(Ok(response)) => return Ok(response),
+                Ok(Err(error)) => error,
                 Err(_) => ClientError::Timeout(format!("no answer from {address}")),
             };
             if !result.is_retriable() {

@@ -173,6 +173,12 @@ impl ClusterMetadata {
     }
 }
 
+/// Whether a topic is internal to the cluster (its name starts with `__`, as
+/// `__consumer_offsets`): brokers create and write it; clients may only read it.
+pub fn is_internal_topic(name: &str) -> bool {
+    name.starts_with("__")
+}
+
 /// Longest topic name accepted (as Kafka).
 pub const TOPIC_NAME_LEN_MAX: usize = 249;
 

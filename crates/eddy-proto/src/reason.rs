@@ -51,6 +51,17 @@ pub enum Reason {
     InvalidConfig,
     OutOfOrderSequence,
     ProducerFenced,
+    InternalTopic,
+    NotCoordinator,
+    CoordinatorLoading,
+    InvalidGroupId,
+    UnknownMember,
+    FencedMemberEpoch,
+    StaleMemberEpoch,
+    PartitionNotAssigned,
+    OffsetRegression,
+    GroupNotEmpty,
+    GroupNotFound,
     Timeout,
     OutcomeUnknown,
     NotController,
@@ -64,7 +75,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order of the documented table.
-    pub const ALL: [Reason; 25] = [
+    pub const ALL: [Reason; 36] = [
         Reason::NotLeader,
         Reason::LeaderNotAvailable,
         Reason::UnknownTopic,
@@ -81,6 +92,17 @@ impl Reason {
         Reason::InvalidConfig,
         Reason::OutOfOrderSequence,
         Reason::ProducerFenced,
+        Reason::InternalTopic,
+        Reason::NotCoordinator,
+        Reason::CoordinatorLoading,
+        Reason::InvalidGroupId,
+        Reason::UnknownMember,
+        Reason::FencedMemberEpoch,
+        Reason::StaleMemberEpoch,
+        Reason::PartitionNotAssigned,
+        Reason::OffsetRegression,
+        Reason::GroupNotEmpty,
+        Reason::GroupNotFound,
         Reason::Timeout,
         Reason::OutcomeUnknown,
         Reason::NotController,
@@ -229,6 +251,98 @@ impl Reason {
                 "a newer epoch of this producer id exists",
                 "",
             ),
+            Reason::InternalTopic => row(
+                "INTERNAL_TOPIC",
+                Some(InvalidArgument),
+                false,
+                true,
+                "the topic is internal to the cluster (names starting with `__`, such as `__consumer_offsets`): \
+                 clients may read it but not create, delete or write it",
+                "",
+            ),
+            Reason::NotCoordinator => row(
+                "NOT_COORDINATOR",
+                Some(Unavailable),
+                true,
+                true,
+                "this broker does not coordinate the group (it does not lead the group's partition of \
+                 `__consumer_offsets`); retry at the coordinator",
+                "`coordinator_id`, `coordinator_address` when known",
+            ),
+            Reason::CoordinatorLoading => row(
+                "COORDINATOR_LOADING",
+                Some(Unavailable),
+                true,
+                true,
+                "the coordinator is rebuilding its groups from its offsets partition (it was just elected, or \
+                 an earlier write's outcome is not yet known); retry shortly",
+                "",
+            ),
+            Reason::InvalidGroupId => row(
+                "INVALID_GROUP_ID",
+                Some(InvalidArgument),
+                false,
+                true,
+                "group ids are 1-255 bytes without control characters",
+                "",
+            ),
+            Reason::UnknownMember => row(
+                "UNKNOWN_MEMBER",
+                Some(NotFound),
+                false,
+                true,
+                "the member is not in the group (it left, or its session expired and its partitions went to \
+                 others); rejoin with member epoch 0. Also a commit from outside the group protocol to a group \
+                 with members",
+                "",
+            ),
+            Reason::FencedMemberEpoch => row(
+                "FENCED_MEMBER_EPOCH",
+                Some(FailedPrecondition),
+                false,
+                true,
+                "the member's epoch is not the coordinator's: it is a zombie of an earlier incarnation; give up \
+                 every partition and rejoin with member epoch 0",
+                "",
+            ),
+            Reason::StaleMemberEpoch => row(
+                "STALE_MEMBER_EPOCH",
+                Some(FailedPrecondition),
+                true,
+                true,
+                "a commit carried the member's previous epoch: heartbeat to learn the current one, then commit \
+                 again if the member still owns the partitions",
+                "",
+            ),
+            Reason::PartitionNotAssigned => row(
+                "PARTITION_NOT_ASSIGNED",
+                Some(FailedPrecondition),
+                false,
+                true,
+                "a commit names a partition the member does not own",
+                "",
+            ),
+            Reason::OffsetRegression => row(
+                "OFFSET_REGRESSION",
+                Some(FailedPrecondition),
+                false,
+                true,
+                "a commit is below the group's committed offset: committed offsets never move back except by \
+                 `ResetOffsets`",
+                "",
+            ),
+            Reason::GroupNotEmpty => row(
+                "GROUP_NOT_EMPTY",
+                Some(FailedPrecondition),
+                false,
+                true,
+                "the group has members: stop them (or wait for their sessions to expire) before resetting \
+                 offsets or deleting it",
+                "",
+            ),
+            Reason::GroupNotFound => {
+                row("GROUP_NOT_FOUND", Some(NotFound), false, true, "the group has no members and no offsets", "")
+            }
             Reason::Timeout => row(
                 "TIMEOUT",
                 Some(DeadlineExceeded),
