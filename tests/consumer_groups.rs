@@ -14,7 +14,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
-use support::{Cluster, ProduceSession, eddy_bin, wait_for};
+use support::{Cluster, ProduceSession, eddy_bin, metric_value, scrape_metrics, wait_for};
 
 const TOPIC: &str = "orders";
 const GROUP: &str = "billing";
@@ -196,6 +196,23 @@ fn a_group_shares_partitions_survives_a_killed_member_and_a_killed_coordinator()
     let (offsets, coordinator, described) = committed(&cluster);
     assert_eq!(offsets, ends, "the members committed everything they consumed before leaving");
     assert_eq!(described["state"], "empty");
+    // The coordinator exports the same figures on /metrics.
+    let metrics = cluster.node(coordinator).metrics.clone();
+    wait_for(Duration::from_secs(30), "the group's gauges on the coordinator", || {
+        let body = scrape_metrics(&metrics);
+        let gauge = |name: &str, p: u64| {
+            let labels = [format!("group=\"{GROUP}\""), format!("topic=\"{TOPIC}\""), format!("partition=\"{p}\"")];
+            body.lines()
+                .filter(|l| {
+                    l.starts_with(&format!("{name}{{")) && labels.iter().all(|label| l.contains(label.as_str()))
+                })
+                .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        };
+        let all = (0..PARTITIONS).all(|p| {
+            gauge("eddy_group_committed_offset", p) == Some(ends[&p] as f64) && gauge("eddy_group_lag", p) == Some(0.0)
+        });
+        (all && metric_value(&body, "eddy_group_members", &format!("group=\"{GROUP}\"")) == Some(0.0)).then_some(())
+    });
     cluster.kill_node(coordinator);
     let after = wait_for(Duration::from_secs(60), "a new coordinator", || {
         let out = cluster.eddy(&["group", "describe", GROUP, "--format", "json"]);

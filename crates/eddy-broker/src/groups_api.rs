@@ -3,6 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
 
 use eddy_groups::{Commit, CommittedOffset, Group, Heartbeat, TopicPartition};
 use eddy_proto::v1::{self, groups_server::Groups as GroupsService};
@@ -290,6 +293,74 @@ impl GroupsApi {
                 offsets_partition: location.offsets_partition,
             }),
             _ => Err(BrokerError::CoordinatorLoading { group_id: request.group_id }),
+        }
+    }
+}
+
+/// How often a broker exports the gauges of the groups it coordinates.
+const GROUP_METRICS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The labels of one exported group gauge: the group, and the partition for offset gauges.
+type Exported = (String, Option<(String, u32)>);
+
+impl GroupsApi {
+    /// Exports, every [`GROUP_METRICS_INTERVAL`] until the broker stops, the members, rebalances,
+    /// and per partition the committed offset, end offset and lag of every group this broker
+    /// coordinates. Gauges of groups that moved elsewhere (or were deleted) are set to NaN.
+    pub(crate) async fn export_metrics(self, mut stopping: watch::Receiver<bool>) {
+        let mut exported: BTreeSet<Exported> = BTreeSet::new();
+        loop {
+            tokio::select! {
+                biased;
+                _ = stopping.changed() => return,
+                _ = tokio::time::sleep(GROUP_METRICS_INTERVAL) => {}
+            }
+            let Ok(shards) = self
+                .coordinator
+                .each_local(|groups| {
+                    let ids: Vec<String> = groups.ids().into_iter().map(str::to_string).collect();
+                    ids.into_iter()
+                        .map(|id| {
+                            let group = groups.group(&id).cloned().unwrap_or_else(|| Group::new(&id));
+                            let offsets = groups.offsets(&id).cloned().unwrap_or_default();
+                            (group, offsets)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await
+            else {
+                continue;
+            };
+            let view = self.cluster.current();
+            let mut now: BTreeSet<Exported> = BTreeSet::new();
+            for (group, offsets) in shards.into_iter().flatten() {
+                let id = group.group_id.clone();
+                metrics::gauge!("eddy_group_members", "group" => id.clone()).set(group.members.len() as f64);
+                metrics::counter!("eddy_group_rebalances_total", "group" => id.clone()).absolute(group.rebalances);
+                now.insert((id.clone(), None));
+                for lag in self.lags(&view, &group, &offsets).await {
+                    let labels =
+                        [("group", id.clone()), ("topic", lag.topic.clone()), ("partition", lag.partition.to_string())];
+                    let value = |v: Option<u64>| v.map_or(f64::NAN, |v| v as f64);
+                    metrics::gauge!("eddy_group_committed_offset", &labels).set(value(lag.committed_offset));
+                    metrics::gauge!("eddy_group_end_offset", &labels).set(value(lag.end_offset));
+                    metrics::gauge!("eddy_group_lag", &labels).set(value(lag.lag));
+                    now.insert((id.clone(), Some((lag.topic, lag.partition))));
+                }
+            }
+            for (group, partition) in exported.difference(&now) {
+                match partition {
+                    None => metrics::gauge!("eddy_group_members", "group" => group.clone()).set(f64::NAN),
+                    Some((topic, partition)) => {
+                        let labels =
+                            [("group", group.clone()), ("topic", topic.clone()), ("partition", partition.to_string())];
+                        metrics::gauge!("eddy_group_committed_offset", &labels).set(f64::NAN);
+                        metrics::gauge!("eddy_group_end_offset", &labels).set(f64::NAN);
+                        metrics::gauge!("eddy_group_lag", &labels).set(f64::NAN);
+                    }
+                }
+            }
+            exported = now;
         }
     }
 }

@@ -49,7 +49,9 @@ impl Broker {
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(eddy_proto::FILE_DESCRIPTOR_SET)
             .build_v1()?;
-        let groups = GroupsServer::new(GroupsApi::new(self));
+        let groups_api = GroupsApi::new(self);
+        tokio::spawn(groups_api.clone().export_metrics(self.inner.stopping.subscribe()));
+        let groups = GroupsServer::new(groups_api);
         let mut routes = Routes::new(api);
         routes = routes
             .add_service(groups)
