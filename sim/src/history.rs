@@ -34,6 +34,16 @@ pub enum Event {
     FinalReadFailed { partition: u32, reason: String },
     /// After healing, one replica's committed records, read from that replica.
     ReplicaRead { node: u64, partition: u32, records: Vec<ReadRecord> },
+    /// A consumer-group member's poll returned `records` of `partition`; `epoch` is its member
+    /// epoch after the poll.
+    GroupDelivered { member: String, epoch: i64, partition: u32, records: Vec<ReadRecord> },
+    /// A member started reading `partition` at `offset` (the group's committed offset, or the
+    /// earliest offset when none was committed).
+    GroupStarted { member: String, partition: u32, offset: u64 },
+    /// A member's commit of its positions, invoked at `invoked_ms`; `error` is its failure.
+    GroupCommit { member: String, invoked_ms: u64, offsets: Vec<(u32, u64)>, error: Option<String> },
+    /// After the members stopped: the group's committed offsets.
+    GroupFinal { offsets: Vec<(u32, u64)> },
     /// A fault started or ended.
     Fault { description: String },
     /// `node` is the leader of `group` in `term` (sampled from the node's Raft metrics).
@@ -110,6 +120,19 @@ pub fn trace_lines(entries: &[Entry]) -> Vec<String> {
                 }
                 Event::ReplicaRead { node, partition, records } => {
                     let _ = write!(line, "replica n{node} p{partition}: {}", render(records));
+                }
+                Event::GroupDelivered { member, epoch, partition, records } => {
+                    let _ = write!(line, "group   {member}@{epoch} p{partition}: {}", render(records));
+                }
+                Event::GroupStarted { member, partition, offset } => {
+                    let _ = write!(line, "group   {member} starts p{partition}@{offset}");
+                }
+                Event::GroupCommit { member, invoked_ms, offsets, error } => {
+                    let outcome = error.as_deref().unwrap_or("ok");
+                    let _ = write!(line, "commit  {member} (from {invoked_ms}) {offsets:?}: {outcome}");
+                }
+                Event::GroupFinal { offsets } => {
+                    let _ = write!(line, "group   final committed {offsets:?}");
                 }
                 Event::Fault { description } => {
                     let _ = write!(line, "fault   {description}");

@@ -14,7 +14,7 @@ use crate::faults::{self, Fault, FaultKind};
 use crate::history::{Event, History, trace_hash, trace_lines};
 use crate::net::{PORT, SimConnector, incoming};
 use crate::storage::SimDisk;
-use crate::workload::{self, Plan};
+use crate::workload::{self, MemberLife, Plan};
 
 /// The largest message latency outside `delay` faults.
 const NORMAL_MAX_LATENCY: Duration = Duration::from_millis(3);
@@ -392,6 +392,22 @@ pub fn run(options: &Options) -> Report {
             workload::consumer(plan.clone(), partition, history.clone(), ready.clone()),
         );
     }
+    // The group: two members throughout, one that crashes halfway through the faults, one that
+    // joins then.
+    let halfway_ms = (fault_start_ms + fault_end_ms) / 2;
+    let lives = [
+        MemberLife { start_ms: 0, stop_ms: final_read_ms, crash: false },
+        MemberLife { start_ms: 0, stop_ms: final_read_ms, crash: false },
+        MemberLife { start_ms: 0, stop_ms: halfway_ms, crash: true },
+        MemberLife { start_ms: halfway_ms, stop_ms: final_read_ms, crash: false },
+    ];
+    for (index, life) in lives.into_iter().enumerate() {
+        sim.client(
+            format!("member-{index}"),
+            workload::group_member(plan.clone(), index as u32, life, history.clone(), ready.clone()),
+        );
+    }
+    sim.client("group-final", workload::group_final(plan.clone(), final_read_ms + 10_000, history.clone()));
     sim.client("final-reader", workload::final_reader(plan.clone(), history.clone()));
 
     let schedule = if options.no_faults {

@@ -9,13 +9,20 @@
 //! - `consumer-P` follows partition P from offset 0 with long-polls, recording every poll.
 //! - `final-reader` waits for the end of healing, then reads every partition in full from its
 //!   leader and from each replica.
+//! - `member-N` are consumer-group members (the real `Consumer`, subscribed to the topic in
+//!   [`GROUP`]): one crashes halfway and one joins halfway; they record deliveries with their
+//!   member epochs and every commit. `group-final` then reads the group's committed offsets.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use eddy_client::{Client, ClientConfig, Producer, ProducerConfig, ProducerRecord, Reason, v1};
+use eddy_client::{
+    Client, ClientConfig, Consumer, ConsumerConfig, OffsetReset, Producer, ProducerConfig, ProducerRecord, Reason,
+    RebalanceListener, TopicPartition, v1,
+};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
@@ -299,6 +306,128 @@ pub async fn final_reader(plan: Plan, history: History) -> SimResult {
                 history.record(Event::ReplicaRead { node, partition, records });
             }
         }
+    }
+    Ok(())
+}
+
+/// The consumer group every member joins.
+pub const GROUP: &str = "sim-group";
+
+/// When a group member runs, and how it stops.
+#[derive(Debug, Clone, Copy)]
+pub struct MemberLife {
+    pub start_ms: u64,
+    pub stop_ms: u64,
+    /// Stop by crashing (the consumer is dropped: no commit, no leave; its session expires)
+    /// rather than by `close` (commit and leave).
+    pub crash: bool,
+}
+
+/// How often a member commits its positions.
+const MEMBER_COMMIT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A consumer-group member on the real [`Consumer`]: records every delivery with its member
+/// epoch, where it started each partition, and every commit with its outcome.
+pub async fn group_member(
+    plan: Plan,
+    index: u32,
+    life: MemberLife,
+    history: History,
+    ready: Arc<AtomicBool>,
+) -> SimResult {
+    until_ready(&ready).await;
+    tokio::time::sleep(Duration::from_millis(life.start_ms.saturating_sub(now_ms()))).await;
+    let member = format!("member-{index}");
+    let client = Arc::new(client(&plan, Duration::from_secs(5))?);
+    let config = ConsumerConfig {
+        group_id: Some(GROUP.into()),
+        client_id: member.clone(),
+        session_timeout: Duration::from_secs(3),
+        rebalance_timeout: Duration::from_secs(10),
+        auto_commit_interval: None,
+        auto_offset_reset: OffsetReset::Earliest,
+        fetch_max_records: 200,
+        fetch_max_wait: Duration::from_millis(300),
+        ..ConsumerConfig::default()
+    };
+    let mut consumer = Consumer::subscribe(client, &[TOPIC], config).await?;
+    let assigned = Arc::new(std::sync::Mutex::new(Vec::new()));
+    consumer.set_rebalance_listener(Starts(assigned.clone()));
+    let mut last_commit = now_ms();
+    while now_ms() < life.stop_ms {
+        let records = match consumer.poll().await {
+            Ok(records) => records,
+            Err(e) => {
+                history.record(Event::Note { text: format!("{member} poll: {e}") });
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let epoch = consumer.member_epoch().unwrap_or(0);
+        let mut by_partition: BTreeMap<u32, Vec<ReadRecord>> = BTreeMap::new();
+        for record in records {
+            by_partition
+                .entry(record.partition)
+                .or_default()
+                .push(ReadRecord { offset: record.offset, value: String::from_utf8_lossy(&record.value).into_owned() });
+        }
+        // Partitions (re)started during this poll: at its first record, or where it stands now.
+        let starts: BTreeSet<TopicPartition> = assigned.lock().expect("starts lock").drain(..).collect();
+        for tp in starts {
+            let offset = match by_partition.get(&tp.partition).and_then(|r| r.first()) {
+                Some(first) => first.offset,
+                None => consumer.position(&tp).unwrap_or(0),
+            };
+            history.record(Event::GroupStarted { member: member.clone(), partition: tp.partition, offset });
+        }
+        for (partition, records) in by_partition {
+            history.record(Event::GroupDelivered { member: member.clone(), epoch, partition, records });
+        }
+        if now_ms() >= last_commit + MEMBER_COMMIT_INTERVAL.as_millis() as u64 {
+            last_commit = now_ms();
+            commit_recorded(&mut consumer, &member, &history).await;
+        }
+    }
+    if life.crash {
+        history.record(Event::Note { text: format!("{member} crashes") });
+        drop(consumer);
+    } else {
+        commit_recorded(&mut consumer, &member, &history).await;
+        if let Err(e) = consumer.close().await {
+            history.record(Event::Note { text: format!("{member} close: {e}") });
+        }
+    }
+    Ok(())
+}
+
+/// Notes the partitions a member (re)starts.
+struct Starts(Arc<std::sync::Mutex<Vec<TopicPartition>>>);
+
+impl RebalanceListener for Starts {
+    fn on_assigned(&mut self, partitions: &[TopicPartition]) {
+        self.0.lock().expect("starts lock").extend(partitions.iter().cloned());
+    }
+}
+
+/// Commits the consumer's positions and records the attempt.
+async fn commit_recorded(consumer: &mut Consumer, member: &str, history: &History) {
+    let offsets: Vec<(u32, u64)> =
+        consumer.assignment().iter().filter_map(|tp| Some((tp.partition, consumer.position(tp)?))).collect();
+    let invoked_ms = now_ms();
+    let error = consumer.commit().await.err().map(|e| e.to_string());
+    history.record(Event::GroupCommit { member: member.to_string(), invoked_ms, offsets, error });
+}
+
+/// After the members stopped: the group's committed offsets.
+pub async fn group_final(plan: Plan, at_ms: u64, history: History) -> SimResult {
+    tokio::time::sleep(Duration::from_millis(at_ms.saturating_sub(now_ms()))).await;
+    let client = client(&plan, Duration::from_secs(20))?;
+    match client.fetch_offsets(GROUP, Vec::new()).await {
+        Ok(offsets) => {
+            let offsets = offsets.into_iter().filter(|o| o.topic == TOPIC).map(|o| (o.partition, o.offset)).collect();
+            history.record(Event::GroupFinal { offsets });
+        }
+        Err(e) => history.record(Event::Note { text: format!("group final: {e}") }),
     }
     Ok(())
 }

@@ -219,6 +219,16 @@ impl Coordinator {
         let ShardState { groups, sessions, .. } = &mut *state;
         let Plan { records, answer } = plan(Context { groups, sessions, partition_counts: &partition_counts })?;
         if records.is_empty() {
+            // An answer from memory alone (a steady heartbeat, an unchanged commit, a read) is
+            // given only once a quorum confirms this leadership: a deposed leader that does not
+            // know it yet holds state its successor has moved past.
+            let term = state.term;
+            let confirmed = replica.raft.ensure_linearizable(openraft::raft::ReadPolicy::ReadIndex).await.is_ok();
+            let leadership = replica.leadership();
+            if !confirmed || !leadership.is_self || Some(leadership.term) != term {
+                state.term = None;
+                return Err(location.not_coordinator(group_id));
+            }
             return Ok(answer);
         }
         if let Err(e) = self.write(&replica, &records).await {

@@ -179,7 +179,6 @@ pub struct Consumer {
     stop: watch::Sender<bool>,
     heartbeats: Option<tokio::task::JoinHandle<()>>,
     positions: BTreeMap<TopicPartition, Position>,
-    committed: BTreeMap<TopicPartition, u64>,
     buffer: VecDeque<ConsumerRecord>,
     listener: Option<Box<dyn RebalanceListener>>,
     last_commit: Instant,
@@ -201,7 +200,6 @@ impl Consumer {
             stop,
             heartbeats: None,
             positions: BTreeMap::new(),
-            committed: BTreeMap::new(),
             buffer: VecDeque::new(),
             listener: None,
             last_commit: Instant::now(),
@@ -256,6 +254,12 @@ impl Consumer {
         self.membership.as_ref().map(|m| m.member_id.as_str())
     }
 
+    /// The member's epoch in its group, as the last heartbeat answer gave it (0 before the first
+    /// assignment and after being fenced), if subscribed.
+    pub fn member_epoch(&self) -> Option<i64> {
+        self.membership.as_ref().map(|m| m.state.lock().expect("member lock").epoch)
+    }
+
     /// The next offset to consume of an owned partition.
     pub fn position(&self, partition: &TopicPartition) -> Option<u64> {
         self.positions.get(partition).map(|p| p.consumed)
@@ -273,6 +277,13 @@ impl Consumer {
         }
         if self.buffer.is_empty() {
             self.fetch_round().await?;
+        }
+        if self.fenced() {
+            self.buffer.clear();
+            for position in self.positions.values_mut() {
+                position.fetch_offset = position.consumed;
+            }
+            return Ok(Vec::new());
         }
         let records: Vec<ConsumerRecord> = self.buffer.drain(..).collect();
         for record in &records {
@@ -312,14 +323,12 @@ impl Consumer {
         Ok(())
     }
 
-    /// Commits every consumed position, waiting for the answer.
+    /// Commits the position of every owned partition, waiting for the answer. Unchanged
+    /// positions are sent too: the answer then confirms that the member still owns them (a member
+    /// removed from its group gets `UNKNOWN_MEMBER`).
     pub async fn commit(&mut self) -> ClientResult<()> {
-        let offsets: BTreeMap<TopicPartition, u64> = self
-            .positions
-            .iter()
-            .filter(|(tp, p)| self.committed.get(*tp) != Some(&p.consumed))
-            .map(|(tp, p)| (tp.clone(), p.consumed))
-            .collect();
+        let offsets: BTreeMap<TopicPartition, u64> =
+            self.positions.iter().map(|(tp, p)| (tp.clone(), p.consumed)).collect();
         self.last_commit = Instant::now();
         self.commit_offsets(offsets).await
     }
@@ -362,7 +371,6 @@ impl Consumer {
         }
         let group_id = self.config.group_id.clone();
         commit_with(&self.client, self.membership.as_deref(), group_id.as_deref(), &offsets).await?;
-        self.committed.extend(offsets);
         Ok(())
     }
 
@@ -373,6 +381,10 @@ impl Consumer {
             let mut state = membership.state.lock().expect("member lock");
             (state.assignment.clone(), std::mem::take(&mut state.lost))
         };
+        if lost {
+            // Fetched before the fence: the partitions may be someone else's by now.
+            self.buffer.clear();
+        }
         if lost && !self.positions.is_empty() {
             let gone: Vec<TopicPartition> = self.positions.keys().cloned().collect();
             self.drop_partitions(&gone);
@@ -383,11 +395,8 @@ impl Consumer {
         let revoked: Vec<TopicPartition> =
             self.positions.keys().filter(|tp| !assignment.contains(*tp)).cloned().collect();
         if !revoked.is_empty() {
-            let offsets = revoked
-                .iter()
-                .filter_map(|tp| self.positions.get(tp).map(|p| (tp.clone(), p.consumed)))
-                .filter(|(tp, offset)| self.committed.get(tp) != Some(offset))
-                .collect();
+            let offsets =
+                revoked.iter().filter_map(|tp| self.positions.get(tp).map(|p| (tp.clone(), p.consumed))).collect();
             if let Err(e) = self.commit_offsets(offsets).await {
                 tracing::warn!(error = %e, "committing revoked partitions failed");
             }
@@ -395,29 +404,45 @@ impl Consumer {
                 listener.on_revoked(&revoked);
             }
             self.drop_partitions(&revoked);
-        }
-        let added: BTreeSet<TopicPartition> =
-            assignment.iter().filter(|tp| !self.positions.contains_key(*tp)).cloned().collect();
-        if !added.is_empty() {
-            self.start(added).await?;
-        }
-        let owned: BTreeSet<TopicPartition> = self.positions.keys().cloned().collect();
-        let changed = {
             let mut state = membership.state.lock().expect("member lock");
-            let changed = state.owned != owned;
-            state.owned = owned;
-            changed
-        };
-        if changed {
+            for tp in &revoked {
+                state.owned.remove(tp);
+            }
+            drop(state);
+            // The next heartbeat confirms that they were given up.
             membership.wake.notify_one();
         }
+        // Partitions are taken from the assignment as it is now and reported as owned in the same
+        // step: a heartbeat that reported them as not owned must never be followed by reading
+        // them, or the coordinator could have handed them to another member in between.
+        let added: BTreeSet<TopicPartition> = {
+            let mut state = membership.state.lock().expect("member lock");
+            let added: BTreeSet<TopicPartition> =
+                state.assignment.iter().filter(|tp| !self.positions.contains_key(*tp)).cloned().collect();
+            state.owned.extend(added.iter().cloned());
+            added
+        };
+        if !added.is_empty()
+            && let Err(e) = self.start(added.clone()).await
+        {
+            let mut state = membership.state.lock().expect("member lock");
+            for tp in added.iter().filter(|tp| !self.positions.contains_key(*tp)) {
+                state.owned.remove(tp);
+            }
+            return Err(e);
+        }
         Ok(())
+    }
+
+    /// Whether the member was fenced or removed since the last reconciliation: what was
+    /// fetched meanwhile is not delivered (another member may own those partitions now).
+    fn fenced(&self) -> bool {
+        self.membership.as_ref().is_some_and(|m| m.state.lock().expect("member lock").lost)
     }
 
     fn drop_partitions(&mut self, partitions: &[TopicPartition]) {
         for tp in partitions {
             self.positions.remove(tp);
-            self.committed.remove(tp);
         }
         self.buffer.retain(|r| !partitions.iter().any(|tp| tp.topic == r.topic && tp.partition == r.partition));
     }
@@ -448,9 +473,6 @@ impl Consumer {
                 }
             };
             self.positions.insert(tp.clone(), Position { fetch_offset: offset, consumed: offset });
-            if let Some(offset) = committed.get(tp) {
-                self.committed.insert(tp.clone(), *offset);
-            }
         }
         if let Some(listener) = &mut self.listener {
             listener.on_assigned(&partitions.into_iter().collect::<Vec<_>>());
@@ -514,6 +536,14 @@ impl Consumer {
                         });
                     }
                 }
+                // Beyond the end of the log that answered: a deposed leader that does not know it
+                // yet (a Raft log never loses committed records), so ask again later. Only below
+                // the log start (deleted by retention) does the position move.
+                Ok(Err(e))
+                    if e.code() == Some(Reason::OffsetOutOfRange) && !below_log_start(&e, self.positions.get(&tp)) =>
+                {
+                    tracing::debug!(partition = %tp, error = %e, "position beyond the answering leader's log; retrying");
+                }
                 Ok(Err(e)) if e.code() == Some(Reason::OffsetOutOfRange) => {
                     let reset = match self.config.auto_offset_reset {
                         OffsetReset::Earliest => SeekTo::Earliest,
@@ -530,6 +560,13 @@ impl Consumer {
         }
         Ok(())
     }
+}
+
+/// Whether an OFFSET_OUT_OF_RANGE answer says the position is below the log start (retention
+/// deleted what it points at), rather than beyond the end of the log that answered.
+fn below_log_start(error: &ClientError, position: Option<&Position>) -> bool {
+    let start = error.detail("log_start_offset").and_then(|s| s.parse::<u64>().ok());
+    start.zip(position).is_some_and(|(start, position)| position.fetch_offset < start)
 }
 
 impl Drop for Consumer {

@@ -12,6 +12,7 @@ mod consumers;
 mod dense;
 mod duplicates;
 mod failed_sends;
+mod groups;
 mod liveness;
 mod raft;
 mod single_value;
@@ -50,11 +51,22 @@ pub enum Property {
     /// An ACKS_LEADER acknowledged value is in the final log, but not at the offset it was
     /// acknowledged with (`acknowledged.rs`). Its loss with the leadership is allowed.
     LeaderAckMoved,
+    /// One partition delivered to two group members at one member epoch (`groups.rs`).
+    GroupTwoOwners,
+    /// A member's deliveries skipped or went back, or a record below the committed offset was
+    /// never delivered to the group.
+    GroupSkipped,
+    /// A member committed an offset it had not reached.
+    GroupCommitBeyondDelivered,
+    /// An acknowledged commit was lost or undone.
+    GroupCommitLost,
+    /// After healing, the group had not committed the whole log (or its offsets could not be read).
+    GroupBehind,
 }
 
 impl Property {
     /// Every property.
-    pub const ALL: [Property; 12] = [
+    pub const ALL: [Property; 17] = [
         Property::AcknowledgedLost,
         Property::AcknowledgedMoved,
         Property::CommittedLost,
@@ -67,11 +79,16 @@ impl Property {
         Property::ReplicaLogDiverged,
         Property::OffsetTwoValues,
         Property::LeaderAckMoved,
+        Property::GroupTwoOwners,
+        Property::GroupSkipped,
+        Property::GroupCommitBeyondDelivered,
+        Property::GroupCommitLost,
+        Property::GroupBehind,
     ];
 
     /// Whether a violation means data was lost, rewritten or invented (not merely unavailable).
     pub fn is_safety(self) -> bool {
-        self != Property::Unavailable
+        !matches!(self, Property::Unavailable | Property::GroupBehind)
     }
 
     /// The name printed in reports and summaries.
@@ -89,6 +106,11 @@ impl Property {
             Property::ReplicaLogDiverged => "replica_log_diverged",
             Property::OffsetTwoValues => "offset_two_values",
             Property::LeaderAckMoved => "leader_ack_moved",
+            Property::GroupTwoOwners => "group_two_owners",
+            Property::GroupSkipped => "group_skipped",
+            Property::GroupCommitBeyondDelivered => "group_commit_beyond_delivered",
+            Property::GroupCommitLost => "group_commit_lost",
+            Property::GroupBehind => "group_behind",
         }
     }
 }
@@ -219,7 +241,12 @@ impl Model {
                         nodes.push(*node);
                     }
                 }
-                Event::Fault { .. } | Event::Note { .. } => {}
+                Event::GroupDelivered { .. }
+                | Event::GroupStarted { .. }
+                | Event::GroupCommit { .. }
+                | Event::GroupFinal { .. }
+                | Event::Fault { .. }
+                | Event::Note { .. } => {}
             }
         }
         model
@@ -244,6 +271,7 @@ pub fn check(entries: &[Entry], partitions: u32) -> Verdict {
     consumers::check(&model, &mut anomalies);
     failed_sends::check(&model, &mut anomalies);
     raft::check(&model, &mut anomalies);
+    groups::check(entries, &model, &mut anomalies);
     let records_checked = model.finals.values().map(|(records, _)| records.len() as u64).sum();
     Verdict { anomalies, records_checked }
 }

@@ -331,3 +331,129 @@ fn anomaly_display() {
     let anomaly = Anomaly { property: Property::Duplicate, detail: "x is at 0@1 and again at 0@2".to_string() };
     assert_eq!(anomaly.to_string(), "duplicate: x is at 0@1 and again at 0@2");
 }
+
+/// A group over the clean workload: member m0 reads partition 0 whole and commits it; m1 reads
+/// partition 1 at epoch 2 after m0 gave it up; the final offsets are the ends.
+fn group() -> Builder {
+    let delivered = |member: &str, epoch: i64, partition: u32, records: &[(u64, &str)]| Event::GroupDelivered {
+        member: member.to_string(),
+        epoch,
+        partition,
+        records: recs(records),
+    };
+    let started = |member: &str, partition: u32, offset: u64| Event::GroupStarted {
+        member: member.to_string(),
+        partition,
+        offset,
+    };
+    let commit = |member: &str, offsets: &[(u32, u64)]| Event::GroupCommit {
+        member: member.to_string(),
+        invoked_ms: 0,
+        offsets: offsets.to_vec(),
+        error: None,
+    };
+    clean()
+        .push(started("m0", 0, 0))
+        .push(delivered("m0", 1, 0, &[(0, "a0"), (1, "a1")]))
+        .push(started("m0", 1, 0))
+        .push(delivered("m0", 1, 1, &[(0, "b0")]))
+        .push(commit("m0", &[(0, 2), (1, 1)]))
+        .push(started("m1", 1, 1))
+        .push(delivered("m1", 2, 1, &[(1, "b1")]))
+        .push(delivered("m0", 2, 0, &[(2, "a2")]))
+        .push(commit("m0", &[(0, 3)]))
+        .push(commit("m1", &[(1, 2)]))
+        .push(Event::GroupFinal { offsets: vec![(0, 3), (1, 2)] })
+}
+
+/// Sets the `invoked_ms` of every commit to its own time (they were sent right before).
+fn timed(builder: Builder) -> Builder {
+    let mut at = 0u64;
+    builder.edit(|event| {
+        at += 10;
+        if let Event::GroupCommit { invoked_ms, .. } = event {
+            *invoked_ms = at - 10;
+        }
+    })
+}
+
+#[test]
+fn clean_group_has_no_anomalies() {
+    let verdict = timed(group()).verdict();
+    assert!(verdict.anomalies.is_empty(), "{:?}", verdict.anomalies);
+}
+
+#[test]
+fn group_two_owners_at_one_epoch() {
+    let builder = timed(group()).push(Event::GroupDelivered {
+        member: "m1".into(),
+        epoch: 1,
+        partition: 0,
+        records: recs(&[(2, "a2")]),
+    });
+    assert_flags(&builder, Property::GroupTwoOwners);
+}
+
+#[test]
+fn group_member_skips() {
+    let builder = timed(group()).edit(|event| {
+        if let Event::GroupStarted { member, partition: 1, offset } = event
+            && member == "m1"
+        {
+            *offset = 0;
+        }
+    });
+    assert_flags(&builder, Property::GroupSkipped);
+}
+
+#[test]
+fn group_record_never_delivered() {
+    let builder = timed(group())
+        .without(|event| matches!(event, Event::GroupDelivered { member, partition: 1, .. } if member == "m1"));
+    assert_flags(&builder, Property::GroupSkipped);
+}
+
+#[test]
+fn group_commit_beyond_delivered() {
+    let builder = timed(group()).edit(|event| {
+        if let Event::GroupCommit { member, offsets, .. } = event
+            && member == "m1"
+        {
+            offsets[0].1 = 5;
+        }
+    });
+    assert_flags(&builder, Property::GroupCommitBeyondDelivered);
+}
+
+#[test]
+fn group_commit_lost_at_the_end() {
+    let builder = timed(group()).edit(|event| {
+        if let Event::GroupFinal { offsets } = event {
+            offsets[0].1 = 2;
+        }
+    });
+    assert_flags(&builder, Property::GroupCommitLost);
+}
+
+#[test]
+fn group_commit_moved_back() {
+    let builder = timed(group()).push(Event::GroupCommit {
+        member: "m0".into(),
+        invoked_ms: 10_000,
+        offsets: vec![(0, 2)],
+        error: None,
+    });
+    assert_flags(&builder, Property::GroupCommitLost);
+}
+
+#[test]
+fn group_behind() {
+    let builder = timed(group()).edit(|event| {
+        if let Event::GroupFinal { offsets } = event {
+            offsets[1].1 = 1;
+        }
+    });
+    assert_flags(&builder, Property::GroupBehind);
+    let unread = timed(group()).without(|event| matches!(event, Event::GroupFinal { .. }));
+    assert_flags(&unread, Property::GroupBehind);
+}
