@@ -461,6 +461,9 @@ impl Consumer {
                 committed.insert(TopicPartition::new(&offset.topic, offset.partition), offset.offset);
             }
         }
+        // Every start offset first: the partitions start together or not at all (a failure is
+        // retried whole at the next poll).
+        let mut starts = Vec::with_capacity(partitions.len());
         for tp in &partitions {
             let offset = match committed.get(tp) {
                 Some(offset) => *offset,
@@ -472,7 +475,10 @@ impl Consumer {
                     self.resolve(tp, reset).await?
                 }
             };
-            self.positions.insert(tp.clone(), Position { fetch_offset: offset, consumed: offset });
+            starts.push((tp.clone(), offset));
+        }
+        for (tp, offset) in starts {
+            self.positions.insert(tp, Position { fetch_offset: offset, consumed: offset });
         }
         if let Some(listener) = &mut self.listener {
             listener.on_assigned(&partitions.into_iter().collect::<Vec<_>>());
