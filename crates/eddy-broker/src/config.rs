@@ -61,7 +61,7 @@ pub struct BrokerConfig {
     /// Largest record accepted (key + value + headers), in bytes.
     pub record_size_max_bytes: u32,
     /// Largest produce batch accepted, in bytes (each record counted with its overhead, see
-    /// `eddy_partition::RECORD_OVERHEAD_BYTES`).
+    /// `eddy_proto::RECORD_OVERHEAD_BYTES`).
     pub batch_size_max_bytes: u32,
     /// Most records in one produce batch. A batch is one Raft entry, decoded whole to replicate
     /// and apply it, so its record count is bounded as well as its bytes.

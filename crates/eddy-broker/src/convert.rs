@@ -77,3 +77,24 @@ pub fn committed_to_wire(tp: &TopicPartition, committed: &CommittedOffset) -> v1
         commit_timestamp_ms: committed.commit_timestamp_ms,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    /// The producer counts a record as produced, the broker as stored: the two must agree, or
+    /// the producer could build a batch the broker refuses.
+    #[test]
+    fn a_record_counts_the_same_on_the_wire_and_stored() {
+        let wire = v1::Record {
+            key: Some(Bytes::from_static(b"order-7")),
+            value: Bytes::from(vec![7u8; 1000]),
+            headers: vec![v1::Header { key: "trace".into(), value: Bytes::from_static(b"abc") }],
+            timestamp_ms: 5,
+        };
+        let counted = eddy_proto::wire_record_size_bytes(&wire);
+        assert_eq!(counted, 7 + 1000 + (5 + 3 + eddy_proto::HEADER_OVERHEAD_BYTES) + eddy_proto::RECORD_OVERHEAD_BYTES);
+        assert_eq!(record_from_wire(wire, 0).size_bytes(), counted);
+    }
+}

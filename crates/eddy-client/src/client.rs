@@ -96,13 +96,15 @@ impl Backoff {
         }
     }
 
-    /// Sleeps before the next attempt; false when the deadline has passed.
+    /// Sleeps before the next attempt, between half the current backoff and all of it (the
+    /// jitter spreads clients that failed together); false when the deadline has passed.
     pub(crate) async fn wait(&mut self) -> bool {
         let now = tokio::time::Instant::now();
         if now >= self.deadline {
             return false;
         }
-        let sleep = self.next.min(self.deadline - now);
+        let jittered = self.next / 2 + self.next.mul_f64(rand::random::<f64>() / 2.0);
+        let sleep = jittered.min(self.deadline - now);
         tokio::time::sleep(sleep).await;
         self.next = (self.next * 2).min(self.max);
         true

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use eddy_proto::v1;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::client::{Backoff, Client};
+use crate::client::Client;
 use crate::error::{ClientError, ClientResult};
 
 /// Acknowledgement mode of a produce.
@@ -212,7 +212,8 @@ impl PartitionSender {
     async fn run(mut self, mut queue: mpsc::Receiver<Pending>) {
         while let Some(first) = queue.recv().await {
             let mut batch = vec![first];
-            let mut bytes = batch[0].record.value.len();
+            // Counted as the broker counts them, so the batch stays within its limit.
+            let mut bytes = eddy_proto::wire_record_size_bytes(&batch[0].record);
             let linger_until = tokio::time::Instant::now() + self.config.linger;
             while batch.len() < self.config.batch_records_max && bytes < self.config.batch_bytes_max {
                 let next = match queue.try_recv() {
@@ -224,7 +225,7 @@ impl PartitionSender {
                 };
                 match next {
                     Some(next) => {
-                        bytes += next.record.value.len() + next.record.key.as_ref().map_or(0, Bytes::len);
+                        bytes += eddy_proto::wire_record_size_bytes(&next.record);
                         batch.push(next);
                     }
                     None => break,
@@ -272,21 +273,9 @@ impl PartitionSender {
     }
 
     /// Sends one batch until it is acknowledged, or fails with a non-retriable error, or the
-    /// retry deadline passes. Sequence errors after a retry mean the batch is already in.
+    /// retry deadline passes: [`Client::produce`]'s one retry loop, which follows the leader.
     async fn send_with_retries(&self, request: v1::ProduceRequest) -> ClientResult<v1::ProduceResponse> {
-        let mut backoff = Backoff::new(self.client.config());
-        loop {
-            match self.client.produce(request.clone()).await {
-                Ok(response) => return Ok(response),
-                Err(e) if e.is_retriable() => {
-                    tracing::debug!(topic = %self.topic, partition = self.partition, error = %e, "produce retry");
-                    if !backoff.wait().await {
-                        return Err(e);
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.client.produce(request).await
     }
 }
 

@@ -14,25 +14,17 @@ pub struct Record {
     pub timestamp_ms: i64,
 }
 
-/// Bytes charged for every record on top of its key, value and headers. At least what the
-/// record's encoding adds to them (key option tag, three length prefixes of at most 5 bytes for
-/// lengths below 4 GiB, a timestamp of at most 9), so a batch's encoded Raft entry is never
-/// larger than the size the limits counted, however small its records are.
-pub const RECORD_OVERHEAD_BYTES: usize = 32;
-/// Bytes charged for every header on top of its name and value (their two length prefixes).
-pub const HEADER_OVERHEAD_BYTES: usize = 16;
-
-const _: () = assert!(RECORD_OVERHEAD_BYTES >= 1 + 3 * 5 + 9);
-const _: () = assert!(HEADER_OVERHEAD_BYTES >= 2 * 5);
+pub use eddy_proto::{HEADER_OVERHEAD_BYTES, RECORD_OVERHEAD_BYTES};
 
 impl Record {
-    /// Bytes the record occupies, as counted against size limits: key, value and headers plus
-    /// [`RECORD_OVERHEAD_BYTES`] and [`HEADER_OVERHEAD_BYTES`] per header.
+    /// Bytes the record occupies, as counted against size limits ([`eddy_proto::record_size_bytes`],
+    /// the one definition the producer's batching shares).
     pub fn size_bytes(&self) -> usize {
-        self.key.as_ref().map_or(0, Bytes::len)
-            + self.value.len()
-            + self.headers.iter().map(|(k, v)| k.len() + v.len() + HEADER_OVERHEAD_BYTES).sum::<usize>()
-            + RECORD_OVERHEAD_BYTES
+        eddy_proto::record_size_bytes(
+            self.key.as_ref().map_or(0, Bytes::len),
+            self.value.len(),
+            self.headers.iter().map(|(k, v)| (k.len(), v.len())),
+        )
     }
 }
 

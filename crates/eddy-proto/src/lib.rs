@@ -5,8 +5,10 @@
 //! send them.
 
 pub mod reason;
+pub mod size;
 
 pub use reason::{ERROR_DOMAIN, Reason, ReasonSpec};
+pub use size::{HEADER_OVERHEAD_BYTES, RECORD_OVERHEAD_BYTES, record_size_bytes, wire_record_size_bytes};
 
 /// The public client API, `eddy.v1`.
 pub mod v1 {
