@@ -39,10 +39,13 @@ fn skipping_the_fsync_is_caught() {
 }
 
 /// Without HTTP/2 keep-alive on the channels, a connection that died silently is used forever
-/// (what seeds 1122, 1288 and 1391 found): seed 69 (with the ACKS_LEADER client) then ends with
-/// the group's coordinator out of reach long after healing, which the checker reports as
-/// unavailability, not as loss.
+/// (what seeds 1122, 1288 and 1391 found), which the checker must report as unavailability, not
+/// as loss. Ignored for now: since the producer's single retry loop and jittered backoff
+/// changed every schedule, no seed of 1..150 (standard shape, with the ACKS_LEADER client) nor
+/// 1..100 (drawn shapes) shows the failure any more (seed 69 did before); run it by hand with a
+/// seed that does, once a scenario that provokes the silent connection death is built.
 #[test]
+#[ignore = "no seed shows the no-keepalive failure since the client's retry changes (docs/testing.md)"]
 fn channels_without_keepalive_are_caught() {
     let output = Command::new(env!("CARGO_BIN_EXE_eddy-sim"))
         .args(["--seed", "69", "--standard-shape", "--leader-acks", "--bug", "no-keepalive"])
