@@ -483,7 +483,8 @@ impl EddyApi {
     }
 }
 
-fn reply<T>(result: Result<T, BrokerError>) -> Result<Response<T>, Status> {
+/// A handler's result as a gRPC answer (every service of the broker answers through it).
+pub(crate) fn reply<T>(result: Result<T, BrokerError>) -> Result<Response<T>, Status> {
     result.map(Response::new).map_err(Status::from)
 }
 

@@ -11,7 +11,7 @@ use eddy_groups::{Commit, CommittedOffset, Group, Heartbeat, TopicPartition};
 use eddy_proto::v1::{self, groups_server::Groups as GroupsService};
 use tonic::{Request, Response, Status};
 
-use crate::api::EddyApi;
+use crate::api::{EddyApi, reply};
 use crate::broker::Broker;
 use crate::clock::Clock;
 use crate::cluster_view::{ClusterView, ClusterWatch};
@@ -363,10 +363,6 @@ impl GroupsApi {
             exported = now;
         }
     }
-}
-
-fn reply<T>(result: Result<T, BrokerError>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
 }
 
 #[tonic::async_trait]

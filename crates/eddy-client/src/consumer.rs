@@ -451,13 +451,7 @@ impl Consumer {
     async fn start(&mut self, partitions: BTreeSet<TopicPartition>) -> ClientResult<()> {
         let mut committed = BTreeMap::new();
         if let Some(group_id) = &self.config.group_id {
-            let mut by_topic: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-            for tp in &partitions {
-                by_topic.entry(tp.topic.clone()).or_default().push(tp.partition);
-            }
-            let wanted =
-                by_topic.into_iter().map(|(topic, partitions)| v1::TopicPartitions { topic, partitions }).collect();
-            for offset in self.client.fetch_offsets(group_id, wanted).await? {
+            for offset in self.client.fetch_offsets(group_id, to_wire(&partitions)).await? {
                 committed.insert(TopicPartition::new(&offset.topic, offset.partition), offset.offset);
             }
         }
@@ -581,6 +575,18 @@ impl Drop for Consumer {
     }
 }
 
+/// Partitions grouped by topic, as the wire carries them.
+fn to_wire(partitions: &BTreeSet<TopicPartition>) -> Vec<v1::TopicPartitions> {
+    let mut by_topic: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for tp in partitions {
+        by_topic.entry(tp.topic.as_str()).or_default().push(tp.partition);
+    }
+    by_topic
+        .into_iter()
+        .map(|(topic, partitions)| v1::TopicPartitions { topic: topic.to_string(), partitions })
+        .collect()
+}
+
 /// Commits `offsets` as the member (or outside the protocol without one). A stale epoch is
 /// retried after the next heartbeat answer, a few times.
 async fn commit_with(
@@ -641,22 +647,13 @@ async fn heartbeat_loop(
             let state = membership.state.lock().expect("member lock");
             (state.epoch, state.owned.clone())
         };
-        let mut by_topic: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-        for tp in &owned {
-            by_topic.entry(tp.topic.clone()).or_default().push(tp.partition);
-        }
         let request = v1::GroupHeartbeatRequest {
             group_id: membership.group_id.clone(),
             member_id: membership.member_id.clone(),
             member_epoch: epoch,
             client_id: config.client_id.clone(),
             subscription: (epoch == 0).then(|| v1::Subscription { topics: topics.clone() }),
-            owned: Some(v1::OwnedPartitions {
-                partitions: by_topic
-                    .into_iter()
-                    .map(|(topic, partitions)| v1::TopicPartitions { topic, partitions })
-                    .collect(),
-            }),
+            owned: Some(v1::OwnedPartitions { partitions: to_wire(&owned) }),
             session_timeout_ms: config.session_timeout.as_millis() as u32,
             rebalance_timeout_ms: config.rebalance_timeout.as_millis() as u32,
         };
