@@ -105,7 +105,8 @@ pub async fn producer(plan: Plan, index: u32, history: History, ready: Arc<Atomi
     until_ready(&ready).await;
     let process = format!("producer-{index}");
     let client = Arc::new(client(&plan, Duration::from_secs(10))?);
-    let config = ProducerConfig { producer_id: Some(u64::from(index) + 1), ..ProducerConfig::default() };
+    // Named, so the controller's producer epochs are exercised under the faults too.
+    let config = ProducerConfig { producer_name: Some(format!("sim-producer-{index}")), ..ProducerConfig::default() };
     let producer = loop {
         match Producer::new(client.clone(), TOPIC, config.clone()).await {
             Ok(producer) => break producer,

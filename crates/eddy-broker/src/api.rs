@@ -18,6 +18,7 @@ use crate::cluster_view::{ClusterView, ClusterWatch};
 use crate::config::BrokerConfig;
 use crate::convert;
 use crate::error::BrokerError;
+use crate::producers::{self, ProducerIds};
 use crate::replicas::LocalReplicas;
 
 /// Most records one fetch returns, whatever the request asks.
@@ -43,6 +44,7 @@ pub struct EddyApi {
     peers: Arc<Peers>,
     clock: Arc<dyn Clock>,
     reads_block: bool,
+    producer_ids: Arc<ProducerIds>,
 }
 
 impl std::fmt::Debug for EddyApi {
@@ -63,6 +65,7 @@ impl EddyApi {
             peers: inner.peers.clone(),
             clock: inner.clock.clone(),
             reads_block: inner.kv.reads_block(),
+            producer_ids: Arc::new(ProducerIds::default()),
         }
     }
 
@@ -159,11 +162,15 @@ impl EddyApi {
                 "an idempotent produce (with a producer identity) requires ACKS_ALL".into(),
             ));
         }
+        if let Some(producer) = &request.producer {
+            producers::check_not_fenced(&view.metadata, producer)?;
+        }
         let replica = self.leader_replica(&view, &request.topic, request.partition)?;
         let count = records.len();
         let command = PartitionCommand::Append(RecordBatch {
             records,
-            producer: request.producer.map(convert::producer_from_wire),
+            producer: request.producer.map(|p| convert::producer_from_wire(p, config.producer_idle_expiry_ms)),
+            append_time_ms: now_ms,
         });
         let timeout_ms = match request.timeout_ms {
             0 => config.produce_timeout_ms,
@@ -256,6 +263,9 @@ impl EddyApi {
             }
             PartitionResponse::ProducerFenced { current_epoch } => {
                 return Err(BrokerError::ProducerFenced { current_epoch });
+            }
+            PartitionResponse::UnknownProducerId => {
+                return Err(BrokerError::UnknownProducerId { topic: request.topic, partition: request.partition });
             }
             PartitionResponse::None => unreachable!("an append entry was applied without an answer"),
         };
@@ -452,6 +462,23 @@ impl EddyApi {
         Ok(v1::DeleteTopicResponse {})
     }
 
+    async fn init_producer_inner(
+        &self,
+        request: v1::InitProducerRequest,
+    ) -> Result<v1::InitProducerResponse, BrokerError> {
+        let view = self.cluster.current();
+        let named = !request.producer_name.is_empty();
+        let initialized = self.producer_ids.init(&self.controller, &view.metadata, request).await?;
+        if named {
+            // This broker fences the older instances from now on, not only from its next sync.
+            self.await_metadata(|view| {
+                view.metadata.producer_epoch(initialized.producer_id) >= Some(initialized.epoch)
+            })
+            .await;
+        }
+        Ok(v1::InitProducerResponse { producer_id: initialized.producer_id, epoch: initialized.epoch })
+    }
+
     /// After a change this broker made through the controller, waits (bounded) until its own view
     /// shows it, so the same client's next request sees its own write.
     async fn await_metadata(&self, done: impl Fn(&ClusterView) -> bool) {
@@ -551,5 +578,12 @@ impl Eddy for EddyApi {
         _: Request<v1::DescribeClusterRequest>,
     ) -> Result<Response<v1::DescribeClusterResponse>, Status> {
         reply(self.describe_cluster_inner())
+    }
+
+    async fn init_producer(
+        &self,
+        request: Request<v1::InitProducerRequest>,
+    ) -> Result<Response<v1::InitProducerResponse>, Status> {
+        reply(self.init_producer_inner(request.into_inner()).await)
     }
 }

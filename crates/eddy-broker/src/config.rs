@@ -80,6 +80,10 @@ pub struct BrokerConfig {
     /// Partitions of `__consumer_offsets` when this broker is the one to create it (on the first
     /// group request in the cluster); groups are spread over them.
     pub offsets_partitions: u32,
+    /// How long a partition keeps the deduplication window of an idempotent producer that stopped
+    /// writing to it. A producer idle for longer gets UNKNOWN_PRODUCER_ID on its next batch and
+    /// re-initializes. Used by this broker's partition leaderships (each batch carries it).
+    pub producer_idle_expiry_ms: u64,
     pub raft: RaftTiming,
 }
 
@@ -104,6 +108,7 @@ impl Default for BrokerConfig {
             broker_session_timeout_ms: 6_000,
             partitions_per_topic_max: 1_000,
             offsets_partitions: eddy_groups::OFFSETS_PARTITIONS_DEFAULT,
+            producer_idle_expiry_ms: eddy_partition::PRODUCER_IDLE_EXPIRY_MS_DEFAULT,
             raft: RaftTiming::default(),
         }
     }
@@ -200,6 +205,9 @@ impl BrokerConfig {
         }
         if self.offsets_partitions == 0 || self.offsets_partitions > self.partitions_per_topic_max {
             return Err(bad("offsets_partitions", "must be between 1 and partitions_per_topic_max"));
+        }
+        if self.producer_idle_expiry_ms < 1_000 {
+            return Err(bad("producer_idle_expiry_ms", "must be at least 1000"));
         }
         let raft = &self.raft;
         if raft.heartbeat_interval_ms == 0 || raft.election_timeout_min_ms <= raft.heartbeat_interval_ms {

@@ -17,8 +17,14 @@ pub fn record_from_wire(record: v1::Record, now_ms: i64) -> Record {
     }
 }
 
-pub fn producer_from_wire(producer: v1::ProducerIdentity) -> ProducerBatch {
-    ProducerBatch { producer_id: producer.producer_id, epoch: producer.epoch, first_sequence: producer.first_sequence }
+/// A produced batch's producer identity, with the idle expiry this broker is configured with.
+pub fn producer_from_wire(producer: v1::ProducerIdentity, idle_expiry_ms: u64) -> ProducerBatch {
+    ProducerBatch {
+        producer_id: producer.producer_id,
+        epoch: producer.epoch,
+        first_sequence: producer.first_sequence,
+        idle_expiry_ms,
+    }
 }
 
 pub fn stored_record_to_wire(offset: u64, record: Record) -> v1::StoredRecord {

@@ -348,6 +348,7 @@ impl Coordinator {
                 })
                 .collect(),
             producer: None,
+            append_time_ms: timestamp_ms,
         };
         let proposal = Proposal {
             command: PartitionCommand::Append(batch),

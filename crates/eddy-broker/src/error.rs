@@ -42,6 +42,11 @@ pub enum BrokerError {
     OutOfOrderSequence { expected: u64, received: u64 },
     #[error("the producer was fenced by a newer epoch {current_epoch}")]
     ProducerFenced { current_epoch: u32 },
+    #[error(
+        "{topic}/{partition} holds no window for this producer (it expired or was evicted) and the batch does not start \
+         one; re-initialize the producer"
+    )]
+    UnknownProducerId { topic: String, partition: u32 },
     #[error("the request timed out: {0}")]
     Timeout(String),
     /// The batch was appended but leadership changed (or the group stopped) before it
@@ -83,6 +88,7 @@ impl BrokerError {
             BrokerError::InvalidRequest(_) => Reason::InvalidRequest,
             BrokerError::OutOfOrderSequence { .. } => Reason::OutOfOrderSequence,
             BrokerError::ProducerFenced { .. } => Reason::ProducerFenced,
+            BrokerError::UnknownProducerId { .. } => Reason::UnknownProducerId,
             BrokerError::Timeout(_) => Reason::Timeout,
             BrokerError::OutcomeUnknown(_) => Reason::OutcomeUnknown,
             BrokerError::Storage { .. } => Reason::StorageError,

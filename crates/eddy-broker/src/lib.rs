@@ -16,6 +16,7 @@ pub mod coordinator;
 pub mod error;
 pub mod groups_api;
 pub mod metrics;
+pub mod producers;
 mod reconcile;
 pub mod replicas;
 pub mod server;

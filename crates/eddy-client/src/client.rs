@@ -252,6 +252,25 @@ impl Client {
         Ok(topic)
     }
 
+    /// Gets a producer id and epoch (InitProducer): a fresh id when `name` is `None` and there is
+    /// no `current`; for a name, its id at the next epoch, fencing older instances; with
+    /// `current` (the id and epoch held), the next epoch of that id.
+    pub async fn init_producer(
+        &self,
+        name: Option<&str>,
+        current: Option<(u64, u32)>,
+    ) -> ClientResult<v1::InitProducerResponse> {
+        let request = v1::InitProducerRequest {
+            producer_name: name.unwrap_or_default().to_string(),
+            current: current.map(|(producer_id, epoch)| v1::ProducerEpoch { producer_id, epoch }),
+        };
+        self.any_broker(|mut c| {
+            let r = request.clone();
+            async move { c.init_producer(r).await }
+        })
+        .await
+    }
+
     pub async fn describe_cluster(&self) -> ClientResult<v1::DescribeClusterResponse> {
         self.any_broker(|mut c| async move { c.describe_cluster(v1::DescribeClusterRequest {}).await }).await
     }

@@ -1,16 +1,24 @@
 //! An idempotent, ordered producer.
 //!
-//! Each partition has one sender task that batches queued records and keeps exactly one batch in
-//! flight, retrying it (same producer id, epoch and sequence) across leader changes until it is
-//! acknowledged. The partition deduplicates a retried batch, so a retry never appends twice, and
-//! one batch in flight keeps each partition's records in send order.
+//! The producer takes its id and epoch from the cluster (InitProducer). Each partition has one
+//! sender task that batches queued records and keeps exactly one batch in flight, retrying it
+//! (same producer id, epoch and sequence) across leader changes until it is acknowledged. The
+//! partition deduplicates a retried batch, so a retry never appends twice, and one batch in
+//! flight keeps each partition's records in send order.
+//!
+//! When a batch fails with an unknown outcome (the retry deadline passed), the producer asks for
+//! the next epoch before its next batch: a new epoch starts new sequences, so whether or not the
+//! failed batch was appended, the next one is accepted. When a partition answers
+//! UNKNOWN_PRODUCER_ID (it forgot an idle producer), the producer takes the next epoch and sends
+//! the batch again at sequence 0. When it answers PRODUCER_FENCED (another instance initialized
+//! the same producer name), the producer stops: that batch and every later one fail with it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use eddy_proto::v1;
+use eddy_proto::{Reason, v1};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::client::Client;
@@ -39,9 +47,10 @@ pub struct ProducerConfig {
     pub linger: Duration,
     /// Records queued per partition before `send` waits (backpressure).
     pub queue_records_max: usize,
-    /// The producer's id for deduplication; `None` picks a random one. Two live producers must
-    /// not share an id.
-    pub producer_id: Option<u64>,
+    /// A stable name for this logical producer (Kafka's `transactional.id`): every instance
+    /// started with the name gets the name's producer id at a new epoch, and the older instances
+    /// are fenced (their batches fail with PRODUCER_FENCED). `None`: a fresh id of its own.
+    pub producer_name: Option<String>,
 }
 
 impl Default for ProducerConfig {
@@ -53,7 +62,7 @@ impl Default for ProducerConfig {
             batch_bytes_max: 1 << 20,
             linger: Duration::from_millis(0),
             queue_records_max: 10_000,
-            producer_id: None,
+            producer_name: None,
         }
     }
 }
@@ -91,13 +100,74 @@ pub fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
     crc32fast::hash(key) % partitions
 }
 
+/// An idempotent producer's id and epoch, shared by its partition senders.
+struct Identity {
+    name: Option<String>,
+    current: Mutex<Current>,
+}
+
+struct Current {
+    producer_id: u64,
+    epoch: u32,
+    /// A batch of this epoch failed with an unknown outcome: take the next epoch before sending.
+    stale: bool,
+    /// Set once a newer instance fenced this one: every send fails with it.
+    fenced: Option<ClientError>,
+}
+
+impl Identity {
+    async fn init(client: &Client, name: Option<String>) -> ClientResult<Identity> {
+        let answer = client.init_producer(name.as_deref(), None).await?;
+        let current = Current { producer_id: answer.producer_id, epoch: answer.epoch, stale: false, fenced: None };
+        Ok(Identity { name, current: Mutex::new(current) })
+    }
+
+    /// The id and epoch to send with, taking the next epoch first when one is needed.
+    async fn current(&self, client: &Client) -> ClientResult<(u64, u32)> {
+        let mut current = self.current.lock().await;
+        if let Some(fenced) = &current.fenced {
+            return Err(fenced.clone());
+        }
+        if current.stale {
+            match client.init_producer(self.name.as_deref(), Some((current.producer_id, current.epoch))).await {
+                Ok(answer) => {
+                    tracing::debug!(producer_id = answer.producer_id, epoch = answer.epoch, "producer epoch bumped");
+                    *current =
+                        Current { producer_id: answer.producer_id, epoch: answer.epoch, stale: false, fenced: None };
+                }
+                Err(e) => {
+                    if e.code() == Some(Reason::ProducerFenced) {
+                        current.fenced = Some(e.clone());
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok((current.producer_id, current.epoch))
+    }
+
+    /// Asks for the next epoch before the next batch, unless another partition already moved
+    /// past `epoch`.
+    async fn retire(&self, epoch: u32) {
+        let mut current = self.current.lock().await;
+        if current.epoch == epoch {
+            current.stale = true;
+        }
+    }
+
+    async fn fence(&self, error: &ClientError) {
+        self.current.lock().await.fenced.get_or_insert_with(|| error.clone());
+    }
+}
+
 /// Sends records to one topic.
 pub struct Producer {
     client: Arc<Client>,
     topic: String,
     partitions: u32,
     config: ProducerConfig,
-    producer_id: u64,
+    /// `None` for a producer that is not idempotent.
+    identity: Option<Arc<Identity>>,
     /// Ordered, so closing drops the partition senders in the same order every time.
     senders: Mutex<BTreeMap<u32, mpsc::Sender<Pending>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -119,22 +189,34 @@ impl Producer {
         }
         // Deduplication needs the quorum's answer: an ACKS_LEADER producer is not idempotent.
         let config = ProducerConfig { idempotent: config.idempotent && config.acks == Acks::All, ..config };
-        // A random id: collisions between 2^63 ids are not a practical concern.
-        let producer_id = config.producer_id.unwrap_or_else(|| rand::random::<u64>() >> 1);
+        if config.producer_name.is_some() && !config.idempotent {
+            return Err(ClientError::Invalid("a named producer must be idempotent, with acks=all".into()));
+        }
+        let identity = match config.idempotent {
+            true => Some(Arc::new(Identity::init(&client, config.producer_name.clone()).await?)),
+            false => None,
+        };
         Ok(Producer {
             client,
             topic: topic.to_string(),
             partitions,
             config,
-            producer_id,
+            identity,
             senders: Mutex::new(BTreeMap::new()),
             tasks: Mutex::new(Vec::new()),
-            round_robin: std::sync::atomic::AtomicU32::new(producer_id as u32),
+            round_robin: std::sync::atomic::AtomicU32::new(rand::random()),
         })
     }
 
     pub fn partitions(&self) -> u32 {
         self.partitions
+    }
+
+    /// The producer id and epoch batches are sent with now; `None` when not idempotent.
+    pub async fn producer_id_epoch(&self) -> Option<(u64, u32)> {
+        let identity = self.identity.as_ref()?;
+        let current = identity.current.lock().await;
+        Some((current.producer_id, current.epoch))
     }
 
     /// Picks the partition of a record.
@@ -180,7 +262,7 @@ impl Producer {
             topic: self.topic.clone(),
             partition,
             config: self.config.clone(),
-            producer_id: self.producer_id,
+            identity: self.identity.clone(),
             epoch: 0,
             next_sequence: 0,
         };
@@ -203,7 +285,8 @@ struct PartitionSender {
     topic: String,
     partition: u32,
     config: ProducerConfig,
-    producer_id: u64,
+    identity: Option<Arc<Identity>>,
+    /// The epoch `next_sequence` counts in.
     epoch: u32,
     next_sequence: u64,
 }
@@ -238,7 +321,7 @@ impl PartitionSender {
     async fn send_batch(&mut self, batch: Vec<Pending>) {
         let count = batch.len() as u64;
         let (records, dones): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.record, p.done)).unzip();
-        let request = v1::ProduceRequest {
+        let mut request = v1::ProduceRequest {
             topic: self.topic.clone(),
             partition: self.partition,
             records,
@@ -246,23 +329,10 @@ impl PartitionSender {
                 Acks::All => v1::Acks::All,
                 Acks::Leader => v1::Acks::Leader,
             } as i32,
-            producer: self.config.idempotent.then_some(v1::ProducerIdentity {
-                producer_id: self.producer_id,
-                epoch: self.epoch,
-                first_sequence: self.next_sequence,
-            }),
+            producer: None,
             timeout_ms: 0,
         };
-        let result = self.send_with_retries(request).await;
-        match &result {
-            Ok(_) => self.next_sequence += count,
-            Err(_) => {
-                // The batch may or may not have been appended. A new epoch starts a new sequence
-                // space, so the next batch is accepted either way.
-                self.epoch += 1;
-                self.next_sequence = 0;
-            }
-        }
+        let result = self.send_idempotently(&mut request, count).await;
         for (i, done) in dones.into_iter().enumerate() {
             let answer = result
                 .as_ref()
@@ -272,10 +342,49 @@ impl PartitionSender {
         }
     }
 
-    /// Sends one batch until it is acknowledged, or fails with a non-retriable error, or the
-    /// retry deadline passes: [`Client::produce`]'s one retry loop, which follows the leader.
-    async fn send_with_retries(&self, request: v1::ProduceRequest) -> ClientResult<v1::ProduceResponse> {
-        self.client.produce(request).await
+    /// Sends one batch with the producer's identity, until it is acknowledged or fails: through
+    /// [`Client::produce`]'s one retry loop, which follows the leader. Keeps the sequence and the
+    /// epoch right whatever the outcome.
+    async fn send_idempotently(
+        &mut self,
+        request: &mut v1::ProduceRequest,
+        count: u64,
+    ) -> ClientResult<v1::ProduceResponse> {
+        let Some(identity) = self.identity.clone() else {
+            return self.client.produce(request.clone()).await;
+        };
+        // A partition that forgot this producer (UNKNOWN_PRODUCER_ID) takes the batch at
+        // sequence 0 of the next epoch: once more, then the error stands.
+        for attempt in 0..2 {
+            let (producer_id, epoch) = identity.current(&self.client).await?;
+            if epoch != self.epoch {
+                self.epoch = epoch;
+                self.next_sequence = 0;
+            }
+            request.producer = Some(v1::ProducerIdentity { producer_id, epoch, first_sequence: self.next_sequence });
+            let result = self.client.produce(request.clone()).await;
+            match &result {
+                Ok(_) => self.next_sequence += count,
+                Err(e) => match e.code() {
+                    Some(Reason::UnknownProducerId) if attempt == 0 => {
+                        // Nothing was appended (a batch that had been would have renewed the
+                        // window): take the next epoch and send it again.
+                        identity.retire(epoch).await;
+                        continue;
+                    }
+                    Some(Reason::ProducerFenced) => identity.fence(e).await,
+                    // The partition's window and this sender disagree: start afresh.
+                    Some(Reason::OutOfOrderSequence) => identity.retire(epoch).await,
+                    // Refused before anything was written: the next batch takes its sequence.
+                    _ if e.is_definite() => {}
+                    // Appended or not, nobody knows: a new epoch makes the next batch welcome
+                    // either way.
+                    _ => identity.retire(epoch).await,
+                },
+            }
+            return result;
+        }
+        unreachable!("the second attempt returns")
     }
 }
 

@@ -50,6 +50,13 @@ impl v1::eddy_server::Eddy for FakeBroker {
         }))
     }
 
+    async fn init_producer(
+        &self,
+        _: Request<v1::InitProducerRequest>,
+    ) -> Result<Response<v1::InitProducerResponse>, Status> {
+        Ok(Response::new(v1::InitProducerResponse { producer_id: 1, epoch: 0 }))
+    }
+
     async fn fetch(&self, _: Request<v1::FetchRequest>) -> Result<Response<v1::FetchResponse>, Status> {
         Err(Status::unimplemented("not scripted"))
     }

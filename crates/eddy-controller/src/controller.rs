@@ -14,7 +14,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::ControllerError;
-use crate::metadata::{ClusterMetadata, ControllerCommand, ControllerResponse, validate_topic_name};
+use crate::metadata::{
+    ClusterMetadata, ControllerCommand, ControllerResponse, validate_producer_name, validate_topic_name,
+};
 use crate::placement::place;
 use crate::rpc::{
     ControllerReply, ControllerRequest, ControllerResult, HeartbeatRequest, HeartbeatResponse, Leadership,
@@ -96,6 +98,24 @@ impl Controller {
                 match self.propose(ControllerCommand::DeleteTopic { name }).await? {
                     ControllerResponse::Rejected(e) => Err(e),
                     _ => Ok(ControllerReply::TopicDeleted),
+                }
+            }
+            ControllerRequest::AllocateProducerIds { count } => {
+                let count = count.clamp(1, crate::metadata::PRODUCER_ID_BLOCK);
+                match self.propose(ControllerCommand::AllocateProducerIds { count }).await? {
+                    ControllerResponse::ProducerIds { first, count } => {
+                        Ok(ControllerReply::ProducerIds { first, count })
+                    }
+                    ControllerResponse::Rejected(e) => Err(e),
+                    other => Err(ControllerError::Unavailable(format!("unexpected controller response {other:?}"))),
+                }
+            }
+            ControllerRequest::InitNamedProducer { name, current } => {
+                validate_producer_name(&name)?;
+                match self.propose(ControllerCommand::InitNamedProducer { name, current }).await? {
+                    ControllerResponse::ProducerInitialized(p) => Ok(ControllerReply::ProducerInitialized(p)),
+                    ControllerResponse::Rejected(e) => Err(e),
+                    other => Err(ControllerError::Unavailable(format!("unexpected controller response {other:?}"))),
                 }
             }
         }
@@ -252,7 +272,7 @@ impl Controller {
         match self.propose(command).await? {
             ControllerResponse::TopicCreated(topic) => Ok(ControllerReply::TopicCreated(topic)),
             ControllerResponse::Rejected(e) => Err(e),
-            ControllerResponse::Done => Err(ControllerError::Unavailable("unexpected controller response".into())),
+            other => Err(ControllerError::Unavailable(format!("unexpected controller response {other:?}"))),
         }
     }
 }

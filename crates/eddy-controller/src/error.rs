@@ -18,6 +18,10 @@ pub enum ControllerError {
     InvalidReplicationFactor { requested: u32, live_brokers: u32 },
     #[error("invalid topic config: {0}")]
     InvalidConfig(String),
+    #[error("invalid producer name {name:?}: {reason}")]
+    InvalidProducerName { name: String, reason: String },
+    #[error("producer {producer_id} epoch {epoch} was fenced: the current epoch is {current_epoch}")]
+    ProducerFenced { producer_id: u64, epoch: u32, current_epoch: u32 },
     #[error("this node is not the controller leader")]
     NotController { leader_id: Option<u64>, leader_address: Option<String> },
     #[error("the controller is unavailable: {0}")]
@@ -34,6 +38,8 @@ impl ControllerError {
             ControllerError::InvalidPartitions { .. } => Reason::InvalidPartitions,
             ControllerError::InvalidReplicationFactor { .. } => Reason::InvalidReplicationFactor,
             ControllerError::InvalidConfig(_) => Reason::InvalidConfig,
+            ControllerError::InvalidProducerName { .. } => Reason::InvalidRequest,
+            ControllerError::ProducerFenced { .. } => Reason::ProducerFenced,
             ControllerError::NotController { .. } => Reason::NotController,
             ControllerError::Unavailable(_) => Reason::ControllerUnavailable,
         }

@@ -14,7 +14,10 @@ pub mod state_machine;
 pub use client::ControllerClient;
 pub use controller::{Controller, ControllerConfig};
 pub use error::ControllerError;
-pub use metadata::{BrokerInfo, CONTROLLER_GROUP, ClusterMetadata, PartitionInfo, TopicInfo, is_internal_topic};
+pub use metadata::{
+    BrokerInfo, CONTROLLER_GROUP, ClusterMetadata, PRODUCER_ID_BLOCK, PartitionInfo, ProducerIdEpoch, TopicInfo,
+    is_internal_topic, validate_producer_name,
+};
 pub use rpc::{ControllerReply, ControllerRequest, HeartbeatRequest, HeartbeatResponse, LeaderReport, Leadership};
 pub use service::ControllerRpcService;
 pub use state_machine::{ControllerRaft, ControllerStateMachine, ControllerTypes};

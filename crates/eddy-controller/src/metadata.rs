@@ -52,7 +52,38 @@ pub struct ClusterMetadata {
     /// A broker deletes a replica only when its group is here, never because its topic is missing
     /// from the metadata it holds (which may be empty, stale, or rolled back).
     pub deleted_groups: BTreeSet<u64>,
+    /// The next producer id to hand out; ids are never reused.
+    pub next_producer_id: u64,
+    /// Producers initialized with a name, by id: the current epoch of each. An instance of an
+    /// older epoch is fenced.
+    pub named_producers: BTreeMap<u64, NamedProducer>,
 }
+
+/// A producer initialized with a name (Kafka's `transactional.id`): every initialization with
+/// the name bumps the epoch, fencing the previous instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedProducer {
+    pub name: String,
+    pub epoch: u32,
+    /// The epoch a live instance held when it asked for `epoch` (`None` when a new instance
+    /// took it): that instance's retry of the request gets `epoch` again instead of being
+    /// fenced by its own first attempt.
+    pub bumped_from: Option<u32>,
+}
+
+/// A producer id and epoch, as handed to a producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerIdEpoch {
+    pub producer_id: u64,
+    pub epoch: u32,
+}
+
+/// Producer ids a broker takes from the controller at a time, to hand out to unnamed producers
+/// without a controller write each (as Kafka's KIP-730 blocks).
+pub const PRODUCER_ID_BLOCK: u64 = 1_000;
+
+/// Longest producer name accepted.
+pub const PRODUCER_NAME_LEN_MAX: usize = 255;
 
 /// A change to the metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +99,17 @@ pub enum ControllerCommand {
     DeleteTopic {
         name: String,
     },
+    /// Takes the next `count` producer ids for a broker to hand out.
+    AllocateProducerIds {
+        count: u64,
+    },
+    /// Initializes the producer named `name`: a new id at epoch 0 the first time, else the next
+    /// epoch of its id. `current`, when given, must be the name's current id and epoch (a live
+    /// instance asking for a new epoch after a failure); an older one is fenced.
+    InitNamedProducer {
+        name: String,
+        current: Option<ProducerIdEpoch>,
+    },
 }
 
 impl std::fmt::Display for ControllerCommand {
@@ -80,6 +122,8 @@ impl std::fmt::Display for ControllerCommand {
                 write!(f, "create-topic({name}, {} partitions)", assignments.len())
             }
             ControllerCommand::DeleteTopic { name } => write!(f, "delete-topic({name})"),
+            ControllerCommand::AllocateProducerIds { count } => write!(f, "allocate-producer-ids({count})"),
+            ControllerCommand::InitNamedProducer { name, .. } => write!(f, "init-producer({name})"),
         }
     }
 }
@@ -89,6 +133,12 @@ impl std::fmt::Display for ControllerCommand {
 pub enum ControllerResponse {
     Done,
     TopicCreated(TopicInfo),
+    /// Producer ids `first..first + count`.
+    ProducerIds {
+        first: u64,
+        count: u64,
+    },
+    ProducerInitialized(ProducerIdEpoch),
     Rejected(ControllerError),
 }
 
@@ -133,9 +183,67 @@ impl ClusterMetadata {
                 self.deleted_groups.extend(topic.partitions.iter().map(|p| p.group_id));
                 ControllerResponse::Done
             }
+            ControllerCommand::AllocateProducerIds { count } => {
+                let first = self.take_producer_ids(*count);
+                ControllerResponse::ProducerIds { first, count: *count }
+            }
+            ControllerCommand::InitNamedProducer { name, current } => match self.init_named_producer(name, *current) {
+                Ok(initialized) => ControllerResponse::ProducerInitialized(initialized),
+                Err(e) => return ControllerResponse::Rejected(e),
+            },
         };
         self.version = index;
         response
+    }
+
+    /// Takes `count` fresh producer ids; returns the first. Id 0 is never handed out.
+    fn take_producer_ids(&mut self, count: u64) -> u64 {
+        let first = self.next_producer_id.max(1);
+        self.next_producer_id = first + count;
+        first
+    }
+
+    fn init_named_producer(
+        &mut self,
+        name: &str,
+        current: Option<ProducerIdEpoch>,
+    ) -> Result<ProducerIdEpoch, ControllerError> {
+        let existing = self.named_producers.iter().find(|(_, p)| p.name == name).map(|(id, p)| (*id, p.clone()));
+        if let (Some((producer_id, known)), Some(current)) = (&existing, current) {
+            if current.producer_id == *producer_id && known.bumped_from == Some(current.epoch) {
+                // A retry of the request that already moved the name to its epoch.
+                return Ok(ProducerIdEpoch { producer_id: *producer_id, epoch: known.epoch });
+            }
+            if current.producer_id != *producer_id || current.epoch != known.epoch {
+                return Err(ControllerError::ProducerFenced {
+                    producer_id: current.producer_id,
+                    epoch: current.epoch,
+                    current_epoch: known.epoch,
+                });
+            }
+        }
+        let next = match &existing {
+            Some((producer_id, known)) if known.epoch < u32::MAX => {
+                ProducerIdEpoch { producer_id: *producer_id, epoch: known.epoch + 1 }
+            }
+            // A name seen for the first time, or whose epochs are used up: a new id.
+            _ => {
+                if let Some((old, _)) = existing {
+                    self.named_producers.remove(&old);
+                }
+                ProducerIdEpoch { producer_id: self.take_producer_ids(1), epoch: 0 }
+            }
+        };
+        let bumped_from = current.filter(|c| c.producer_id == next.producer_id).map(|c| c.epoch);
+        self.named_producers
+            .insert(next.producer_id, NamedProducer { name: name.to_string(), epoch: next.epoch, bumped_from });
+        Ok(next)
+    }
+
+    /// The current epoch of a named producer's id; `None` for an unnamed one (their ids belong
+    /// to one instance, which bumps its own epochs).
+    pub fn producer_epoch(&self, producer_id: u64) -> Option<u32> {
+        self.named_producers.get(&producer_id).map(|p| p.epoch)
     }
 
     /// Every partition, with its topic, whose replicas include `broker`.
@@ -177,6 +285,21 @@ impl ClusterMetadata {
 /// `__consumer_offsets`): brokers create and write it; clients may only read it.
 pub fn is_internal_topic(name: &str) -> bool {
     name.starts_with("__")
+}
+
+/// Checks a producer name: 1 to 255 characters, none of them control characters.
+pub fn validate_producer_name(name: &str) -> Result<(), ControllerError> {
+    let problem = if name.is_empty() {
+        Some("it is empty".to_string())
+    } else if name.chars().count() > PRODUCER_NAME_LEN_MAX {
+        Some(format!("it is longer than {PRODUCER_NAME_LEN_MAX} characters"))
+    } else {
+        name.chars().find(|c| c.is_control()).map(|c| format!("it contains the control character {c:?}"))
+    };
+    match problem {
+        Some(reason) => Err(ControllerError::InvalidProducerName { name: name.to_string(), reason }),
+        None => Ok(()),
+    }
 }
 
 /// Longest topic name accepted (as Kafka).
@@ -225,6 +348,57 @@ mod tests {
         let ControllerResponse::TopicCreated(b) = md.apply(4, &create("a", 1)) else { panic!() };
         assert_eq!(b.partitions[0].group_id, 3, "group ids are never reused");
         assert_eq!(md.version, 4);
+    }
+
+    #[test]
+    fn producer_ids_are_unique_and_names_fence_older_instances() {
+        let mut md = ClusterMetadata::default();
+        let ControllerResponse::ProducerIds { first, count } =
+            md.apply(1, &ControllerCommand::AllocateProducerIds { count: 1000 })
+        else {
+            panic!()
+        };
+        assert_eq!((first, count), (1, 1000), "id 0 is never handed out");
+        let init = |name: &str, current| ControllerCommand::InitNamedProducer { name: name.into(), current };
+        let ControllerResponse::ProducerInitialized(a0) = md.apply(2, &init("orders", None)) else { panic!() };
+        assert_eq!(a0, ProducerIdEpoch { producer_id: 1001, epoch: 0 });
+        // A second instance with the name: the same id, the next epoch.
+        let ControllerResponse::ProducerInitialized(a1) = md.apply(3, &init("orders", None)) else { panic!() };
+        assert_eq!(a1, ProducerIdEpoch { producer_id: 1001, epoch: 1 });
+        assert_eq!(md.producer_epoch(1001), Some(1));
+        // The first instance asking for a new epoch after a failure is told it is fenced.
+        assert_eq!(
+            md.apply(4, &init("orders", Some(a0))),
+            ControllerResponse::Rejected(ControllerError::ProducerFenced {
+                producer_id: 1001,
+                epoch: 0,
+                current_epoch: 1
+            })
+        );
+        let ControllerResponse::ProducerInitialized(a2) = md.apply(5, &init("orders", Some(a1))) else { panic!() };
+        assert_eq!(a2.epoch, 2);
+        // Its retry (the answer was lost) gets the same epoch, not a fence by its own request.
+        assert_eq!(md.apply(6, &init("orders", Some(a1))), ControllerResponse::ProducerInitialized(a2));
+        let ControllerResponse::ProducerIds { first, .. } =
+            md.apply(7, &ControllerCommand::AllocateProducerIds { count: 10 })
+        else {
+            panic!()
+        };
+        assert_eq!(first, 1002, "ids never repeat");
+        assert_eq!(md.producer_epoch(first), None, "unnamed ids have no epoch here");
+        // Epochs used up: the name moves to a new id.
+        md.named_producers.get_mut(&1001).unwrap().epoch = u32::MAX;
+        let ControllerResponse::ProducerInitialized(b) = md.apply(8, &init("orders", None)) else { panic!() };
+        assert_eq!(b, ProducerIdEpoch { producer_id: 1012, epoch: 0 });
+        assert_eq!(md.named_producers.len(), 1);
+    }
+
+    #[test]
+    fn producer_names() {
+        assert!(validate_producer_name("order-service/instance 1").is_ok());
+        assert!(validate_producer_name("").is_err());
+        assert!(validate_producer_name("a\nb").is_err());
+        assert!(validate_producer_name(&"é".repeat(256)).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ControllerError;
-use crate::metadata::{ClusterMetadata, TopicInfo};
+use crate::metadata::{ClusterMetadata, ProducerIdEpoch, TopicInfo};
 
 /// A partition leadership a broker reports: it leads `group` in `term`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,8 +55,24 @@ pub struct HeartbeatResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControllerRequest {
     Heartbeat(HeartbeatRequest),
-    CreateTopic { name: String, partitions: u32, replication_factor: u32, configs: BTreeMap<String, String> },
-    DeleteTopic { name: String },
+    CreateTopic {
+        name: String,
+        partitions: u32,
+        replication_factor: u32,
+        configs: BTreeMap<String, String>,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    /// A block of fresh producer ids for the broker to hand out to unnamed producers.
+    AllocateProducerIds {
+        count: u64,
+    },
+    /// Initializes a named producer (see [`crate::metadata::ControllerCommand::InitNamedProducer`]).
+    InitNamedProducer {
+        name: String,
+        current: Option<ProducerIdEpoch>,
+    },
 }
 
 /// The controller leader's answers.
@@ -65,6 +81,8 @@ pub enum ControllerReply {
     Heartbeat(HeartbeatResponse),
     TopicCreated(TopicInfo),
     TopicDeleted,
+    ProducerIds { first: u64, count: u64 },
+    ProducerInitialized(ProducerIdEpoch),
 }
 
 pub type ControllerResult = Result<ControllerReply, ControllerError>;

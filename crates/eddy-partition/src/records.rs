@@ -35,6 +35,10 @@ pub struct ProducerBatch {
     pub epoch: u32,
     /// Sequence of the batch's first record, per producer and partition.
     pub first_sequence: u64,
+    /// How long the partition keeps the window of a producer that stopped writing, as
+    /// configured on the leader that proposed the batch. It travels in the entry so that every
+    /// replica expires producers alike (their windows decide offsets).
+    pub idle_expiry_ms: u64,
 }
 
 /// A record batch: the payload of one Raft entry of a partition group. Written once, as the Raft
@@ -43,6 +47,9 @@ pub struct ProducerBatch {
 pub struct RecordBatch {
     pub records: Vec<Record>,
     pub producer: Option<ProducerBatch>,
+    /// The proposing leader's clock (milliseconds since the Unix epoch): the partition's time,
+    /// the same on every replica, which producer expiry is measured by.
+    pub append_time_ms: i64,
 }
 
 impl RecordBatch {
@@ -76,6 +83,10 @@ pub enum PartitionResponse {
     OutOfOrderSequence { expected: u64, received: u64 },
     /// A newer epoch of this producer id exists: this one is fenced.
     ProducerFenced { current_epoch: u32 },
+    /// The partition holds no window for this producer (it never wrote here, or its window
+    /// expired or was evicted) and the batch does not start a new one (sequence 0): appending
+    /// it could repeat or skip records, so the producer must re-initialize.
+    UnknownProducerId,
     /// Nothing to answer (blank and membership entries).
     None,
 }
@@ -105,7 +116,7 @@ mod tests {
             for record in &records {
                 prop_assert!(eddy_storage::codec::encode(record).len() <= record.size_bytes());
             }
-            let batch = PartitionCommand::Append(RecordBatch { records, producer: None });
+            let batch = PartitionCommand::Append(RecordBatch { records, producer: None, append_time_ms: 0 });
             // The batch adds a variant tag, a count and an optional producer: a few bytes.
             prop_assert!(eddy_storage::codec::encode(&batch).len() <= counted + RECORD_OVERHEAD_BYTES);
         }

@@ -72,10 +72,14 @@ impl PartitionStateMachine {
         let count = u32::try_from(records.records.len()).expect("batch sizes are bounded far below u32");
         assert!(count > 0, "empty batches are refused before they reach the log");
         let state = &mut self.current.partition;
-        if let Some(producer) = &records.producer
-            && let SequenceCheck::Reject(response) = state.check_sequence(producer, count)
-        {
-            return response;
+        state.advance_clock(records.append_time_ms);
+        if let Some(producer) = &records.producer {
+            for expired in state.expire_idle(producer.idle_expiry_ms) {
+                self.store.stage_producer(batch, expired, None);
+            }
+            if let SequenceCheck::Reject(response) = state.check_sequence(producer, count) {
+                return response;
+            }
         }
         let entry = IndexEntry { raft_index, record_count: count };
         let base_offset = self.store.stage_append(batch, state, entry, records.max_timestamp_ms());
@@ -234,7 +238,7 @@ mod tests {
                 let mut sequence = 0u64;
                 for (b, size) in sizes.iter().enumerate() {
                     let records: Vec<Record> = (0..*size).map(|i| record(format!("b{b}-r{i}"), (b * 10 + i) as i64)).collect();
-                    let batch = RecordBatch { records: records.clone(), producer: Some(ProducerBatch { producer_id: 5, epoch: 0, first_sequence: sequence }) };
+                    let batch = RecordBatch { records: records.clone(), producer: Some(ProducerBatch { producer_id: 5, epoch: 0, first_sequence: sequence, idle_expiry_ms: 60_000 }), append_time_ms: b as i64 };
                     append_apply(&mut log, &mut sm, index, PartitionCommand::Append(batch.clone())).await;
                     index += 1;
                     if b % retry_every == 0 {
@@ -266,7 +270,7 @@ mod tests {
                 prop_assert_eq!(view2.borrow().high_watermark, hw);
                 let (applied, _) = sm2.applied_state().await.unwrap();
                 prop_assert_eq!(applied.map(|l| l.index), Some(index - 1));
-                let retry = RecordBatch { records: vec![record("x".into(), 0)], producer: Some(ProducerBatch { producer_id: 5, epoch: 0, first_sequence: sequence - *sizes.last().unwrap() as u64 }) };
+                let retry = RecordBatch { records: vec![record("x".into(), 0)], producer: Some(ProducerBatch { producer_id: 5, epoch: 0, first_sequence: sequence - *sizes.last().unwrap() as u64, idle_expiry_ms: 60_000 }), append_time_ms: 0 };
                 let verdict = sm2.current.partition.check_sequence(retry.producer.as_ref().unwrap(), *sizes.last().unwrap() as u32);
                 let is_duplicate = matches!(verdict, SequenceCheck::Reject(PartitionResponse::Duplicate { .. }));
                 prop_assert!(is_duplicate, "the last batch is still recognised after reopening");
@@ -283,7 +287,8 @@ mod tests {
             let kv: Arc<dyn KvStore> = mem.clone();
             let (mut log, mut sm, _, _) = open_partition(kv.clone(), 3).unwrap();
             for i in 1..=5u64 {
-                let batch = RecordBatch { records: vec![record(format!("v{i}"), 1)], producer: None };
+                let batch =
+                    RecordBatch { records: vec![record(format!("v{i}"), 1)], producer: None, append_time_ms: 0 };
                 append_apply(&mut log, &mut sm, i, PartitionCommand::Append(batch)).await;
             }
             // The last apply's state write was not synced (appends sync only the log up to

@@ -51,6 +51,7 @@ pub enum Reason {
     InvalidConfig,
     OutOfOrderSequence,
     ProducerFenced,
+    UnknownProducerId,
     InternalTopic,
     NotCoordinator,
     CoordinatorLoading,
@@ -75,7 +76,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order of the documented table.
-    pub const ALL: [Reason; 36] = [
+    pub const ALL: [Reason; 37] = [
         Reason::NotLeader,
         Reason::LeaderNotAvailable,
         Reason::UnknownTopic,
@@ -92,6 +93,7 @@ impl Reason {
         Reason::InvalidConfig,
         Reason::OutOfOrderSequence,
         Reason::ProducerFenced,
+        Reason::UnknownProducerId,
         Reason::InternalTopic,
         Reason::NotCoordinator,
         Reason::CoordinatorLoading,
@@ -248,7 +250,18 @@ impl Reason {
                 Some(FailedPrecondition),
                 false,
                 true,
-                "a newer epoch of this producer id exists",
+                "a newer epoch of this producer id exists (another instance initialized with the same producer \
+                 name, or this one re-initialized): this instance must stop",
+                "",
+            ),
+            Reason::UnknownProducerId => row(
+                "UNKNOWN_PRODUCER_ID",
+                Some(FailedPrecondition),
+                false,
+                true,
+                "the partition holds no deduplication window for this producer (it expired after \
+                 `producer_idle_expiry_ms` idle, or was evicted) and the batch does not start one: \
+                 re-initialize the producer (InitProducer) and send again from sequence 0",
                 "",
             ),
             Reason::InternalTopic => row(
