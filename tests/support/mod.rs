@@ -49,11 +49,18 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub nodes: Vec<Node>,
     voters: String,
+    /// Environment every node starts with (broker settings as `EDDY_*` variables).
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
     /// Starts `n` nodes, all controller voters, and waits until every broker is alive.
     pub fn start(n: u64) -> Cluster {
+        Self::start_with_env(n, &[])
+    }
+
+    /// Starts `n` nodes with extra environment variables (`EDDY_*` broker settings).
+    pub fn start_with_env(n: u64, env: &[(&str, &str)]) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let nodes: Vec<Node> = (1..=n)
             .map(|id| Node {
@@ -66,7 +73,8 @@ impl Cluster {
             })
             .collect();
         let voters = nodes.iter().map(|n| format!("{}={}", n.id, n.address)).collect::<Vec<_>>().join(",");
-        let mut cluster = Cluster { dir, nodes, voters };
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut cluster = Cluster { dir, nodes, voters, env };
         for id in 1..=n {
             cluster.start_node(id);
         }
@@ -94,6 +102,7 @@ impl Cluster {
             .arg(&node.data_dir)
             .args(["--log-level", "info,openraft=warn", "--metrics-listen", &node.metrics])
             .env_remove("EDDY_BROKERS")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
