@@ -44,7 +44,7 @@ struct Faults {
 impl Faults {
     /// Loses every other produce answer.
     fn lose_next(&self) -> bool {
-        let lose = self.answers.fetch_add(1, Ordering::SeqCst) % 2 == 0;
+        let lose = self.answers.fetch_add(1, Ordering::SeqCst).is_multiple_of(2);
         if lose {
             self.cut.fetch_add(1, Ordering::SeqCst);
         }

@@ -7,22 +7,66 @@
 //! heartbeat confirm that the member gave them up (so no other member gets them before). New
 //! partitions start at the group's committed offset, or where [`OffsetReset`] says when none is.
 //!
-//! ```no_run
-//! # async fn example() -> eddy_client::ClientResult<()> {
-//! use std::sync::Arc;
-//! use eddy_client::{Client, ClientConfig, Consumer, ConsumerConfig};
+//! A group member reading what a producer sent (this example runs against a one-node cluster
+//! inside the test process):
 //!
-//! let client = Arc::new(Client::new(vec!["127.0.0.1:9092".into()], ClientConfig::default())?);
-//! let config = ConsumerConfig::group("billing");
-//! let mut consumer = Consumer::subscribe(client, &["orders"], config).await?;
-//! for _ in 0..10 {
+//! ```
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! # let node = eddy_broker::InMemoryNode::start().await?;
+//! use std::sync::Arc;
+//! use eddy_client::{Client, ClientConfig, Consumer, ConsumerConfig, OffsetReset};
+//! use eddy_client::{Producer, ProducerConfig, ProducerRecord};
+//!
+//! let client = Arc::new(Client::new(vec![node.address.clone()], ClientConfig::default())?);
+//! client.create_topic("orders", 3, 1).await?;
+//! let producer = Producer::new(client.clone(), "orders", ProducerConfig::default()).await?;
+//! for i in 0..10 {
+//!     let key = format!("order-{i}").into_bytes().into();
+//!     producer.send(ProducerRecord { key: Some(key), value: "created".into(), ..Default::default() }).await?;
+//! }
+//! producer.close().await; // waits until every record is acknowledged
+//!
+//! let config = ConsumerConfig { auto_offset_reset: OffsetReset::Earliest, ..ConsumerConfig::group("billing") };
+//! let mut consumer = Consumer::subscribe(client.clone(), &["orders"], config).await?;
+//! let mut consumed = 0;
+//! while consumed < 10 {
 //!     for record in consumer.poll().await? {
 //!         println!("{}/{}@{}: {:?}", record.topic, record.partition, record.offset, record.value);
+//!         consumed += 1;
 //!     }
 //! }
 //! consumer.close().await?; // commits what was consumed and leaves the group
-//! # Ok(())
-//! # }
+//!
+//! // The group's committed offsets now cover every record.
+//! let group = client.describe_group("billing").await?;
+//! assert!(!group.offsets.is_empty() && group.offsets.iter().all(|o| o.lag == Some(0)));
+//! # Ok(()) }
+//! ```
+//!
+//! Reading by hand instead, as a `futures::Stream`, from a point in time:
+//!
+//! ```
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! # let node = eddy_broker::InMemoryNode::start().await?;
+//! use std::sync::Arc;
+//! use futures::StreamExt;
+//! use eddy_client::{Client, ClientConfig, Consumer, ConsumerConfig, SeekTo, TopicPartition};
+//! use eddy_client::{Producer, ProducerConfig, ProducerRecord};
+//!
+//! let client = Arc::new(Client::new(vec![node.address.clone()], ClientConfig::default())?);
+//! client.create_topic("audit", 1, 1).await?;
+//! let producer = Producer::new(client.clone(), "audit", ProducerConfig::default()).await?;
+//! for (time, what) in [(1_000, "login"), (2_000, "order"), (3_000, "logout")] {
+//!     producer.send(ProducerRecord { value: what.into(), timestamp_ms: time, ..Default::default() }).await?;
+//! }
+//! producer.close().await;
+//!
+//! let partition = TopicPartition::new("audit", 0);
+//! let mut consumer = Consumer::assign(client, &[partition.clone()], ConsumerConfig::default()).await?;
+//! consumer.seek(&partition, SeekTo::Timestamp(2_000)).await?;
+//! let values: Vec<_> = consumer.stream().take(2).map(|r| r.map(|r| r.value)).collect().await;
+//! assert_eq!(values.into_iter().collect::<Result<Vec<_>, _>>()?, ["order", "logout"]);
+//! # Ok(()) }
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

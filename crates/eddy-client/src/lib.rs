@@ -3,7 +3,7 @@
 //! follow partition leaders.
 //!
 //! API boundary: this crate speaks only the public `eddy.v1` gRPC contract. It never links
-//! RocksDB or the broker.
+//! RocksDB or the broker (its doc examples run against an in-memory broker, a dev-dependency).
 
 pub mod client;
 pub mod consumer;
