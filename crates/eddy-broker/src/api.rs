@@ -171,6 +171,8 @@ impl EddyApi {
             records,
             producer: request.producer.map(|p| convert::producer_from_wire(p, config.producer_idle_expiry_ms)),
             append_time_ms: now_ms,
+            // With ACKS_LEADER the sequencer sets it to the offset it predicts.
+            expected_base_offset: None,
         });
         let timeout_ms = match request.timeout_ms {
             0 => config.produce_timeout_ms,
@@ -195,6 +197,17 @@ impl EddyApi {
                 match proposed.outcome().await {
                     Ok(Ok(response)) => match response.data {
                         PartitionResponse::Appended { base_offset, .. } if base_offset == predicted => {}
+                        PartitionResponse::PredictionMissed { next_offset, .. } => {
+                            // Refused at apply rather than stored at another offset: lost, as
+                            // ACKS_LEADER allows.
+                            metrics::counter!("eddy_produce_leader_ack_lost_total").increment(1);
+                            tracing::warn!(
+                                group = replica.group,
+                                predicted,
+                                next_offset,
+                                "an ACKS_LEADER batch was not appended: an earlier proposal was not"
+                            );
+                        }
                         other => {
                             metrics::counter!("eddy_produce_leader_ack_mispredictions_total").increment(1);
                             tracing::error!(
@@ -205,11 +218,12 @@ impl EddyApi {
                             );
                         }
                     },
-                    _ => {
+                    other => {
                         metrics::counter!("eddy_produce_leader_ack_lost_total").increment(1);
                         tracing::warn!(
                             group = replica.group,
                             predicted,
+                            outcome = ?other.map(|r| r.map(|_| ())),
                             "an ACKS_LEADER batch was lost with the leadership"
                         );
                     }
@@ -267,7 +281,9 @@ impl EddyApi {
             PartitionResponse::UnknownProducerId => {
                 return Err(BrokerError::UnknownProducerId { topic: request.topic, partition: request.partition });
             }
-            PartitionResponse::None => unreachable!("an append entry was applied without an answer"),
+            other @ (PartitionResponse::PredictionMissed { .. } | PartitionResponse::None) => {
+                return Err(BrokerError::Internal(format!("an ACKS_ALL batch was answered with {other:?}")));
+            }
         };
         if !duplicate {
             crate::metrics::record_produce(&request.topic, count, total, started.elapsed());

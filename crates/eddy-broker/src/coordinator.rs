@@ -349,6 +349,7 @@ impl Coordinator {
                 .collect(),
             producer: None,
             append_time_ms: timestamp_ms,
+            expected_base_offset: None,
         };
         let proposal = Proposal {
             command: PartitionCommand::Append(batch),

@@ -50,6 +50,11 @@ pub struct RecordBatch {
     /// The proposing leader's clock (milliseconds since the Unix epoch): the partition's time,
     /// the same on every replica, which producer expiry is measured by.
     pub append_time_ms: i64,
+    /// Append only at this offset: set on a batch whose offset its leader predicted and answered
+    /// before the batch committed (ACKS_LEADER). Should the prediction miss (an earlier proposal
+    /// of the leader was refused, say), the batch is not appended at all, which ACKS_LEADER
+    /// allows, rather than stored at an offset other than the one acknowledged.
+    pub expected_base_offset: Option<u64>,
 }
 
 impl RecordBatch {
@@ -87,6 +92,9 @@ pub enum PartitionResponse {
     /// expired or was evicted) and the batch does not start a new one (sequence 0): appending
     /// it could repeat or skip records, so the producer must re-initialize.
     UnknownProducerId,
+    /// The batch expected another base offset ([`RecordBatch::expected_base_offset`]): it was not
+    /// appended.
+    PredictionMissed { expected: u64, next_offset: u64 },
     /// Nothing to answer (blank and membership entries).
     None,
 }
@@ -116,7 +124,7 @@ mod tests {
             for record in &records {
                 prop_assert!(eddy_storage::codec::encode(record).len() <= record.size_bytes());
             }
-            let batch = PartitionCommand::Append(RecordBatch { records, producer: None, append_time_ms: 0 });
+            let batch = PartitionCommand::Append(RecordBatch { records, producer: None, append_time_ms: 0, expected_base_offset: None });
             // The batch adds a variant tag, a count and an optional producer: a few bytes.
             prop_assert!(eddy_storage::codec::encode(&batch).len() <= counted + RECORD_OVERHEAD_BYTES);
         }

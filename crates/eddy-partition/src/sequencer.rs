@@ -5,9 +5,17 @@
 //! order they were submitted: when every earlier proposal of this leader is known to append (no
 //! idempotent batch, whose outcome depends on deduplication, is in flight), the next offset is the
 //! applied high watermark plus the records in flight. Proposals are submitted to Raft under the
-//! sequencer's submission lock, so submission order is prediction order. The prediction is
-//! checked when the entry is applied; it can be wrong only if leadership is lost before the entry
-//! commits, which is the data loss ACKS_LEADER accepts.
+//! sequencer's submission lock, so submission order is prediction order.
+//!
+//! A prediction assumes that every earlier proposal is appended, and Raft may refuse one without
+//! losing the leadership: openraft refuses writes while the leader's lease has expired (it has
+//! not heard a quorum lately) and accepts them again in the same term once it has (simulation
+//! seed 71 with `--leader-acks`: thirteen refused batches, then one accepted thirteen offsets
+//! below its answer). So a predicted batch carries its offset
+//! ([`crate::RecordBatch::expected_base_offset`]) and the state machine appends it there or not
+//! at all: an ACKS_LEADER answer is never contradicted by the log; at worst its batch is lost,
+//! which ACKS_LEADER accepts. A proposal that did not append stops predictions until the
+//! proposals in flight settle, so the loss ends there.
 //!
 //! The count of proposals in flight is what keeps predictions right, so a proposal leaves it only
 //! when its entry's fate is sealed: applied, or dropped with the leadership. Not when the request
@@ -27,7 +35,7 @@ use openraft::type_config::alias::{OneshotReceiverErrorOf, OneshotReceiverOf};
 use tokio::sync::Notify;
 
 use crate::PartitionTypes;
-use crate::records::PartitionCommand;
+use crate::records::{PartitionCommand, PartitionResponse};
 use crate::replica::Replica;
 
 #[derive(Debug, Default)]
@@ -104,7 +112,7 @@ impl Sequencer {
         replica: &Replica,
         proposal: Proposal,
     ) -> Result<Proposed, ProposeError> {
-        let Proposal { command, record_count, idempotent, predict, settle_timeout } = proposal;
+        let Proposal { mut command, record_count, idempotent, predict, settle_timeout } = proposal;
         let deadline = tokio::time::Instant::now() + settle_timeout;
         loop {
             let settled = self.settled.notified();
@@ -164,6 +172,11 @@ impl Sequencer {
                 }
                 continue;
             };
+            if predict {
+                // The batch is appended at the predicted offset or not at all.
+                let PartitionCommand::Append(batch) = &mut command;
+                batch.expected_base_offset = predicted;
+            }
             // Until Raft has the entry, a failure or a cancellation of this future (the client
             // went away while Raft's queue was full) means it was never submitted: `unsent`
             // then takes back its count and the offsets predicted past it.
@@ -184,9 +197,16 @@ impl Sequencer {
         }
     }
 
-    /// Records that a proposal of `generation` was applied or dropped.
-    fn complete(&self, generation: u64) {
+    /// Records that a proposal of `generation` was applied or dropped. One that did not append
+    /// what it was counted for (refused by Raft, dropped with the leadership, or not appended
+    /// at apply) leaves the offsets predicted after it too high: predictions stop until the
+    /// proposals in flight settle and restart from the high watermark. (The proposals already
+    /// predicted past it carry their predicted offsets and are not appended elsewhere.)
+    fn complete(&self, generation: u64, appended_as_counted: bool) {
         let mut state = self.state.lock().expect("sequencer state lock");
+        if !appended_as_counted && state.generation == generation {
+            state.next = None;
+        }
         tracing::debug!(generation, current = state.generation, in_flight = state.in_flight, "proposal completed");
         if state.generation == generation {
             assert!(state.in_flight > 0, "a proposal completed that was never counted");
@@ -201,12 +221,7 @@ impl Sequencer {
     /// after it would be off by its records, so predictions stop until the proposals in flight
     /// settle and the next one restarts from the high watermark.
     fn unsent(&self, generation: u64) {
-        let mut state = self.state.lock().expect("sequencer state lock");
-        if state.generation == generation {
-            state.next = None;
-        }
-        drop(state);
-        self.complete(generation);
+        self.complete(generation, false);
     }
 }
 
@@ -232,9 +247,15 @@ impl Proposed {
         let completion = self.completion.as_mut().expect("a proposal's outcome is awaited once");
         let outcome = completion.await;
         self.completion = None;
-        self.sequencer.complete(self.generation);
+        self.sequencer.complete(self.generation, appended_as_counted(&outcome));
         outcome
     }
+}
+
+/// Whether the proposal's entry was applied and appended records (as counted when it was
+/// proposed; an idempotent batch answered as a duplicate ends the predictions anyway).
+fn appended_as_counted(outcome: &Outcome) -> bool {
+    matches!(outcome, Ok(Ok(response)) if matches!(response.data, PartitionResponse::Appended { .. }))
 }
 
 impl Drop for Proposed {
@@ -244,8 +265,8 @@ impl Drop for Proposed {
             let sequencer = self.sequencer.clone();
             let generation = self.generation;
             tokio::spawn(async move {
-                let _ = completion.await;
-                sequencer.complete(generation);
+                let outcome = completion.await;
+                sequencer.complete(generation, appended_as_counted(&outcome));
             });
         }
     }

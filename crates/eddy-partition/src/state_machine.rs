@@ -73,6 +73,11 @@ impl PartitionStateMachine {
         assert!(count > 0, "empty batches are refused before they reach the log");
         let state = &mut self.current.partition;
         state.advance_clock(records.append_time_ms);
+        if let Some(expected) = records.expected_base_offset
+            && expected != state.next_offset
+        {
+            return PartitionResponse::PredictionMissed { expected, next_offset: state.next_offset };
+        }
         if let Some(producer) = &records.producer {
             for expired in state.expire_idle(producer.idle_expiry_ms) {
                 self.store.stage_producer(batch, expired, None);
@@ -238,7 +243,7 @@ mod tests {
                 let mut sequence = 0u64;
                 for (b, size) in sizes.iter().enumerate() {
                     let records: Vec<Record> = (0..*size).map(|i| record(format!("b{b}-r{i}"), (b * 10 + i) as i64)).collect();
-                    let batch = RecordBatch { records: records.clone(), producer: Some(ProducerBatch { producer_id: 5, epoch: 0, first_sequence: sequence, idle_expiry_ms: 60_000 }), append_time_ms: b as i64 };
+                    let batch = RecordBatch { records: records.clone(), producer: Some(ProducerBatch { producer_id: 5, epoch: 0, first_sequence: sequence, idle_expiry_ms: 60_000 }), append_time_ms: b as i64, expected_base_offset: None };
                     append_apply(&mut log, &mut sm, index, PartitionCommand::Append(batch.clone())).await;
                     index += 1;
                     if b % retry_every == 0 {
@@ -270,7 +275,7 @@ mod tests {
                 prop_assert_eq!(view2.borrow().high_watermark, hw);
                 let (applied, _) = sm2.applied_state().await.unwrap();
                 prop_assert_eq!(applied.map(|l| l.index), Some(index - 1));
-                let retry = RecordBatch { records: vec![record("x".into(), 0)], producer: Some(ProducerBatch { producer_id: 5, epoch: 0, first_sequence: sequence - *sizes.last().unwrap() as u64, idle_expiry_ms: 60_000 }), append_time_ms: 0 };
+                let retry = RecordBatch { records: vec![record("x".into(), 0)], producer: Some(ProducerBatch { producer_id: 5, epoch: 0, first_sequence: sequence - *sizes.last().unwrap() as u64, idle_expiry_ms: 60_000 }), append_time_ms: 0, expected_base_offset: None };
                 let verdict = sm2.current.partition.check_sequence(retry.producer.as_ref().unwrap(), *sizes.last().unwrap() as u32);
                 let is_duplicate = matches!(verdict, SequenceCheck::Reject(PartitionResponse::Duplicate { .. }));
                 prop_assert!(is_duplicate, "the last batch is still recognised after reopening");
@@ -281,6 +286,30 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_is_appended_at_its_expected_offset_or_not_at_all() {
+        block_on(async {
+            let kv: Arc<dyn KvStore> = Arc::new(MemKv::new());
+            let (mut log, mut sm, reader, view) = open_partition(kv, 4).unwrap();
+            let batch = |value: &str, expected| {
+                PartitionCommand::Append(RecordBatch {
+                    records: vec![record(value.into(), 1)],
+                    producer: None,
+                    append_time_ms: 0,
+                    expected_base_offset: expected,
+                })
+            };
+            append_apply(&mut log, &mut sm, 1, batch("a", Some(0))).await;
+            // Predicted past a batch that never reached the log: not appended.
+            append_apply(&mut log, &mut sm, 2, batch("c", Some(2))).await;
+            append_apply(&mut log, &mut sm, 3, batch("b", None)).await;
+            assert_eq!(view.borrow().high_watermark, 2);
+            let read = reader.read(0, 2, ReadLimits { max_records: 10, max_bytes: usize::MAX }).unwrap();
+            let values: Vec<_> = read.iter().map(|(o, r)| (*o, r.value.clone())).collect();
+            assert_eq!(values, vec![(0, Bytes::from("a")), (1, Bytes::from("b"))]);
+        });
+    }
+
+    #[test]
     fn crash_keeps_state_and_index_consistent() {
         block_on(async {
             let mem = Arc::new(MemKv::new());
@@ -288,7 +317,7 @@ mod tests {
             let (mut log, mut sm, _, _) = open_partition(kv.clone(), 3).unwrap();
             for i in 1..=5u64 {
                 let batch =
-                    RecordBatch { records: vec![record(format!("v{i}"), 1)], producer: None, append_time_ms: 0 };
+                    RecordBatch { records: vec![record(format!("v{i}"), 1)], producer: None, append_time_ms: 0, expected_base_offset: None };
                 append_apply(&mut log, &mut sm, i, PartitionCommand::Append(batch)).await;
             }
             // The last apply's state write was not synced (appends sync only the log up to
