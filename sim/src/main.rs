@@ -51,9 +51,10 @@ struct Args {
     /// drawn.
     #[arg(long)]
     standard_shape: bool,
-    /// Also run a client that sends with ACKS_LEADER (its answers are checked against the log).
+    /// Leave out the client that sends with ACKS_LEADER (it runs by default; its answers are
+    /// checked against the log): replays seeds found before it ran.
     #[arg(long)]
-    leader_acks: bool,
+    no_leader_acks: bool,
     /// Partitions of the workload's topic.
     #[arg(long, default_value_t = DEFAULTS.partitions, value_parser = clap::value_parser!(u32).range(1..=64))]
     partitions: u32,
@@ -99,8 +100,8 @@ fn run_flags(args: &Args) -> Vec<String> {
     if args.standard_shape {
         flags.push("--standard-shape".into());
     }
-    if args.leader_acks {
-        flags.push("--leader-acks".into());
+    if args.no_leader_acks {
+        flags.push("--no-leader-acks".into());
     }
     if args.partitions != DEFAULTS.partitions {
         flags.extend(["--partitions".to_string(), args.partitions.to_string()]);
@@ -128,7 +129,7 @@ fn run_here(args: &Args, seed: u64) -> Summary {
         seed,
         nodes: args.nodes,
         standard_shape: args.standard_shape,
-        leader_acks: args.leader_acks,
+        leader_acks: !args.no_leader_acks,
         partitions: args.partitions,
         fault_secs: args.fault_secs,
         heal_secs: args.heal_secs,

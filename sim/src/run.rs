@@ -57,8 +57,7 @@ pub struct Options {
     pub seed: u64,
     /// Nodes in the cluster; `None` lets the seed draw it (see [`Shape`]).
     pub nodes: Option<u64>,
-    /// Also run the ACKS_LEADER client (`--leader-acks`). Off by default until the bug-mode seeds
-    /// are re-chosen for the workload it changes.
+    /// Run the ACKS_LEADER client (on unless `--no-leader-acks`).
     pub leader_acks: bool,
     /// Run the standard shape ([`Shape::STANDARD`]) instead of drawing one from the seed: how
     /// seeds found before shapes were drawn replay exactly.
@@ -79,7 +78,7 @@ impl Options {
         seed: 1,
         nodes: None,
         standard_shape: false,
-        leader_acks: false,
+        leader_acks: true,
         partitions: 3,
         fault_secs: 30,
         heal_secs: 15,

@@ -48,7 +48,7 @@ fn skipping_the_fsync_is_caught() {
 #[ignore = "no seed shows the no-keepalive failure since the client's retry changes (docs/testing.md)"]
 fn channels_without_keepalive_are_caught() {
     let output = Command::new(env!("CARGO_BIN_EXE_eddy-sim"))
-        .args(["--seed", "69", "--standard-shape", "--leader-acks", "--bug", "no-keepalive"])
+        .args(["--seed", "69", "--standard-shape", "--bug", "no-keepalive"])
         .output()
         .expect("run eddy-sim");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -65,7 +65,7 @@ fn channels_without_keepalive_are_caught() {
     );
     assert!(
         stdout.contains(
-            "reproduce with: cargo run -p eddy-sim --release -- --seed 69 --standard-shape --leader-acks --bug no-keepalive"
+            "reproduce with: cargo run -p eddy-sim --release -- --seed 69 --standard-shape --bug no-keepalive"
         ),
         "no reproduction command in:\n{stdout}"
     );
