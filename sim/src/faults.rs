@@ -17,6 +17,9 @@ pub enum FaultKind {
     IsolateLeader { partition: u32 },
     /// Whoever leads the controller group when the fault starts is cut off from the other nodes.
     IsolateController,
+    /// Whoever coordinates the workload's consumer group when the fault starts (the leader of
+    /// its `__consumer_offsets` partition) is cut off from the other nodes.
+    IsolateCoordinator,
     /// Every message takes up to `max_ms` (drawn per message), which also reorders messages
     /// across connections.
     Delay { max_ms: u64 },
@@ -36,7 +39,7 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every fault's name, as the run summary counts them: the one list of names.
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 11] = [
         "net_split",
         "drop_one_way",
         "isolate_leader",
@@ -47,6 +50,7 @@ impl FaultKind {
         "power_loss",
         "pause",
         "clock_jump",
+        "isolate_coordinator",
     ];
 
     /// The name used in the run summary's fault counts.
@@ -62,6 +66,7 @@ impl FaultKind {
             FaultKind::PowerLoss => 7,
             FaultKind::Pause { .. } => 8,
             FaultKind::ClockJump { .. } => 9,
+            FaultKind::IsolateCoordinator => 10,
         };
         Self::NAMES[index]
     }
@@ -86,6 +91,7 @@ impl std::fmt::Display for Fault {
             FaultKind::DropOneWay { from, to } => write!(f, "drop n{from} -> n{to}"),
             FaultKind::IsolateLeader { partition } => write!(f, "isolate the leader of partition {partition}"),
             FaultKind::IsolateController => write!(f, "isolate the controller leader"),
+            FaultKind::IsolateCoordinator => write!(f, "isolate the consumer group's coordinator"),
             FaultKind::Delay { max_ms } => write!(f, "delay messages up to {max_ms} ms"),
             FaultKind::Loss { per_mille } => write!(f, "lose links between nodes at {per_mille}/1000 per message"),
             FaultKind::Crash { node } => write!(f, "crash n{node} (unsynced writes lost), restart at end"),
@@ -121,7 +127,8 @@ pub fn schedule(seed: u64, nodes: u64, partitions: u32, from_ms: u64, until_ms: 
                 let to = (node % nodes) + 1;
                 FaultKind::DropOneWay { from: node, to }
             }
-            5..=7 => FaultKind::IsolateLeader { partition: rng.random_range(0..partitions) },
+            5..=6 => FaultKind::IsolateLeader { partition: rng.random_range(0..partitions) },
+            7 => FaultKind::IsolateCoordinator,
             8..=9 => FaultKind::IsolateController,
             10..=11 => FaultKind::Delay { max_ms: rng.random_range(20..400) },
             12..=13 => FaultKind::Loss { per_mille: rng.random_range(5..60) },

@@ -502,6 +502,18 @@ fn group_of(nodes: &Nodes, partition: u32) -> Option<u64> {
     })
 }
 
+/// The Raft group of the `__consumer_offsets` partition that coordinates the workload's
+/// consumer group, once the offsets topic exists.
+fn coordinator_group(nodes: &Nodes) -> Option<u64> {
+    let running = nodes.running.lock().expect("running lock");
+    running.values().find_map(|broker| {
+        let view = broker.view();
+        let topic = view.metadata.topics.get(eddy_groups::OFFSETS_TOPIC)?;
+        let shard = eddy_groups::shard_of(crate::workload::GROUP, topic.partitions.len() as u32);
+        topic.partitions.get(shard as usize).map(|p| p.group_id)
+    })
+}
+
 /// The node that leads `group` now, by the nodes' own reports (the highest term wins).
 fn leader_of(nodes: &Nodes, group: u64) -> Option<u64> {
     let running = nodes.running.lock().expect("running lock");
@@ -602,6 +614,12 @@ fn start_fault(sim: &mut turmoil::Sim<'_>, nodes: &mut Nodes, links: &mut Links,
             isolate(sim, links, nodes, &target, false);
             target
         }
+        FaultKind::IsolateCoordinator => {
+            let target: Vec<u64> =
+                coordinator_group(nodes).and_then(|group| leader_of(nodes, group)).into_iter().collect();
+            isolate(sim, links, nodes, &target, false);
+            target
+        }
         FaultKind::Delay { max_ms } => {
             sim.set_max_message_latency(Duration::from_millis(*max_ms));
             Vec::new()
@@ -639,7 +657,10 @@ fn start_fault(sim: &mut turmoil::Sim<'_>, nodes: &mut Nodes, links: &mut Links,
 
 fn end_fault(sim: &mut turmoil::Sim<'_>, nodes: &mut Nodes, links: &mut Links, fault: &Fault, targets: &[u64]) {
     match &fault.kind {
-        FaultKind::NetSplit { .. } | FaultKind::IsolateLeader { .. } | FaultKind::IsolateController => {
+        FaultKind::NetSplit { .. }
+        | FaultKind::IsolateLeader { .. }
+        | FaultKind::IsolateController
+        | FaultKind::IsolateCoordinator => {
             isolate(sim, links, nodes, targets, true);
         }
         FaultKind::DropOneWay { from, to } => uncut(sim, links, *from, *to),

@@ -316,8 +316,12 @@ mod tests {
             let kv: Arc<dyn KvStore> = mem.clone();
             let (mut log, mut sm, _, _) = open_partition(kv.clone(), 3).unwrap();
             for i in 1..=5u64 {
-                let batch =
-                    RecordBatch { records: vec![record(format!("v{i}"), 1)], producer: None, append_time_ms: 0, expected_base_offset: None };
+                let batch = RecordBatch {
+                    records: vec![record(format!("v{i}"), 1)],
+                    producer: None,
+                    append_time_ms: 0,
+                    expected_base_offset: None,
+                };
                 append_apply(&mut log, &mut sm, i, PartitionCommand::Append(batch)).await;
             }
             // The last apply's state write was not synced (appends sync only the log up to
