@@ -239,6 +239,7 @@ impl Coordinator {
                 WriteError::Failed(e) => e,
             });
         }
+        tracing::debug!(group = group_id, term = ?state.term, ?records, "group records written");
         for record in &records {
             state.groups.apply(record);
         }

@@ -194,6 +194,12 @@ struct MemberState {
     assignment: BTreeSet<TopicPartition>,
     /// What the consumer reads now (reported by heartbeats).
     owned: BTreeSet<TopicPartition>,
+    /// What the heartbeat in flight reported as owned. A partition outside it is not taken
+    /// until that heartbeat is answered: the coordinator may read the report as the partition
+    /// given up and hand it to another member (simulation seed 11: a heartbeat reporting
+    /// {p1} was retried through a coordinator outage while the consumer started p2 from the
+    /// assignment before it; the answer moved p2 to another member).
+    reported: Option<BTreeSet<TopicPartition>>,
     /// The member was fenced or removed since the consumer last looked.
     lost: bool,
 }
@@ -457,18 +463,28 @@ impl Consumer {
             membership.wake.notify_one();
         }
         // Partitions are taken from the assignment as it is now and reported as owned in the same
-        // step: a heartbeat that reported them as not owned must never be followed by reading
-        // them, or the coordinator could have handed them to another member in between.
+        // step, and not while a heartbeat that reported them as not owned is unanswered: such a
+        // heartbeat must never be followed by reading them, or the coordinator could have handed
+        // them to another member in between.
         let added: BTreeSet<TopicPartition> = {
             let mut state = membership.state.lock().expect("member lock");
-            let added: BTreeSet<TopicPartition> =
-                state.assignment.iter().filter(|tp| !self.positions.contains_key(*tp)).cloned().collect();
+            let added: BTreeSet<TopicPartition> = state
+                .assignment
+                .iter()
+                .filter(|tp| !self.positions.contains_key(*tp))
+                .filter(|tp| state.reported.as_ref().is_none_or(|reported| reported.contains(*tp)))
+                .cloned()
+                .collect();
             state.owned.extend(added.iter().cloned());
             added
         };
+        if !added.is_empty() {
+            tracing::debug!(member = %membership.member_id, ?added, "starting partitions");
+        }
         if !added.is_empty()
             && let Err(e) = self.start(added.clone()).await
         {
+            tracing::debug!(member = %membership.member_id, ?added, error = %e, "start failed");
             let mut state = membership.state.lock().expect("member lock");
             for tp in added.iter().filter(|tp| !self.positions.contains_key(*tp)) {
                 state.owned.remove(tp);
@@ -688,7 +704,8 @@ async fn heartbeat_loop(
     let mut interval = Duration::from_secs(1);
     loop {
         let (epoch, owned) = {
-            let state = membership.state.lock().expect("member lock");
+            let mut state = membership.state.lock().expect("member lock");
+            state.reported = Some(state.owned.clone());
             (state.epoch, state.owned.clone())
         };
         let request = v1::GroupHeartbeatRequest {
@@ -701,6 +718,7 @@ async fn heartbeat_loop(
             session_timeout_ms: config.session_timeout.as_millis() as u32,
             rebalance_timeout_ms: config.rebalance_timeout.as_millis() as u32,
         };
+        tracing::debug!(member = %membership.member_id, epoch, ?owned, "heartbeat");
         let answer = tokio::select! {
             biased;
             _ = stop.changed() => return,
@@ -708,7 +726,15 @@ async fn heartbeat_loop(
         };
         match answer {
             Ok(response) => {
+                tracing::debug!(
+                    group = %membership.group_id,
+                    member = %membership.member_id,
+                    epoch = response.member_epoch,
+                    assignment = ?response.assignment,
+                    "heartbeat answered"
+                );
                 let mut state = membership.state.lock().expect("member lock");
+                state.reported = None;
                 state.epoch = response.member_epoch;
                 state.assignment = response
                     .assignment
@@ -720,12 +746,20 @@ async fn heartbeat_loop(
             Err(e) if matches!(e.code(), Some(Reason::FencedMemberEpoch | Reason::UnknownMember)) => {
                 tracing::warn!(group = %membership.group_id, error = %e, "the member was fenced; rejoining");
                 let mut state = membership.state.lock().expect("member lock");
+                state.reported = None;
                 state.epoch = 0;
                 state.assignment.clear();
                 state.owned.clear();
                 state.lost = true;
             }
-            Err(e) => tracing::warn!(group = %membership.group_id, error = %e, "group heartbeat failed"),
+            Err(e) => {
+                tracing::warn!(group = %membership.group_id, error = %e, "group heartbeat failed");
+                // The coordinator may have taken the report anyway: what it did not claim may be
+                // another member's now, until an answer says otherwise.
+                let mut state = membership.state.lock().expect("member lock");
+                state.reported = None;
+                state.assignment.retain(|tp| owned.contains(tp));
+            }
         }
         membership.answered.notify_waiters();
         tokio::select! {

@@ -202,7 +202,13 @@ impl Groups {
                 let Some(member) = change.group.members.get(&member_id) else {
                     return Err(GroupError::UnknownMember { group_id: change.id(), member_id });
                 };
-                if epoch as u64 != member.epoch && epoch as u64 != member.previous_epoch {
+                // The previous epoch is accepted (the answer that moved the member on may have
+                // been lost), but only while what it claims to own is still assigned to it at
+                // the current epoch: otherwise it holds partitions that may be another member's
+                // by now (as KIP-848 rules).
+                let stale_claim = epoch as u64 != member.epoch
+                    && heartbeat.owned.as_ref().is_some_and(|owned| !owned.iter().all(|tp| member.owns(tp)));
+                if (epoch as u64 != member.epoch && epoch as u64 != member.previous_epoch) || stale_claim {
                     return Err(GroupError::FencedMemberEpoch {
                         group_id: change.id(),
                         member_id,
@@ -587,6 +593,35 @@ mod tests {
         h.write(&plan.records);
         assert_eq!(h.groups.phase("g"), GroupPhase::Dead);
         assert!(matches!(h.groups.plan_delete_group("g"), Err(GroupError::GroupNotFound(_))));
+    }
+
+    #[test]
+    fn a_previous_epoch_may_not_claim_what_moved_on() {
+        let mut h = Harness::new(&[("orders", 2)]);
+        h.heartbeat("a", Some(&["orders"])).unwrap();
+        h.settle();
+        let (old_epoch, old_owned) = h.members["a"].clone();
+        assert_eq!(old_owned.len(), 2);
+        // b joins; a gives up one partition and moves to the next epoch, but never hears the
+        // answer: it still holds both partitions at its previous epoch.
+        h.heartbeat("b", Some(&["orders"])).unwrap();
+        h.settle();
+        assert_eq!(h.members["b"].1.len(), 1);
+        let retry = |owned: BTreeSet<TopicPartition>| Heartbeat {
+            group_id: "g".into(),
+            member_id: "a".into(),
+            member_epoch: old_epoch,
+            owned: Some(owned),
+            ..Default::default()
+        };
+        let claim = h.groups.plan_heartbeat(&retry(old_owned.clone()), &h.counts);
+        assert!(
+            matches!(claim, Err(GroupError::FencedMemberEpoch { .. })),
+            "claiming b's partition at the previous epoch is fenced: {claim:?}"
+        );
+        // The previous epoch is still accepted for what a still owns (a lost answer's retry).
+        let kept = h.members["a"].1.clone();
+        assert!(h.groups.plan_heartbeat(&retry(kept), &h.counts).is_ok());
     }
 
     #[test]
