@@ -12,6 +12,29 @@
 //! UNKNOWN_PRODUCER_ID (it forgot an idle producer), the producer takes the next epoch and sends
 //! the batch again at sequence 0. When it answers PRODUCER_FENCED (another instance initialized
 //! the same producer name), the producer stops: that batch and every later one fail with it.
+//!
+//! ```
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! # let node = eddy_broker::InMemoryNode::start().await?;
+//! use std::sync::Arc;
+//! use eddy_client::{Client, ClientConfig, Producer, ProducerConfig, ProducerRecord, Reason};
+//!
+//! let client = Arc::new(Client::new(vec![node.address.clone()], ClientConfig::default())?);
+//! client.create_topic("payments", 2, 1).await?;
+//! // A named producer: a restarted instance of the service fences the one it replaces.
+//! let config = || ProducerConfig { producer_name: Some("payment-service".into()), ..ProducerConfig::default() };
+//! let old = Producer::new(client.clone(), "payments", config()).await?;
+//! let record = |key: &str| ProducerRecord { key: Some(key.to_string().into()), value: "captured".into(), ..Default::default() };
+//! let stored = old.send(record("order-1")).await?.await??;
+//! println!("order-1 is at {}@{}", stored.partition, stored.offset);
+//!
+//! let new = Producer::new(client.clone(), "payments", config()).await?;
+//! new.send(record("order-1")).await?.await??;
+//! let fenced = old.send(record("order-1")).await?.await?.unwrap_err();
+//! assert_eq!(fenced.code(), Some(Reason::ProducerFenced));
+//! new.close().await;
+//! # Ok(()) }
+//! ```
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
