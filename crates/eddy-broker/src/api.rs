@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eddy_controller::{ControllerReply, ControllerRequest, is_internal_topic};
+use eddy_controller::{ControllerReply, ControllerRequest, TopicConfig, is_internal_topic};
 use eddy_partition::{PartitionCommand, PartitionResponse, Proposal, ProposeError, ReadLimits, RecordBatch, Replica};
 use eddy_proto::v1::{self, eddy_server::Eddy};
 use tonic::{Request, Response, Status};
@@ -139,14 +139,18 @@ impl EddyApi {
         if request.records.len() > config.batch_records_max as usize {
             return Err(BrokerError::TooManyRecords { count: request.records.len(), limit: config.batch_records_max });
         }
+        let topic_config = view.metadata.topics.get(&request.topic).map(|t| TopicConfig::of(&t.configs));
+        let record_limit = topic_config
+            .and_then(|c| c.max_message_bytes)
+            .map_or(config.record_size_max_bytes, |topic_limit| topic_limit.min(config.record_size_max_bytes));
         let mut total = 0usize;
         let now_ms = self.clock.now_ms();
         let mut records = Vec::with_capacity(request.records.len());
         for (index, wire) in request.records.into_iter().enumerate() {
             let record = convert::record_from_wire(wire, now_ms);
             let size = record.size_bytes();
-            if size > config.record_size_max_bytes as usize {
-                return Err(BrokerError::RecordTooLarge { index, size, limit: config.record_size_max_bytes });
+            if size > record_limit as usize {
+                return Err(BrokerError::RecordTooLarge { index, size, limit: record_limit });
             }
             total += size;
             records.push(record);
@@ -166,6 +170,19 @@ impl EddyApi {
             producers::check_not_fenced(&view.metadata, producer)?;
         }
         let replica = self.leader_replica(&view, &request.topic, request.partition)?;
+        let required = topic_config.map_or(1, |c| c.min_insync_replicas);
+        if !leader_ack && required > 1 {
+            let max_lag = Duration::from_millis(config.broker_session_timeout_ms);
+            let in_sync = replica.in_sync_replicas(max_lag).unwrap_or(0);
+            if in_sync < required as usize {
+                return Err(BrokerError::NotEnoughReplicas {
+                    topic: request.topic,
+                    partition: request.partition,
+                    in_sync,
+                    required,
+                });
+            }
+        }
         let count = records.len();
         let command = PartitionCommand::Append(RecordBatch {
             records,
@@ -465,6 +482,24 @@ impl EddyApi {
         Ok(v1::CreateTopicResponse { topic: Some(convert::topic_to_wire(&topic)) })
     }
 
+    async fn alter_topic_inner(&self, request: v1::AlterTopicRequest) -> Result<v1::AlterTopicResponse, BrokerError> {
+        if is_internal_topic(&request.name) {
+            return Err(BrokerError::InternalTopic(request.name, "alter"));
+        }
+        let call = ControllerRequest::AlterTopic {
+            name: request.name.clone(),
+            set: request.set_configs.into_iter().collect(),
+            delete: request.delete_configs,
+            partitions: request.partitions,
+        };
+        let topic = match self.controller.call(&call).await? {
+            ControllerReply::TopicAltered(topic) => topic,
+            other => return Err(BrokerError::Internal(format!("the controller answered an alter with {other:?}"))),
+        };
+        self.await_metadata(|view| view.metadata.topics.get(&topic.name).is_some_and(|t| *t == topic)).await;
+        Ok(v1::AlterTopicResponse { topic: Some(convert::topic_to_wire(&topic)) })
+    }
+
     async fn delete_topic_inner(
         &self,
         request: v1::DeleteTopicRequest,
@@ -546,6 +581,13 @@ impl Eddy for EddyApi {
         request: Request<v1::ListOffsetsRequest>,
     ) -> Result<Response<v1::ListOffsetsResponse>, Status> {
         reply(self.list_offsets_inner(request.into_inner()).await)
+    }
+
+    async fn alter_topic(
+        &self,
+        request: Request<v1::AlterTopicRequest>,
+    ) -> Result<Response<v1::AlterTopicResponse>, Status> {
+        reply(self.alter_topic_inner(request.into_inner()).await)
     }
 
     async fn create_topic(

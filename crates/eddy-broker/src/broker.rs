@@ -235,6 +235,7 @@ async fn start_controller(
     let controller_config = ControllerConfig {
         broker_session_timeout_ms: config.broker_session_timeout_ms,
         partitions_per_topic_max: config.partitions_per_topic_max,
+        record_size_max_bytes: config.record_size_max_bytes,
     };
     Ok(Controller::new(raft, metadata, controller_config))
 }

@@ -47,6 +47,11 @@ pub enum BrokerError {
          one; re-initialize the producer"
     )]
     UnknownProducerId { topic: String, partition: u32 },
+    #[error(
+        "{topic}/{partition} has {in_sync} live, caught-up replicas; its min.insync.replicas is {required}, so an \
+         acks=all produce is refused"
+    )]
+    NotEnoughReplicas { topic: String, partition: u32, in_sync: usize, required: u32 },
     #[error("the request timed out: {0}")]
     Timeout(String),
     /// The batch was appended but leadership changed (or the group stopped) before it
@@ -89,6 +94,7 @@ impl BrokerError {
             BrokerError::OutOfOrderSequence { .. } => Reason::OutOfOrderSequence,
             BrokerError::ProducerFenced { .. } => Reason::ProducerFenced,
             BrokerError::UnknownProducerId { .. } => Reason::UnknownProducerId,
+            BrokerError::NotEnoughReplicas { .. } => Reason::NotEnoughReplicas,
             BrokerError::Timeout(_) => Reason::Timeout,
             BrokerError::OutcomeUnknown(_) => Reason::OutcomeUnknown,
             BrokerError::Storage { .. } => Reason::StorageError,
@@ -134,6 +140,10 @@ impl BrokerError {
                 if let Some(address) = coordinator_address {
                     m.insert("coordinator_address".into(), address.clone());
                 }
+            }
+            BrokerError::NotEnoughReplicas { in_sync, required, .. } => {
+                m.insert("in_sync".into(), in_sync.to_string());
+                m.insert("required".into(), required.to_string());
             }
             BrokerError::OutOfOrderSequence { expected, .. } => {
                 m.insert("expected_sequence".into(), expected.to_string());

@@ -16,6 +16,24 @@ pub enum TopicCommand {
         partitions: u32,
         #[arg(long, default_value_t = 1)]
         replication_factor: u32,
+        /// A topic config KEY=VALUE (repeatable): retention.ms, retention.bytes,
+        /// max.message.bytes, min.insync.replicas.
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config)]
+        configs: Vec<(String, String)>,
+    },
+    /// Change a topic's configs or add partitions (records of a key go to another partition
+    /// after a partition count change).
+    Alter {
+        name: String,
+        /// Set a config KEY=VALUE (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config)]
+        configs: Vec<(String, String)>,
+        /// Return a config to its default (repeatable).
+        #[arg(long = "delete-config", value_name = "KEY")]
+        delete_configs: Vec<String>,
+        /// The new partition count (only up).
+        #[arg(long)]
+        partitions: Option<u32>,
     },
     /// List topics.
     List,
@@ -23,6 +41,13 @@ pub enum TopicCommand {
     Describe { name: String },
     /// Delete a topic and its data.
     Delete { name: String },
+}
+
+fn parse_config(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_string(), value.trim().to_string())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
 }
 
 fn opt(n: Option<u64>) -> String {
@@ -42,13 +67,15 @@ pub fn topic_json(topic: &v1::TopicDescription) -> serde_json::Value {
             "log_start_offset": p.log_start_offset,
             "high_watermark": p.high_watermark,
         })).collect::<Vec<_>>(),
+        "configs": topic.configs.iter().collect::<std::collections::BTreeMap<_, _>>(),
     })
 }
 
 pub async fn run(command: &TopicCommand, client: &Client, format: Format) -> Result<(), CliError> {
     match command {
-        TopicCommand::Create { name, partitions, replication_factor } => {
-            let topic = client.create_topic(name, *partitions, *replication_factor).await?;
+        TopicCommand::Create { name, partitions, replication_factor, configs } => {
+            let configs = configs.iter().cloned().collect();
+            let topic = client.create_topic_with_configs(name, *partitions, *replication_factor, configs).await?;
             match format {
                 Format::Json => json_line(&topic_json(&topic)),
                 Format::Table => println!(
@@ -80,6 +107,11 @@ pub async fn run(command: &TopicCommand, client: &Client, format: Format) -> Res
                 Format::Json => json_line(&topic_json(&topic)),
                 Format::Table => {
                     println!("topic {} (replication factor {})", topic.name, topic.replication_factor);
+                    if !topic.configs.is_empty() {
+                        let configs: std::collections::BTreeMap<_, _> = topic.configs.iter().collect();
+                        let shown: Vec<String> = configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        println!("configs: {}", shown.join(" "));
+                    }
                     let mut out = table(&["PARTITION", "LEADER", "REPLICAS", "LOG START", "HIGH WATERMARK"]);
                     for p in &topic.partitions {
                         let replicas = p.replicas.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
@@ -93,6 +125,19 @@ pub async fn run(command: &TopicCommand, client: &Client, format: Format) -> Res
                     }
                     println!("{out}");
                 }
+            }
+        }
+        TopicCommand::Alter { name, configs, delete_configs, partitions } => {
+            if configs.is_empty() && delete_configs.is_empty() && partitions.is_none() {
+                return Err(CliError::Usage(
+                    "nothing to change: give --config, --delete-config or --partitions".into(),
+                ));
+            }
+            let set = configs.iter().cloned().collect();
+            let topic = client.alter_topic(name, set, delete_configs.clone(), *partitions).await?;
+            match format {
+                Format::Json => json_line(&topic_json(&topic)),
+                Format::Table => println!("altered topic {} ({} partitions)", topic.name, topic.partitions.len()),
             }
         }
         TopicCommand::Delete { name } => {

@@ -1,6 +1,6 @@
 //! The connection to a cluster: channels to brokers, partition leader discovery, retries.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -201,18 +201,31 @@ impl Client {
         }
     }
 
-    /// Creates a topic.
+    /// Creates a topic with the default configs.
     pub async fn create_topic(
         &self,
         name: &str,
         partitions: u32,
         replication_factor: u32,
     ) -> ClientResult<v1::TopicDescription> {
+        self.create_topic_with_configs(name, partitions, replication_factor, BTreeMap::new()).await
+    }
+
+    /// Creates a topic with configs (`retention.ms`, `retention.bytes`, `max.message.bytes`,
+    /// `min.insync.replicas`; docs/api.md lists them). An unknown key or a bad value is refused
+    /// with INVALID_CONFIG naming it.
+    pub async fn create_topic_with_configs(
+        &self,
+        name: &str,
+        partitions: u32,
+        replication_factor: u32,
+        configs: BTreeMap<String, String>,
+    ) -> ClientResult<v1::TopicDescription> {
         let request = v1::CreateTopicRequest {
             name: name.to_string(),
             partitions,
             replication_factor,
-            configs: Default::default(),
+            configs: configs.into_iter().collect(),
         };
         let response = self
             .any_broker(|mut c| {
@@ -220,6 +233,32 @@ impl Client {
                 async move { c.create_topic(r).await }
             })
             .await?;
+        response.topic.ok_or_else(|| ClientError::Invalid("broker returned no topic".into()))
+    }
+
+    /// Sets configs (`set`), returns others to their defaults (`delete`), and raises the
+    /// partition count (`partitions`, never lower).
+    pub async fn alter_topic(
+        &self,
+        name: &str,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+        partitions: Option<u32>,
+    ) -> ClientResult<v1::TopicDescription> {
+        let request = v1::AlterTopicRequest {
+            name: name.to_string(),
+            set_configs: set.into_iter().collect(),
+            delete_configs: delete,
+            partitions,
+        };
+        let response = self
+            .any_broker(|mut c| {
+                let r = request.clone();
+                async move { c.alter_topic(r).await }
+            })
+            .await?;
+        // Partition counts may have changed: the next use describes the topic afresh.
+        self.partition_counts.lock().expect("lock").remove(name);
         response.topic.ok_or_else(|| ClientError::Invalid("broker returned no topic".into()))
     }
 

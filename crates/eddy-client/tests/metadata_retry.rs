@@ -50,6 +50,10 @@ impl v1::eddy_server::Eddy for FakeBroker {
         }))
     }
 
+    async fn alter_topic(&self, _: Request<v1::AlterTopicRequest>) -> Result<Response<v1::AlterTopicResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
     async fn init_producer(
         &self,
         _: Request<v1::InitProducerRequest>,

@@ -22,6 +22,7 @@ use crate::rpc::{
     ControllerReply, ControllerRequest, ControllerResult, HeartbeatRequest, HeartbeatResponse, Leadership,
 };
 use crate::state_machine::ControllerRaft;
+use crate::topic_config;
 
 /// Controller limits and timeouts.
 #[derive(Debug, Clone, Copy)]
@@ -30,11 +31,13 @@ pub struct ControllerConfig {
     pub broker_session_timeout_ms: u64,
     /// Most partitions one topic may have.
     pub partitions_per_topic_max: u32,
+    /// The brokers' record limit: the most a topic's `max.message.bytes` may be.
+    pub record_size_max_bytes: u32,
 }
 
 impl Default for ControllerConfig {
     fn default() -> Self {
-        Self { broker_session_timeout_ms: 6_000, partitions_per_topic_max: 1_000 }
+        Self { broker_session_timeout_ms: 6_000, partitions_per_topic_max: 1_000, record_size_max_bytes: 1 << 20 }
     }
 }
 
@@ -99,6 +102,9 @@ impl Controller {
                     ControllerResponse::Rejected(e) => Err(e),
                     _ => Ok(ControllerReply::TopicDeleted),
                 }
+            }
+            ControllerRequest::AlterTopic { name, set, delete, partitions } => {
+                self.alter_topic(term, name, set, delete, partitions).await
             }
             ControllerRequest::AllocateProducerIds { count } => {
                 let count = count.clamp(1, crate::metadata::PRODUCER_ID_BLOCK);
@@ -238,13 +244,29 @@ impl Controller {
                 max: self.config.partitions_per_topic_max,
             });
         }
-        if let Some(key) = configs.keys().next() {
-            return Err(ControllerError::InvalidConfig(format!("unknown topic config {key:?}")));
-        }
         let metadata = self.metadata.borrow().clone();
         if metadata.topics.contains_key(&name) {
             return Err(ControllerError::TopicAlreadyExists(name));
         }
+        topic_config::validate(&configs, replication_factor, self.config.record_size_max_bytes)?;
+        let assignments = self.place(term, &metadata, partitions, replication_factor)?;
+        let command = ControllerCommand::CreateTopic { name, replication_factor, assignments, configs };
+        match self.propose(command).await? {
+            ControllerResponse::TopicCreated(topic) => Ok(ControllerReply::TopicCreated(topic)),
+            ControllerResponse::Rejected(e) => Err(e),
+            other => Err(ControllerError::Unavailable(format!("unexpected controller response {other:?}"))),
+        }
+    }
+
+    /// Replicas for `partitions` new partitions on the live brokers, balanced against the
+    /// replicas and preferred leaders each already holds.
+    fn place(
+        &self,
+        term: u64,
+        metadata: &ClusterMetadata,
+        partitions: u32,
+        replication_factor: u32,
+    ) -> Result<Vec<Vec<u64>>, ControllerError> {
         let (live, learning) = self.with_liveness(term, |liveness, now| {
             let live: Vec<u64> = self
                 .alive(liveness, now)
@@ -261,16 +283,49 @@ impl Controller {
                 live.len()
             )));
         }
-        let assignments = place(
-            &live,
-            partitions,
-            replication_factor,
-            &metadata.replica_counts(),
-            &metadata.preferred_leader_counts(),
-        )?;
-        let command = ControllerCommand::CreateTopic { name, replication_factor, assignments, configs };
+        place(&live, partitions, replication_factor, &metadata.replica_counts(), &metadata.preferred_leader_counts())
+    }
+
+    /// Changes a topic's configs (`set` added or replaced, `delete` back to their defaults) and
+    /// raises its partition count to `partitions`.
+    async fn alter_topic(
+        &self,
+        term: u64,
+        name: String,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+        partitions: Option<u32>,
+    ) -> ControllerResult {
+        let metadata = self.metadata.borrow().clone();
+        let topic = metadata.topics.get(&name).ok_or_else(|| ControllerError::UnknownTopic(name.clone()))?;
+        topic_config::validate(&set, topic.replication_factor, self.config.record_size_max_bytes)?;
+        if let Some(key) = delete.iter().find(|k| !topic_config::KEYS.iter().any(|(known, _)| known == k)) {
+            return Err(ControllerError::InvalidConfig(format!("unknown topic config {key:?}")));
+        }
+        let mut configs = topic.configs.clone();
+        for key in &delete {
+            configs.remove(key);
+        }
+        configs.extend(set);
+        let current = topic.partitions.len() as u32;
+        let added = match partitions {
+            None => 0,
+            Some(p) if p < current => return Err(ControllerError::PartitionsDecrease { requested: p, current }),
+            Some(p) if p > self.config.partitions_per_topic_max => {
+                return Err(ControllerError::InvalidPartitions {
+                    requested: p,
+                    max: self.config.partitions_per_topic_max,
+                });
+            }
+            Some(p) => p - current,
+        };
+        let new_partitions = match added {
+            0 => Vec::new(),
+            n => self.place(term, &metadata, n, topic.replication_factor)?,
+        };
+        let command = ControllerCommand::AlterTopic { name, topic_id: topic.id, configs, new_partitions };
         match self.propose(command).await? {
-            ControllerResponse::TopicCreated(topic) => Ok(ControllerReply::TopicCreated(topic)),
+            ControllerResponse::TopicCreated(topic) => Ok(ControllerReply::TopicAltered(topic)),
             ControllerResponse::Rejected(e) => Err(e),
             other => Err(ControllerError::Unavailable(format!("unexpected controller response {other:?}"))),
         }

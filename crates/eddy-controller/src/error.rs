@@ -14,6 +14,8 @@ pub enum ControllerError {
     InvalidTopicName { name: String, reason: String },
     #[error("invalid partition count {requested}: it must be between 1 and {max}")]
     InvalidPartitions { requested: u32, max: u32 },
+    #[error("invalid partition count {requested}: a topic's partitions can only be added to (it has {current})")]
+    PartitionsDecrease { requested: u32, current: u32 },
     #[error("invalid replication factor {requested}: it must be between 1 and the {live_brokers} live brokers")]
     InvalidReplicationFactor { requested: u32, live_brokers: u32 },
     #[error("invalid topic config: {0}")]
@@ -35,7 +37,9 @@ impl ControllerError {
             ControllerError::TopicAlreadyExists(_) => Reason::TopicAlreadyExists,
             ControllerError::UnknownTopic(_) => Reason::UnknownTopic,
             ControllerError::InvalidTopicName { .. } => Reason::InvalidTopicName,
-            ControllerError::InvalidPartitions { .. } => Reason::InvalidPartitions,
+            ControllerError::InvalidPartitions { .. } | ControllerError::PartitionsDecrease { .. } => {
+                Reason::InvalidPartitions
+            }
             ControllerError::InvalidReplicationFactor { .. } => Reason::InvalidReplicationFactor,
             ControllerError::InvalidConfig(_) => Reason::InvalidConfig,
             ControllerError::InvalidProducerName { .. } => Reason::InvalidRequest,

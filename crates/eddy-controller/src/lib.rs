@@ -10,6 +10,7 @@ pub mod placement;
 pub mod rpc;
 pub mod service;
 pub mod state_machine;
+pub mod topic_config;
 
 pub use client::ControllerClient;
 pub use controller::{Controller, ControllerConfig};
@@ -21,3 +22,4 @@ pub use metadata::{
 pub use rpc::{ControllerReply, ControllerRequest, HeartbeatRequest, HeartbeatResponse, LeaderReport, Leadership};
 pub use service::ControllerRpcService;
 pub use state_machine::{ControllerRaft, ControllerStateMachine, ControllerTypes};
+pub use topic_config::TopicConfig;

@@ -99,6 +99,14 @@ pub enum ControllerCommand {
     DeleteTopic {
         name: String,
     },
+    /// Replaces a topic's configs and adds partitions (one replica list each, placed by the
+    /// leader), when the topic is still the one with `topic_id`.
+    AlterTopic {
+        name: String,
+        topic_id: u64,
+        configs: BTreeMap<String, String>,
+        new_partitions: Vec<Vec<u64>>,
+    },
     /// Takes the next `count` producer ids for a broker to hand out.
     AllocateProducerIds {
         count: u64,
@@ -122,6 +130,9 @@ impl std::fmt::Display for ControllerCommand {
                 write!(f, "create-topic({name}, {} partitions)", assignments.len())
             }
             ControllerCommand::DeleteTopic { name } => write!(f, "delete-topic({name})"),
+            ControllerCommand::AlterTopic { name, new_partitions, .. } => {
+                write!(f, "alter-topic({name}, +{} partitions)", new_partitions.len())
+            }
             ControllerCommand::AllocateProducerIds { count } => write!(f, "allocate-producer-ids({count})"),
             ControllerCommand::InitNamedProducer { name, .. } => write!(f, "init-producer({name})"),
         }
@@ -182,6 +193,22 @@ impl ClusterMetadata {
                 };
                 self.deleted_groups.extend(topic.partitions.iter().map(|p| p.group_id));
                 ControllerResponse::Done
+            }
+            ControllerCommand::AlterTopic { name, topic_id, configs, new_partitions } => {
+                let Some(topic) = self.topics.get_mut(name).filter(|t| t.id == *topic_id) else {
+                    return ControllerResponse::Rejected(ControllerError::UnknownTopic(name.clone()));
+                };
+                let first_group = self.next_group_id.max(CONTROLLER_GROUP + 1);
+                let first_partition = topic.partitions.len() as u32;
+                topic.partitions.extend(new_partitions.iter().enumerate().map(|(i, replicas)| PartitionInfo {
+                    partition: first_partition + i as u32,
+                    group_id: first_group + i as u64,
+                    replicas: replicas.clone(),
+                }));
+                topic.configs = configs.clone();
+                let topic = topic.clone();
+                self.next_group_id = first_group + new_partitions.len() as u64;
+                ControllerResponse::TopicCreated(topic)
             }
             ControllerCommand::AllocateProducerIds { count } => {
                 let first = self.take_producer_ids(*count);
@@ -348,6 +375,34 @@ mod tests {
         let ControllerResponse::TopicCreated(b) = md.apply(4, &create("a", 1)) else { panic!() };
         assert_eq!(b.partitions[0].group_id, 3, "group ids are never reused");
         assert_eq!(md.version, 4);
+    }
+
+    #[test]
+    fn alter_replaces_configs_and_appends_partitions() {
+        let mut md = ClusterMetadata::default();
+        let create = ControllerCommand::CreateTopic {
+            name: "a".into(),
+            replication_factor: 1,
+            assignments: vec![vec![1]; 2],
+            configs: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
+        };
+        let ControllerResponse::TopicCreated(a) = md.apply(1, &create) else { panic!() };
+        let alter = |topic_id| ControllerCommand::AlterTopic {
+            name: "a".into(),
+            topic_id,
+            configs: BTreeMap::from([("min.insync.replicas".to_string(), "1".to_string())]),
+            new_partitions: vec![vec![2], vec![3]],
+        };
+        let ControllerResponse::TopicCreated(altered) = md.apply(2, &alter(a.id)) else { panic!() };
+        assert_eq!(altered.configs.keys().collect::<Vec<_>>(), ["min.insync.replicas"], "configs are replaced whole");
+        let placed: Vec<(u32, u64, Vec<u64>)> =
+            altered.partitions.iter().map(|p| (p.partition, p.group_id, p.replicas.clone())).collect();
+        assert_eq!(placed, vec![(0, 1, vec![1]), (1, 2, vec![1]), (2, 3, vec![2]), (3, 4, vec![3])]);
+        assert_eq!(md.next_group_id, 5);
+        // An alter planned for a topic that was deleted and created again meanwhile is refused.
+        md.apply(3, &ControllerCommand::DeleteTopic { name: "a".into() });
+        md.apply(4, &create);
+        assert_eq!(md.apply(5, &alter(a.id)), ControllerResponse::Rejected(ControllerError::UnknownTopic("a".into())));
     }
 
     #[test]

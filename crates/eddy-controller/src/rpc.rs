@@ -64,6 +64,13 @@ pub enum ControllerRequest {
     DeleteTopic {
         name: String,
     },
+    /// Sets (`set`) and removes (`delete`) topic configs, and raises the partition count.
+    AlterTopic {
+        name: String,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+        partitions: Option<u32>,
+    },
     /// A block of fresh producer ids for the broker to hand out to unnamed producers.
     AllocateProducerIds {
         count: u64,
@@ -81,6 +88,7 @@ pub enum ControllerReply {
     Heartbeat(HeartbeatResponse),
     TopicCreated(TopicInfo),
     TopicDeleted,
+    TopicAltered(TopicInfo),
     ProducerIds { first: u64, count: u64 },
     ProducerInitialized(ProducerIdEpoch),
 }

@@ -121,6 +121,29 @@ impl Replica {
         self.sequencer.propose(self, proposal).await
     }
 
+    /// While this replica leads: how many voters of its group (itself included) acknowledged it
+    /// within `max_lag`, the replicas an ACKS_ALL batch can count on. `None` when it does not
+    /// lead.
+    pub fn in_sync_replicas(&self, max_lag: Duration) -> Option<usize> {
+        use openraft::type_config::TypeConfigExt;
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        if metrics.state != ServerState::Leader {
+            return None;
+        }
+        let heartbeats = metrics.heartbeat.as_ref()?;
+        let now = crate::PartitionTypes::now();
+        let membership = metrics.membership_config.membership();
+        let followers = membership
+            .voter_ids()
+            .filter(|id| *id != metrics.id)
+            .filter(|id| {
+                heartbeats.get(id).and_then(|acked| acked.as_ref()).is_some_and(|acked| now - **acked <= max_lag)
+            })
+            .count();
+        Some(1 + followers)
+    }
+
     pub fn leadership(&self) -> LocalLeadership {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow_watched();

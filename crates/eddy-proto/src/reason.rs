@@ -49,6 +49,7 @@ pub enum Reason {
     InvalidPartitions,
     InvalidReplicationFactor,
     InvalidConfig,
+    NotEnoughReplicas,
     OutOfOrderSequence,
     ProducerFenced,
     UnknownProducerId,
@@ -76,7 +77,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order of the documented table.
-    pub const ALL: [Reason; 37] = [
+    pub const ALL: [Reason; 38] = [
         Reason::NotLeader,
         Reason::LeaderNotAvailable,
         Reason::UnknownTopic,
@@ -91,6 +92,7 @@ impl Reason {
         Reason::InvalidPartitions,
         Reason::InvalidReplicationFactor,
         Reason::InvalidConfig,
+        Reason::NotEnoughReplicas,
         Reason::OutOfOrderSequence,
         Reason::ProducerFenced,
         Reason::UnknownProducerId,
@@ -237,6 +239,15 @@ impl Reason {
             Reason::InvalidConfig => {
                 row("INVALID_CONFIG", Some(InvalidArgument), false, true, "a topic config is unknown or invalid", "")
             }
+            Reason::NotEnoughReplicas => row(
+                "NOT_ENOUGH_REPLICAS",
+                Some(Unavailable),
+                true,
+                true,
+                "fewer replicas of the partition are live and caught up than the topic's `min.insync.replicas`: the \
+                 ACKS_ALL batch was refused before it was written",
+                "`in_sync`, `required`",
+            ),
             Reason::OutOfOrderSequence => row(
                 "OUT_OF_ORDER_SEQUENCE",
                 Some(FailedPrecondition),
