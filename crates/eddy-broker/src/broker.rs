@@ -138,6 +138,7 @@ impl Broker {
         tokio::spawn(coordinator.expire_members(inner.stopping.subscribe()));
         tokio::spawn(heartbeat_loop(inner.clone()));
         tokio::spawn(crate::reconcile::reconcile_loop(inner.clone()));
+        tokio::spawn(crate::leader_balance::leader_balance_loop(inner.clone()));
         tracing::info!(node_id, address = %inner.address, voter = inner.controller.is_some(), "broker started");
         Ok(Broker { inner })
     }

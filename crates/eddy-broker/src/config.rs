@@ -84,6 +84,9 @@ pub struct BrokerConfig {
     /// writing to it. A producer idle for longer gets UNKNOWN_PRODUCER_ID on its next batch and
     /// re-initializes. Used by this broker's partition leaderships (each batch carries it).
     pub producer_idle_expiry_ms: u64,
+    /// How often this broker hands the leaderships it holds back to their live, caught-up
+    /// preferred replicas; 0 never does.
+    pub leader_balance_interval_ms: u64,
     pub raft: RaftTiming,
 }
 
@@ -109,6 +112,7 @@ impl Default for BrokerConfig {
             partitions_per_topic_max: 1_000,
             offsets_partitions: eddy_groups::OFFSETS_PARTITIONS_DEFAULT,
             producer_idle_expiry_ms: eddy_partition::PRODUCER_IDLE_EXPIRY_MS_DEFAULT,
+            leader_balance_interval_ms: 5_000,
             raft: RaftTiming::default(),
         }
     }

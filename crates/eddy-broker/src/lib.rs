@@ -16,6 +16,7 @@ pub mod coordinator;
 pub mod error;
 pub mod groups_api;
 pub mod in_memory;
+mod leader_balance;
 pub mod metrics;
 pub mod producers;
 mod reconcile;

@@ -144,6 +144,15 @@ impl Replica {
         Some(1 + followers)
     }
 
+    /// While this replica leads: whether `node`'s replica holds every entry of this leader's
+    /// log (so handing it the leadership loses no time catching up).
+    pub fn is_caught_up(&self, node: u64) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let matched = metrics.replication.as_ref().and_then(|r| r.get(&node).cloned().flatten()).map(|id| id.index);
+        metrics.state == ServerState::Leader && matched.is_some() && matched == metrics.last_log_index
+    }
+
     pub fn leadership(&self) -> LocalLeadership {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow_watched();

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use eddy_proto::internal::RaftEnvelope;
 use eddy_proto::internal::raft_transport_server::RaftTransport;
-use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use openraft::errors::RaftError;
+use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::type_config::alias::{SnapshotMetaOf, VoteOf};
 use openraft::{Raft, RaftTypeConfig};
@@ -49,7 +50,8 @@ where
             encode(&raft.install_full_snapshot(vote, snapshot).await)
         }
         RpcKind::TransferLeader => {
-            return Err(Status::unimplemented("leader transfer is not supported yet"));
+            let rpc: TransferLeaderRequest<C> = decode(payload, "transfer leader").map_err(bad)?;
+            encode(&raft.handle_transfer_leader(rpc).await.map_err(RaftError::<C>::Fatal))
         }
     })
 }

@@ -1,0 +1,57 @@
+//! Leader balancing with real processes: after a broker is killed and restarted, the partitions
+//! it was the preferred replica of come back to it (Raft leadership transfer), so leaders are
+//! spread evenly again without anyone acting.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{Cluster, wait_for};
+
+const PARTITIONS: usize = 6;
+
+/// Leaders per broker of `topic`, when every partition has one.
+fn leaders(cluster: &Cluster, topic: &str) -> Option<BTreeMap<u64, usize>> {
+    let out = cluster.eddy(&["topic", "describe", topic, "--format", "json"]);
+    if !out.status.success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    let mut counts = BTreeMap::new();
+    for p in v["partitions"].as_array()? {
+        *counts.entry(p["leader"].as_u64()?).or_default() += 1;
+    }
+    Some(counts)
+}
+
+#[test]
+fn leadership_returns_to_preferred_replicas() {
+    let mut cluster = Cluster::start_with_env(3, &[("EDDY_LEADER_BALANCE_INTERVAL_MS", "1000")]);
+    cluster.eddy_json(&[
+        "topic",
+        "create",
+        "orders",
+        "--partitions",
+        &PARTITIONS.to_string(),
+        "--replication-factor",
+        "3",
+    ]);
+    cluster.wait_leaders("orders");
+    let even = |counts: &BTreeMap<u64, usize>| counts.len() == 3 && counts.values().all(|n| *n == PARTITIONS / 3);
+    wait_for(Duration::from_secs(60), "two leaders per broker after creation", || {
+        leaders(&cluster, "orders").filter(even)
+    });
+
+    cluster.kill_node(1);
+    wait_for(Duration::from_secs(60), "every partition led by brokers 2 and 3", || {
+        leaders(&cluster, "orders").filter(|c| c.values().sum::<usize>() == PARTITIONS && !c.contains_key(&1))
+    });
+    cluster.start_node(1);
+    cluster.wait_healthy();
+    let settled = wait_for(Duration::from_secs(90), "broker 1 to lead its preferred partitions again", || {
+        leaders(&cluster, "orders").filter(even)
+    });
+    assert_eq!(settled, BTreeMap::from([(1, 2), (2, 2), (3, 2)]));
+}
