@@ -1,6 +1,7 @@
 //! Leader balancing with real processes: after a broker is killed and restarted, the partitions
 //! it was the preferred replica of come back to it (Raft leadership transfer), so leaders are
-//! spread evenly again without anyone acting.
+//! spread evenly again without anyone acting. Meanwhile `cluster describe` shows the broker
+//! fenced and its partitions under-replicated.
 
 mod support;
 
@@ -48,8 +49,21 @@ fn leadership_returns_to_preferred_replicas() {
     wait_for(Duration::from_secs(60), "every partition led by brokers 2 and 3", || {
         leaders(&cluster, "orders").filter(|c| c.values().sum::<usize>() == PARTITIONS && !c.contains_key(&1))
     });
+    // The cluster reports broker 1 fenced and every partition (each has a replica on it)
+    // under-replicated; both clear once it is back.
+    let describe = |cluster: &Cluster| cluster.eddy_json(&["cluster", "describe"]);
+    wait_for(Duration::from_secs(60), "broker 1 fenced, 6 partitions under-replicated", || {
+        let v = describe(&cluster);
+        let fenced = v["brokers"].as_array()?.iter().any(|b| b["id"] == 1 && b["state"] == "fenced");
+        (fenced && v["under_replicated_partitions"].as_u64()? >= PARTITIONS as u64).then_some(())
+    });
     cluster.start_node(1);
     cluster.wait_healthy();
+    wait_for(Duration::from_secs(60), "no under-replicated partition", || {
+        let v = describe(&cluster);
+        let all_alive = v["brokers"].as_array()?.iter().all(|b| b["state"] == "alive");
+        (all_alive && v["under_replicated_partitions"] == 0).then_some(())
+    });
     let settled = wait_for(Duration::from_secs(90), "broker 1 to lead its preferred partitions again", || {
         leaders(&cluster, "orders").filter(even)
     });

@@ -548,15 +548,23 @@ impl EddyApi {
                 id: b.id,
                 address: b.address.clone(),
                 alive: view.alive.contains(&b.id),
+                state: if view.alive.contains(&b.id) { "alive" } else { "fenced" }.to_string(),
                 leader_count: view.leaders.values().filter(|l| l.leader == b.id).count() as u32,
                 replica_count: replica_counts.get(&b.id).copied().unwrap_or(0),
                 controller_voter: voters.iter().any(|s| s.id == b.id),
             })
             .collect();
+        let under_replicated = metadata
+            .topics
+            .values()
+            .flat_map(|t| &t.partitions)
+            .filter(|p| p.replicas.iter().any(|r| !view.alive.contains(r)))
+            .count();
         Ok(v1::DescribeClusterResponse {
             controller_leader: view.controller_leader,
             brokers,
             cluster_id: self.config.cluster_name.clone(),
+            under_replicated_partitions: under_replicated as u32,
         })
     }
 }
