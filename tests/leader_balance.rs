@@ -1,7 +1,8 @@
 //! Leader balancing with real processes: after a broker is killed and restarted, the partitions
 //! it was the preferred replica of come back to it (Raft leadership transfer), so leaders are
 //! spread evenly again without anyone acting. Meanwhile `cluster describe` shows the broker
-//! fenced and its partitions under-replicated.
+//! fenced and its partitions under-replicated; and the data of a topic deleted while it was down
+//! is deleted from it when it is back.
 
 mod support;
 
@@ -45,7 +46,24 @@ fn leadership_returns_to_preferred_replicas() {
         leaders(&cluster, "orders").filter(even)
     });
 
+    // A topic deleted while broker 1 is down: its data there goes when broker 1 is back.
+    cluster.eddy_json(&["topic", "create", "gone", "--partitions", "2", "--replication-factor", "3"]);
+    cluster.wait_leaders("gone");
+    let mut producer = support::ProduceSession::start(&cluster.brokers(), "gone", &[]);
+    producer.send("doomed");
+    assert!(producer.finish().0, "producing to the doomed topic");
+
+    let log = cluster.node(1).log.clone();
+    let lines_with = |needles: &[&str]| {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines().filter(|line| needles.iter().all(|n| line.contains(n))).count()
+    };
+    wait_for(Duration::from_secs(30), "broker 1 to hold both replicas of the doomed topic", || {
+        (lines_with(&["opened partition replica", "topic=gone"]) == 2).then_some(())
+    });
+
     cluster.kill_node(1);
+    cluster.eddy_json(&["topic", "delete", "gone"]);
     wait_for(Duration::from_secs(60), "every partition led by brokers 2 and 3", || {
         leaders(&cluster, "orders").filter(|c| c.values().sum::<usize>() == PARTITIONS && !c.contains_key(&1))
     });
@@ -59,6 +77,16 @@ fn leadership_returns_to_preferred_replicas() {
     });
     cluster.start_node(1);
     cluster.wait_healthy();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while lines_with(&["deleting the data of a partition deleted while this broker was away"]) != 2 {
+        if std::time::Instant::now() > deadline {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let relevant: Vec<&str> =
+                text.lines().filter(|l| l.contains("gone") || l.contains("delet") || l.contains("started")).collect();
+            panic!("broker 1 did not delete the deleted topic's data:\n{}", relevant.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     wait_for(Duration::from_secs(60), "no under-replicated partition", || {
         let v = describe(&cluster);
         let all_alive = v["brokers"].as_array()?.iter().all(|b| b["state"] == "alive");

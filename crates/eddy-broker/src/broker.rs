@@ -2,7 +2,7 @@
 //! replicas, the heartbeat to the controller and the reconciler that makes local replicas match
 //! the metadata.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +51,8 @@ pub(crate) struct Inner {
     pub(crate) heartbeat_now: Arc<Notify>,
     pub(crate) stopping: watch::Sender<bool>,
     pub(crate) coordinator: Arc<Coordinator>,
+    /// Tombstoned groups whose local data this boot has already looked for (see reconcile).
+    pub(crate) swept_tombstones: std::sync::Mutex<BTreeSet<u64>>,
 }
 
 /// What a broker runs on. Production passes RocksDB, TCP, the system clock and a random seed; the
@@ -134,6 +136,7 @@ impl Broker {
             heartbeat_now,
             stopping,
             coordinator: coordinator.clone(),
+            swept_tombstones: Default::default(),
         });
         tokio::spawn(coordinator.expire_members(inner.stopping.subscribe()));
         tokio::spawn(heartbeat_loop(inner.clone()));

@@ -128,6 +128,30 @@ async fn reconcile(inner: &Arc<Inner>, view: &ClusterView) -> bool {
             }
         }
     }
+    // Data of deleted partitions this broker did not have open: it was down when their topic was
+    // deleted (or stopped before it finished deleting). Looked for once per tombstone and boot.
+    let unseen: Vec<u64> = {
+        let mut swept = inner.swept_tombstones.lock().expect("swept lock");
+        view.metadata.deleted_groups.iter().copied().filter(|g| !open.contains(g) && swept.insert(*g)).collect()
+    };
+    for group in unseen {
+        match eddy_partition::has_data(inner.kv.as_ref(), group) {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::info!(group, "deleting the data of a partition deleted while this broker was away");
+                if let Err(e) = eddy_partition::destroy(inner.kv.as_ref(), group) {
+                    tracing::error!(group, error = %e, "deleting partition data failed");
+                    inner.swept_tombstones.lock().expect("swept lock").remove(&group);
+                    complete = false;
+                }
+            }
+            Err(e) => {
+                tracing::error!(group, error = %e, "looking for a deleted partition's data failed");
+                inner.swept_tombstones.lock().expect("swept lock").remove(&group);
+                complete = false;
+            }
+        }
+    }
     for group in plan.delete {
         let Some(replica) = inner.replicas.remove(group) else { continue };
         tracing::info!(topic = %replica.topic, partition = replica.partition, group, "deleting partition replica");

@@ -198,7 +198,22 @@ impl Controller {
             .collect()
     }
 
+    /// Confirms that a quorum still follows this leader before it answers from its state: a
+    /// controller that restarted resumes the leadership of its last term from its stored vote,
+    /// and would otherwise hand brokers the metadata it had before it went down while the others
+    /// have moved on (a topic deleted meanwhile came back on the restarted broker for a moment).
+    async fn confirm_leadership(&self) -> Result<(), ControllerError> {
+        use openraft::raft::ReadPolicy;
+        if self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await.is_ok() {
+            return Ok(());
+        }
+        self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map(|_| ()).map_err(|e| {
+            ControllerError::Unavailable(format!("the controller cannot confirm its leadership: {e}"))
+        })
+    }
+
     async fn heartbeat(&self, term: u64, request: HeartbeatRequest) -> ControllerResult {
+        self.confirm_leadership().await?;
         let registered = self.metadata.borrow().brokers.get(&request.broker_id).map(|b| b.address.clone());
         if registered.as_deref() != Some(request.address.as_str()) {
             let broker = crate::metadata::BrokerInfo { id: request.broker_id, address: request.address.clone() };

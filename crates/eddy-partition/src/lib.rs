@@ -33,7 +33,7 @@ pub use records::{
 pub use replica::{LocalLeadership, OpenError, Replica, ReplicaPlacement};
 pub use sequencer::{Outcome, Proposal, ProposeError, Proposed};
 pub use state_machine::{PartitionStateMachine, PartitionView};
-pub use store::destroy;
+pub use store::{destroy, has_data};
 
 openraft::declare_raft_types!(
     /// Types of a partition's Raft group.

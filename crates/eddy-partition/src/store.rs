@@ -168,6 +168,16 @@ impl PartitionStore {
     }
 }
 
+/// Whether this node holds anything of `group` (its Raft log or metadata, or its state).
+pub fn has_data(kv: &dyn KvStore, group: u64) -> StorageResult<bool> {
+    for cf in [Cf::RaftMeta, Cf::Log, Cf::State] {
+        if kv.last_in(cf, &keys::group_prefix(group), &keys::group_end(group))?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Deletes everything a partition group keeps on this node, in one batch: its Raft log and
 /// metadata, index entries, state and producer windows (its replica was removed from this node).
 pub fn destroy(kv: &dyn KvStore, group: u64) -> StorageResult<()> {
