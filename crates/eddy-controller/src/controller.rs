@@ -207,9 +207,11 @@ impl Controller {
         if self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await.is_ok() {
             return Ok(());
         }
-        self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map(|_| ()).map_err(|e| {
-            ControllerError::Unavailable(format!("the controller cannot confirm its leadership: {e}"))
-        })
+        self.raft
+            .ensure_linearizable(ReadPolicy::ReadIndex)
+            .await
+            .map(|_| ())
+            .map_err(|e| ControllerError::Unavailable(format!("the controller cannot confirm its leadership: {e}")))
     }
 
     async fn heartbeat(&self, term: u64, request: HeartbeatRequest) -> ControllerResult {
