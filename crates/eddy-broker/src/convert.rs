@@ -1,6 +1,6 @@
 //! Conversions between the wire types of `eddy.v1` and the broker's domain types, in one place.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use eddy_controller::TopicInfo;
 use eddy_groups::{CommittedOffset, TopicPartition};
@@ -60,14 +60,7 @@ pub fn topic_to_wire(topic: &TopicInfo) -> v1::TopicDescription {
 
 /// Partitions grouped by topic, as the wire carries them.
 pub fn partitions_to_wire<'a>(partitions: impl IntoIterator<Item = &'a TopicPartition>) -> Vec<v1::TopicPartitions> {
-    let mut by_topic: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
-    for tp in partitions {
-        by_topic.entry(tp.topic.as_str()).or_default().push(tp.partition);
-    }
-    by_topic
-        .into_iter()
-        .map(|(topic, partitions)| v1::TopicPartitions { topic: topic.to_string(), partitions })
-        .collect()
+    v1::TopicPartitions::group(partitions.into_iter().map(|tp| (tp.topic.as_str(), tp.partition)))
 }
 
 pub fn partitions_from_wire(topics: Vec<v1::TopicPartitions>) -> BTreeSet<TopicPartition> {

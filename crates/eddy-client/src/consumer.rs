@@ -637,14 +637,7 @@ impl Drop for Consumer {
 
 /// Partitions grouped by topic, as the wire carries them.
 fn to_wire(partitions: &BTreeSet<TopicPartition>) -> Vec<v1::TopicPartitions> {
-    let mut by_topic: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
-    for tp in partitions {
-        by_topic.entry(tp.topic.as_str()).or_default().push(tp.partition);
-    }
-    by_topic
-        .into_iter()
-        .map(|(topic, partitions)| v1::TopicPartitions { topic: topic.to_string(), partitions })
-        .collect()
+    v1::TopicPartitions::group(partitions.iter().map(|tp| (tp.topic.as_str(), tp.partition)))
 }
 
 /// Commits `offsets` as the member (or outside the protocol without one). A stale epoch is

@@ -15,6 +15,21 @@ pub mod v1 {
     tonic::include_proto!("eddy.v1");
 }
 
+impl v1::TopicPartitions {
+    /// `(topic, partition)` pairs grouped by topic, as the wire carries them (topics in order;
+    /// partitions in the order given).
+    pub fn group<'a>(pairs: impl IntoIterator<Item = (&'a str, u32)>) -> Vec<v1::TopicPartitions> {
+        let mut by_topic: std::collections::BTreeMap<&str, Vec<u32>> = std::collections::BTreeMap::new();
+        for (topic, partition) in pairs {
+            by_topic.entry(topic).or_default().push(partition);
+        }
+        by_topic
+            .into_iter()
+            .map(|(topic, partitions)| v1::TopicPartitions { topic: topic.to_string(), partitions })
+            .collect()
+    }
+}
+
 /// Node-to-node services, `eddy.internal.v1`.
 pub mod internal {
     tonic::include_proto!("eddy.internal.v1");
