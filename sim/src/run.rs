@@ -16,6 +16,11 @@ use crate::net::{PORT, SimConnector, incoming};
 use crate::storage::SimDisk;
 use crate::workload::{self, MemberLife, Plan};
 
+/// The controller snapshots its metadata every this many entries (the default is 10,000).
+const CONTROLLER_SNAPSHOT_ENTRIES: u64 = 4;
+/// How often partition leaders apply retention (the default is 30 s).
+const RETENTION_CHECK_INTERVAL_MS: u64 = 300;
+
 /// The largest message latency outside `delay` faults.
 const NORMAL_MAX_LATENCY: Duration = Duration::from_millis(3);
 
@@ -344,6 +349,10 @@ pub fn run(options: &Options) -> Report {
             controller_voters: voters.clone(),
             raft: shape.raft,
             heartbeat_interval_ms: shape.broker_heartbeat_interval_ms,
+            // Snapshots of the controller's metadata, installed on lagging controllers, happen
+            // many times a run; retention runs often enough to trim under every fault.
+            controller_snapshot_entries: CONTROLLER_SNAPSHOT_ENTRIES,
+            retention_check_interval_ms: RETENTION_CHECK_INTERVAL_MS,
             ..BrokerConfig::default()
         };
         let disk = nodes.disks[&node].clone();

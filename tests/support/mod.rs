@@ -61,6 +61,12 @@ impl Cluster {
 
     /// Starts `n` nodes with extra environment variables (`EDDY_*` broker settings).
     pub fn start_with_env(n: u64, env: &[(&str, &str)]) -> Cluster {
+        Self::start_with_voters(n, n, env)
+    }
+
+    /// Starts `n` nodes of which the first `voters` are controller voters (the others are
+    /// brokers only), with extra environment variables.
+    pub fn start_with_voters(n: u64, voters: u64, env: &[(&str, &str)]) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let nodes: Vec<Node> = (1..=n)
             .map(|id| Node {
@@ -72,7 +78,8 @@ impl Cluster {
                 child: None,
             })
             .collect();
-        let voters = nodes.iter().map(|n| format!("{}={}", n.id, n.address)).collect::<Vec<_>>().join(",");
+        let voters =
+            nodes.iter().take(voters as usize).map(|n| format!("{}={}", n.id, n.address)).collect::<Vec<_>>().join(",");
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut cluster = Cluster { dir, nodes, voters, env };
         for id in 1..=n {

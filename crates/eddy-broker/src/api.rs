@@ -298,7 +298,9 @@ impl EddyApi {
             PartitionResponse::UnknownProducerId => {
                 return Err(BrokerError::UnknownProducerId { topic: request.topic, partition: request.partition });
             }
-            other @ (PartitionResponse::PredictionMissed { .. } | PartitionResponse::None) => {
+            other @ (PartitionResponse::PredictionMissed { .. }
+            | PartitionResponse::Trimmed { .. }
+            | PartitionResponse::None) => {
                 return Err(BrokerError::Internal(format!("an ACKS_ALL batch was answered with {other:?}")));
             }
         };
@@ -357,6 +359,17 @@ impl EddyApi {
             .storage_read(move || reader.read(offset, high_watermark, limits))
             .await?
             .map_err(|e| BrokerError::Storage { what: "the partition's records", error: e.to_string() })?;
+        let after = *replica.view.borrow();
+        if records.is_empty() && offset < after.log_start_offset {
+            // Retention removed the records while they were read.
+            return Err(BrokerError::OffsetOutOfRange {
+                topic: request.topic,
+                partition: request.partition,
+                offset,
+                log_start_offset: after.log_start_offset,
+                high_watermark: after.high_watermark,
+            });
+        }
         let bytes: usize = records.iter().map(|(_, r)| r.size_bytes()).sum();
         crate::metrics::record_fetch(&request.topic, records.len(), bytes);
         Ok(v1::FetchResponse {

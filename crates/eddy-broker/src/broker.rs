@@ -142,6 +142,7 @@ impl Broker {
         tokio::spawn(heartbeat_loop(inner.clone()));
         tokio::spawn(crate::reconcile::reconcile_loop(inner.clone()));
         tokio::spawn(crate::leader_balance::leader_balance_loop(inner.clone()));
+        tokio::spawn(crate::retention::retention_loop(inner.clone()));
         tracing::info!(node_id, address = %inner.address, voter = inner.controller.is_some(), "broker started");
         Ok(Broker { inner })
     }
@@ -223,7 +224,13 @@ async fn start_controller(
 ) -> Result<Controller, StartError> {
     let (sm, metadata) = ControllerStateMachine::open(kv.clone())?;
     let log = LogStore::<ControllerTypes>::new(kv, CONTROLLER_GROUP);
-    let raft_config = config.raft.openraft_config("eddy-controller")?;
+    let raft_config = config.raft.openraft_config(
+        "eddy-controller",
+        eddy_raft::Compaction::Snapshots {
+            every: config.controller_snapshot_entries,
+            keep: config.controller_snapshot_entries / 10,
+        },
+    )?;
     let network = GroupNetworkFactory::new(peers, CONTROLLER_GROUP);
     let created = ControllerRaft::new(config.node_id, raft_config, network, log, sm);
     let raft = eddy_raft::seeded(eddy_raft::group_seed(seed, CONTROLLER_GROUP), created).await?;

@@ -87,6 +87,12 @@ pub struct BrokerConfig {
     /// How often this broker hands the leaderships it holds back to their live, caught-up
     /// preferred replicas; 0 never does.
     pub leader_balance_interval_ms: u64,
+    /// How often this broker's partition leaderships apply their topics' retention
+    /// (`retention.ms`, `retention.bytes`); 0 never does.
+    pub retention_check_interval_ms: u64,
+    /// The controller snapshots its metadata every this many applied entries and purges its
+    /// log up to the snapshot (keeping the last tenth, for followers slightly behind).
+    pub controller_snapshot_entries: u64,
     pub raft: RaftTiming,
 }
 
@@ -113,6 +119,8 @@ impl Default for BrokerConfig {
             offsets_partitions: eddy_groups::OFFSETS_PARTITIONS_DEFAULT,
             producer_idle_expiry_ms: eddy_partition::PRODUCER_IDLE_EXPIRY_MS_DEFAULT,
             leader_balance_interval_ms: 5_000,
+            retention_check_interval_ms: 30_000,
+            controller_snapshot_entries: 10_000,
             raft: RaftTiming::default(),
         }
     }
@@ -212,6 +220,9 @@ impl BrokerConfig {
         }
         if self.producer_idle_expiry_ms < 1_000 {
             return Err(bad("producer_idle_expiry_ms", "must be at least 1000"));
+        }
+        if self.controller_snapshot_entries == 0 {
+            return Err(bad("controller_snapshot_entries", "must be > 0"));
         }
         let raft = &self.raft;
         if raft.heartbeat_interval_ms == 0 || raft.election_timeout_min_ms <= raft.heartbeat_interval_ms {

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod producers;
 mod reconcile;
 pub mod replicas;
+mod retention;
 pub mod server;
 
 pub use broker::{Broker, GroupStatus, NodeEnv, StartError};

@@ -39,8 +39,8 @@ impl Broker {
             .max_decoding_message_size(message_max)
             .max_encoding_message_size(message_max.max(64 << 20) + MESSAGE_OVERHEAD_BYTES);
         let raft = RaftTransportServer::new(RaftTransportService::new(Arc::new(GroupRouter { broker: self.clone() })))
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
+            .max_decoding_message_size(eddy_raft::transport::RAFT_MESSAGE_MAX_BYTES)
+            .max_encoding_message_size(eddy_raft::transport::RAFT_MESSAGE_MAX_BYTES);
         let controller = ControllerRpcServer::new(ControllerRpcService::new(self.inner.controller.clone()))
             .max_decoding_message_size(256 << 20)
             .max_encoding_message_size(256 << 20);

@@ -13,6 +13,6 @@ pub mod producer;
 
 pub use client::{Client, ClientConfig, Connect, TcpConnect, endpoint};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, SeekTo, TopicPartition};
-pub use eddy_proto::{Reason, v1};
+pub use eddy_proto::{Reason, record_size_bytes, v1};
 pub use error::{ClientError, ClientResult};
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata, partition_for_key};

@@ -65,6 +65,9 @@ pub struct PartitionState {
     pub next_offset: u64,
     /// Lowest offset still readable.
     pub log_start_offset: u64,
+    /// Bytes of the batches still indexed (those not wholly below the log start), as retention
+    /// counts them.
+    pub retained_bytes: u64,
     /// Greatest record timestamp appended so far.
     pub max_timestamp_ms: Option<i64>,
     /// The partition's clock: the greatest append time of the entries applied so far. It never

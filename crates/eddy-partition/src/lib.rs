@@ -25,7 +25,7 @@ pub mod state_machine;
 pub mod store;
 
 pub use dedup::PRODUCER_IDLE_EXPIRY_MS_DEFAULT;
-pub use reader::{PartitionReader, ReadLimits, open_partition};
+pub use reader::{PartitionReader, ReadLimits, Retention, open_partition};
 pub use records::{
     HEADER_OVERHEAD_BYTES, PartitionCommand, PartitionResponse, ProducerBatch, RECORD_OVERHEAD_BYTES, Record,
     RecordBatch,

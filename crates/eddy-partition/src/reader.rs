@@ -16,6 +16,16 @@ use crate::store::{IndexEntry, PartitionStore};
 pub struct PartitionReader {
     store: PartitionStore,
     log: LogStore<PartitionTypes>,
+    view: watch::Receiver<PartitionView>,
+}
+
+/// A topic's retention, as the leader enforces it ([`PartitionReader::retention_point`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Batches whose records are all older than this (by record timestamp) are deleted.
+    pub ms: Option<u64>,
+    /// The oldest batches are deleted while the rest still holds this many bytes.
+    pub bytes: Option<u64>,
 }
 
 /// Bounds of one read.
@@ -26,12 +36,13 @@ pub struct ReadLimits {
 }
 
 impl PartitionReader {
-    pub fn new(store: PartitionStore, log: LogStore<PartitionTypes>) -> Self {
-        Self { store, log }
+    pub fn new(store: PartitionStore, log: LogStore<PartitionTypes>, view: watch::Receiver<PartitionView>) -> Self {
+        Self { store, log, view }
     }
 
     /// Records from `offset` up to (excluding) `high_watermark`, within `limits`. At least one
-    /// record is returned when one exists, whatever its size.
+    /// record is returned when one exists, whatever its size. Fewer (none) are returned when
+    /// retention removes them while they are read: the caller sees the log start past them.
     pub fn read(&self, offset: u64, high_watermark: u64, limits: ReadLimits) -> StorageResult<Vec<(u64, Record)>> {
         let mut out = Vec::new();
         if offset >= high_watermark {
@@ -45,7 +56,10 @@ impl PartitionReader {
             if base >= high_watermark {
                 return Ok(false);
             }
-            for (i, record) in self.batch_at(entry)?.into_iter().enumerate() {
+            let Some(records) = self.batch_or_trimmed(base, entry)? else {
+                return Ok(false);
+            };
+            for (i, record) in records.into_iter().enumerate() {
                 let at = base + i as u64;
                 if at < offset {
                     continue;
@@ -63,6 +77,14 @@ impl PartitionReader {
             Ok(true)
         })?;
         Ok(out)
+    }
+
+    /// The batch at `base`, or `None` when retention removed it since its index entry was read.
+    fn batch_or_trimmed(&self, base: u64, entry: IndexEntry) -> StorageResult<Option<Vec<Record>>> {
+        match self.batch_at(entry) {
+            Err(_) if base < self.view.borrow().log_start_offset => Ok(None),
+            other => other.map(Some),
+        }
     }
 
     fn batch_at(&self, entry: IndexEntry) -> StorageResult<Vec<Record>> {
@@ -96,20 +118,65 @@ impl PartitionReader {
     /// there is none.
     pub fn offset_for_timestamp(&self, timestamp_ms: i64, high_watermark: u64) -> StorageResult<u64> {
         // The time index names the first batch that raised the partition's running maximum
-        // timestamp to `timestamp_ms` or beyond: every earlier record is older, and this batch
-        // holds the answer.
+        // timestamp to `timestamp_ms` or beyond: every earlier record is older, and that batch
+        // holds a record at least as new. The one exception is the entry retention leaves for
+        // what it removed (`PartitionStore::stage_trim`): it points at the first retained batch,
+        // from which the answer is found by reading on.
         let Some(base) = self.store.first_batch_at_or_after(timestamp_ms)? else {
             return Ok(high_watermark);
         };
         if base >= high_watermark {
             return Ok(high_watermark);
         }
-        let Some((found_base, entry)) = self.store.batch_containing(base)? else {
+        let Some((found_base, _)) = self.store.batch_containing(base)? else {
             return Ok(high_watermark);
         };
-        let records = self.batch_at(entry)?;
-        let position = records.iter().position(|r| r.timestamp_ms >= timestamp_ms);
-        Ok(position.map_or(high_watermark, |i| found_base + i as u64))
+        let mut answer = high_watermark;
+        self.store.scan_index(found_base, &mut |base, entry| {
+            if base >= high_watermark {
+                return Ok(false);
+            }
+            let Some(records) = self.batch_or_trimmed(base, entry)? else {
+                return Ok(true);
+            };
+            match records.iter().position(|r| r.timestamp_ms >= timestamp_ms) {
+                Some(i) => {
+                    answer = base + i as u64;
+                    Ok(false)
+                }
+                None => Ok(true),
+            }
+        })?;
+        Ok(answer)
+    }
+
+    /// Where the log should start under `retention` at `now_ms` (the leader's clock): the first
+    /// batch retention keeps. `None` when nothing is to be deleted.
+    pub fn retention_point(&self, retention: Retention, now_ms: i64) -> StorageResult<Option<u64>> {
+        let view = *self.view.borrow();
+        let mut start = view.log_start_offset;
+        if let Some(ms) = retention.ms {
+            let cutoff = now_ms.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX));
+            // Batches before the first whose running maximum timestamp reaches the cutoff hold
+            // only older records.
+            let keep_from = self.store.first_batch_at_or_after(cutoff)?.unwrap_or(view.high_watermark);
+            start = start.max(keep_from.min(view.high_watermark));
+        }
+        if let Some(limit) = retention.bytes {
+            let mut rest = view.retained_bytes;
+            let mut keep_from = start;
+            self.store.scan_index(view.log_start_offset, &mut |base, entry| {
+                let end = base + u64::from(entry.record_count);
+                if end > view.high_watermark || rest.saturating_sub(entry.size_bytes) < limit {
+                    return Ok(false);
+                }
+                rest -= entry.size_bytes;
+                keep_from = end;
+                Ok(true)
+            })?;
+            start = start.max(keep_from);
+        }
+        Ok((start > view.log_start_offset).then_some(start))
     }
 }
 
@@ -121,5 +188,5 @@ pub fn open_partition(
     let log = LogStore::new(kv.clone(), group);
     let store = PartitionStore::new(kv, group);
     let (sm, view) = PartitionStateMachine::open(store.clone())?;
-    Ok((log.clone(), sm, PartitionReader::new(store, log), view))
+    Ok((log.clone(), sm, PartitionReader::new(store, log, view.clone()), view))
 }

@@ -58,6 +58,11 @@ pub struct RecordBatch {
 }
 
 impl RecordBatch {
+    /// The bytes its records count against size limits and retention.
+    pub fn size_bytes(&self) -> u64 {
+        self.records.iter().map(|r| r.size_bytes() as u64).sum()
+    }
+
     pub fn max_timestamp_ms(&self) -> i64 {
         self.records.iter().map(|r| r.timestamp_ms).max().unwrap_or(i64::MIN)
     }
@@ -67,12 +72,20 @@ impl RecordBatch {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PartitionCommand {
     Append(RecordBatch),
+    /// Moves the log start up to `log_start_offset` (retention): records below it are no longer
+    /// readable on any replica, and the Raft entries holding only such records are purged once
+    /// a snapshot covers them (see [`crate::state_machine`]). An offset at or below the current
+    /// log start changes nothing; one past the high watermark trims to the high watermark.
+    Trim {
+        log_start_offset: u64,
+    },
 }
 
 impl std::fmt::Display for PartitionCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PartitionCommand::Append(batch) => write!(f, "append({} records)", batch.records.len()),
+            PartitionCommand::Trim { log_start_offset } => write!(f, "trim(below {log_start_offset})"),
         }
     }
 }
@@ -95,6 +108,8 @@ pub enum PartitionResponse {
     /// The batch expected another base offset ([`RecordBatch::expected_base_offset`]): it was not
     /// appended.
     PredictionMissed { expected: u64, next_offset: u64 },
+    /// The log now starts at `log_start_offset`.
+    Trimmed { log_start_offset: u64 },
     /// Nothing to answer (blank and membership entries).
     None,
 }

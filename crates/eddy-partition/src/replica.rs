@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eddy_raft::RaftTiming;
 use eddy_raft::transport::{GroupNetworkFactory, Peers};
+use eddy_raft::{Compaction, RaftTiming};
 use eddy_storage::{KvStore, StorageError};
 use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, ServerState};
@@ -87,9 +87,20 @@ impl Replica {
     ) -> Result<Self, OpenError> {
         let ReplicaPlacement { topic, partition, group, members, preferred_leader } = placement;
         let (log, sm, reader, view) = open_partition(kv, group)?;
-        let config = timing.openraft_config(&format!("{topic}-{partition}"))?;
+        let config = timing.openraft_config(&format!("{topic}-{partition}"), Compaction::Retention)?;
+        let mut snapshots = sm.snapshot_index();
         let created = PartitionRaft::new(node_id, config, GroupNetworkFactory::new(peers, group), log, sm);
         let raft = eddy_raft::seeded(eddy_raft::group_seed(node_seed, group), created).await?;
+        // Retention made a snapshot (see `crate::state_machine`): openraft builds it and purges
+        // the log up to it. Ends with the group (its state machine drops the sender).
+        let purging = raft.clone();
+        tokio::spawn(async move {
+            while snapshots.changed().await.is_ok() {
+                if purging.trigger().snapshot().await.is_err() {
+                    return;
+                }
+            }
+        });
         if !raft.is_initialized().await? {
             // The preferred leader (first replica) initializes at once and so wins the first
             // election, which spreads leaders as placement spread preferred leaders. The others

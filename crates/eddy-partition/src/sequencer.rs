@@ -174,8 +174,9 @@ impl Sequencer {
             };
             if predict {
                 // The batch is appended at the predicted offset or not at all.
-                let PartitionCommand::Append(batch) = &mut command;
-                batch.expected_base_offset = predicted;
+                if let PartitionCommand::Append(batch) = &mut command {
+                    batch.expected_base_offset = predicted;
+                }
             }
             // Until Raft has the entry, a failure or a cancellation of this future (the client
             // went away while Raft's queue was full) means it was never submitted: `unsent`
@@ -253,9 +254,11 @@ impl Proposed {
 }
 
 /// Whether the proposal's entry was applied and appended records (as counted when it was
-/// proposed; an idempotent batch answered as a duplicate ends the predictions anyway).
+/// proposed; an idempotent batch answered as a duplicate ends the predictions anyway). A trim
+/// appends none and was counted as none.
 fn appended_as_counted(outcome: &Outcome) -> bool {
-    matches!(outcome, Ok(Ok(response)) if matches!(response.data, PartitionResponse::Appended { .. }))
+    matches!(outcome, Ok(Ok(response))
+        if matches!(response.data, PartitionResponse::Appended { .. } | PartitionResponse::Trimmed { .. }))
 }
 
 impl Drop for Proposed {

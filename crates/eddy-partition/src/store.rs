@@ -20,10 +20,13 @@ use crate::dedup::{PartitionState, ProducerState};
 pub struct IndexEntry {
     pub raft_index: u64,
     pub record_count: u32,
+    /// The batch's records' bytes as counted by retention ([`crate::RecordBatch::size_bytes`]).
+    pub size_bytes: u64,
 }
 
 const STATE: &[u8] = b"partition";
 const PRODUCER: &[u8] = b"producer/";
+const SNAPSHOT: &[u8] = b"snapshot";
 
 /// Reads and stages writes of one partition's index and state.
 #[derive(Clone)]
@@ -41,6 +44,10 @@ impl std::fmt::Debug for PartitionStore {
 impl PartitionStore {
     pub fn new(kv: Arc<dyn KvStore>, group: u64) -> Self {
         Self { kv, group }
+    }
+
+    pub fn group(&self) -> u64 {
+        self.group
     }
 
     pub fn kv(&self) -> &Arc<dyn KvStore> {
@@ -65,7 +72,54 @@ impl PartitionStore {
             state.max_timestamp_ms = Some(batch_max_timestamp_ms);
         }
         state.next_offset += u64::from(entry.record_count);
+        state.retained_bytes += entry.size_bytes;
         base_offset
+    }
+
+    /// Stages the removal of the index entries of every batch wholly below `state`'s log start,
+    /// subtracting their bytes from `state.retained_bytes`. The time index keeps one entry for
+    /// what was removed: the greatest maximum timestamp removed now points at the first retained
+    /// batch, so a time lookup still finds it (see [`crate::reader`]). Reads the store: whatever
+    /// this apply staged before must be written first.
+    pub fn stage_trim(&self, batch: &mut Batch, state: &mut PartitionState) -> StorageResult<()> {
+        let mut first_retained = state.next_offset;
+        self.scan_index(0, &mut |base, entry| {
+            if base + u64::from(entry.record_count) > state.log_start_offset {
+                first_retained = base;
+                return Ok(false);
+            }
+            batch.delete(Cf::OffsetIndex, keys::group_u64(self.group, base));
+            state.retained_bytes = state.retained_bytes.saturating_sub(entry.size_bytes);
+            Ok(true)
+        })?;
+        let mut floor = None;
+        self.kv.scan(
+            Cf::TimeIndex,
+            &keys::group_u64(self.group, 0),
+            &keys::group_end(self.group),
+            &mut |key, value| {
+                if decode::<u64>(value, "time index entry")? >= first_retained {
+                    return Ok(false);
+                }
+                batch.delete(Cf::TimeIndex, key.to_vec());
+                floor = Some(keys::suffix_u64(key));
+                Ok(true)
+            },
+        )?;
+        if let Some(ts_key) = floor {
+            batch.put(Cf::TimeIndex, keys::group_u64(self.group, ts_key), encode(&first_retained));
+        }
+        Ok(())
+    }
+
+    /// Stages a snapshot as the partition's current one (see [`crate::state_machine`]).
+    pub fn stage_snapshot(&self, batch: &mut Batch, snapshot: &[u8]) {
+        batch.put(Cf::State, keys::group_tag(self.group, SNAPSHOT), snapshot.to_vec());
+    }
+
+    /// The current snapshot, if the partition has one.
+    pub fn load_snapshot(&self) -> StorageResult<Option<Vec<u8>>> {
+        self.kv.get(Cf::State, &keys::group_tag(self.group, SNAPSHOT))
     }
 
     /// Stages the state itself (written together with the index entries of the same apply).
@@ -160,10 +214,15 @@ impl PartitionStore {
         Ok(found)
     }
 
-    /// Drops index entries below `offset` (after a snapshot moved the log start past them).
-    pub fn stage_reset(&self, batch: &mut Batch) {
+    /// Drops every index entry, for a snapshot installed in place of the log: the partition
+    /// starts at `state.next_offset`, and one time-index entry keeps its maximum timestamp there.
+    pub fn stage_reset(&self, batch: &mut Batch, state: &PartitionState) {
         for cf in [Cf::OffsetIndex, Cf::TimeIndex] {
             batch.delete_range(cf, keys::group_prefix(self.group).to_vec(), keys::group_end(self.group));
+        }
+        if let Some(max) = state.max_timestamp_ms {
+            let ts_key = u64::try_from(max).unwrap_or(0);
+            batch.put(Cf::TimeIndex, keys::group_u64(self.group, ts_key), encode(&state.next_offset));
         }
     }
 }

@@ -19,10 +19,29 @@ impl Default for RaftTiming {
     }
 }
 
+/// How a group's Raft log is kept from growing for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compaction {
+    /// The log is the partition log: only retention deletes from it. The state machine says
+    /// when a snapshot exists that the log may be purged up to (the whole way: nothing is kept
+    /// below it), and openraft never snapshots on its own.
+    Retention,
+    /// A snapshot of the state machine every `every` applied entries; the last `keep` entries
+    /// below it stay, so a follower slightly behind catches up from the log.
+    Snapshots { every: u64, keep: u64 },
+}
+
 impl RaftTiming {
-    /// The openraft configuration for a group. Partitions never snapshot or purge on their own:
-    /// their Raft log is the partition log, so purging it is retention's decision, not Raft's.
-    pub fn openraft_config(&self, cluster_name: &str) -> Result<Arc<openraft::Config>, openraft::ConfigError> {
+    /// The openraft configuration for a group.
+    pub fn openraft_config(
+        &self,
+        cluster_name: &str,
+        compaction: Compaction,
+    ) -> Result<Arc<openraft::Config>, openraft::ConfigError> {
+        let (snapshot_policy, max_in_snapshot_log_to_keep) = match compaction {
+            Compaction::Retention => (openraft::SnapshotPolicy::Never, 0),
+            Compaction::Snapshots { every, keep } => (openraft::SnapshotPolicy::LogsSinceLast(every), keep),
+        };
         let config = openraft::Config {
             cluster_name: cluster_name.to_string(),
             heartbeat_interval: self.heartbeat_interval_ms,
@@ -30,8 +49,9 @@ impl RaftTiming {
             election_timeout_max: self.election_timeout_max_ms,
             // A 3-replica group should not need a full RTT per 300 entries on a busy partition.
             max_payload_entries: 1024,
-            snapshot_policy: openraft::SnapshotPolicy::Never,
-            max_in_snapshot_log_to_keep: u64::MAX,
+            snapshot_policy,
+            max_in_snapshot_log_to_keep,
+            purge_batch_size: 1,
             install_snapshot_timeout: 10_000,
             enable_pre_vote: Some(true),
             ..Default::default()

@@ -9,7 +9,7 @@ pub mod config;
 pub mod snapshot;
 pub mod transport;
 
-pub use config::RaftTiming;
+pub use config::{Compaction, RaftTiming};
 
 /// The async runtime of every Raft group: tokio, with openraft's seeded RNG wrapper. Every random
 /// choice a group makes (its election timeouts) is drawn from the seed it was created under (see

@@ -44,6 +44,11 @@ impl<C: RaftTypeConfig> CurrentSnapshot<C> {
         slot.as_ref().map(|(meta, bytes)| Snapshot { meta: meta.clone(), snapshot: Cursor::new(bytes.to_vec()) })
     }
 
+    /// The current snapshot's metadata.
+    pub fn get_meta(&self) -> Option<SnapshotMetaOf<C>> {
+        self.slot.lock().expect("snapshot lock").as_ref().map(|(meta, _)| meta.clone())
+    }
+
     /// A builder of the snapshot of a state machine that has applied up to `last_log_id` under
     /// `last_membership`, whose state encodes to `bytes`: building it makes it the current one.
     pub fn builder(
@@ -62,6 +67,13 @@ pub struct SnapshotBuilder<C: RaftTypeConfig> {
     meta: SnapshotMetaOf<C>,
     bytes: Vec<u8>,
     current: CurrentSnapshot<C>,
+}
+
+impl<C: RaftTypeConfig> SnapshotBuilder<C> {
+    /// What the snapshot will be of.
+    pub fn meta(&self) -> &SnapshotMetaOf<C> {
+        &self.meta
+    }
 }
 
 impl<C: RaftTypeConfig> RaftSnapshotBuilder<C> for SnapshotBuilder<C> {

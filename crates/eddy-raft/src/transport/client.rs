@@ -17,7 +17,7 @@ use openraft::{BasicNode, OptionalSend, RaftTypeConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Peers, RpcKind, decode, encode};
+use super::{Peers, RAFT_MESSAGE_MAX_BYTES, RpcKind, decode, encode};
 
 /// The shortest time an AppendEntries is given, heartbeats included.
 pub const APPEND_ENTRIES_TIMEOUT_MIN_MS: u64 = 1_000;
@@ -90,8 +90,8 @@ impl GroupNetwork {
     async fn call(&self, kind: RpcKind, payload: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, CallError> {
         let channel = self.peers.channel(&self.address).map_err(|e| CallError::Unreachable(e.to_string()))?;
         let mut client = RaftTransportClient::new(channel)
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
+            .max_decoding_message_size(RAFT_MESSAGE_MAX_BYTES)
+            .max_encoding_message_size(RAFT_MESSAGE_MAX_BYTES);
         let request = RaftEnvelope { group_id: self.group, kind: kind as u32, payload: payload.into() };
         match tokio::time::timeout(timeout, client.call(request)).await {
             Err(_) => Err(CallError::Network(format!(
