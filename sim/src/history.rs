@@ -44,6 +44,15 @@ pub enum Event {
     GroupCommit { member: String, invoked_ms: u64, offsets: Vec<(u32, u64)>, error: Option<String> },
     /// After the members stopped: the group's committed offsets.
     GroupFinal { offsets: Vec<(u32, u64)> },
+    /// A send to the retained topic was acknowledged at `offset`.
+    RetainedAck { value: String, offset: u64 },
+    /// After healing, the retained topic read from its log start on its leader.
+    RetainedFinal { log_start: u64, records: Vec<ReadRecord> },
+    /// After healing, the retained topic could not be read.
+    RetainedFinalFailed { reason: String },
+    /// After healing, one replica of the retained topic read from the leader's log start;
+    /// `error` when the replica no longer held that offset.
+    RetainedReplica { node: u64, records: Vec<ReadRecord>, error: Option<String> },
     /// A fault started or ended.
     Fault { description: String },
     /// `node` is the leader of `group` in `term` (sampled from the node's Raft metrics).
@@ -134,6 +143,23 @@ pub fn trace_lines(entries: &[Entry]) -> Vec<String> {
                 Event::GroupFinal { offsets } => {
                     let _ = write!(line, "group   final committed {offsets:?}");
                 }
+                Event::RetainedAck { value, offset } => {
+                    let _ = write!(line, "ok      {value} at retained@{offset}");
+                }
+                Event::RetainedFinal { log_start, records } => {
+                    let _ = write!(line, "final   retained from {log_start}: {}", render(records));
+                }
+                Event::RetainedFinalFailed { reason } => {
+                    let _ = write!(line, "final   retained FAILED: {reason}");
+                }
+                Event::RetainedReplica { node, records, error } => match error {
+                    Some(error) => {
+                        let _ = write!(line, "replica n{node} retained FAILED: {error}");
+                    }
+                    None => {
+                        let _ = write!(line, "replica n{node} retained: {}", render(records));
+                    }
+                },
                 Event::Fault { description } => {
                     let _ = write!(line, "fault   {description}");
                 }

@@ -417,6 +417,8 @@ pub fn run(options: &Options) -> Report {
     }
     sim.client("group-final", workload::group_final(plan.clone(), final_read_ms + 10_000, history.clone()));
     sim.client("final-reader", workload::final_reader(plan.clone(), history.clone()));
+    sim.client("retained-producer", workload::retained_producer(plan.clone(), history.clone(), ready.clone()));
+    sim.client("retained-final", workload::retained_final(plan.clone(), history.clone()));
 
     let schedule = if options.no_faults {
         Vec::new()

@@ -9,6 +9,9 @@
 //! - `consumer-P` follows partition P from offset 0 with long-polls, recording every poll.
 //! - `final-reader` waits for the end of healing, then reads every partition in full from its
 //!   leader and from each replica.
+//! - `retained-producer` sends to [`RETAINED_TOPIC`], a topic with a small `retention.bytes`,
+//!   so retention trims it many times under the faults; `retained-final` reads it after
+//!   healing from its log start, from the leader and from every replica.
 //! - `member-N` are consumer-group members (the real `Consumer`, subscribed to the topic in
 //!   [`GROUP`]): one crashes halfway and one joins halfway; they record deliveries with their
 //!   member epochs and every commit. `group-final` then reads the group's committed offsets.
@@ -31,6 +34,11 @@ use crate::net::{PORT, SimConnector};
 
 /// The topic every workload uses.
 pub const TOPIC: &str = "events";
+
+/// A one-partition topic under retention (see `checker/retention.rs`).
+pub const RETAINED_TOPIC: &str = "retained";
+/// Its `retention.bytes`: some dozens of the retained producer's records.
+pub const RETAINED_BYTES: u64 = 2_000;
 
 /// When each phase starts, in simulated milliseconds since the start of the run.
 #[derive(Debug, Clone)]
@@ -95,8 +103,117 @@ pub async fn setup(plan: Plan, history: History, ready: Arc<AtomicBool>) -> SimR
             }
         }
     }
+    let configs: BTreeMap<String, String> = [("retention.bytes".to_string(), RETAINED_BYTES.to_string())].into();
+    loop {
+        match client.create_topic_with_configs(RETAINED_TOPIC, 1, plan.nodes.min(3) as u32, configs.clone()).await {
+            Ok(_) => break,
+            Err(e) if e.code() == Some(Reason::TopicAlreadyExists) => break,
+            Err(e) => {
+                history.record(Event::Note { text: format!("create retained topic: {e}") });
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
     history.record(Event::Note { text: "topic created".into() });
     ready.store(true, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Sends values `r-N` to the retained topic one at a time (acks=all, once each), recording the
+/// acknowledged ones.
+pub async fn retained_producer(plan: Plan, history: History, ready: Arc<AtomicBool>) -> SimResult {
+    until_ready(&ready).await;
+    let client = client(&plan, Duration::ZERO)?;
+    let mut n = 0u64;
+    while now_ms() < plan.send_until_ms {
+        let value = format!("r-{n}");
+        n += 1;
+        let request = v1::ProduceRequest {
+            topic: RETAINED_TOPIC.into(),
+            partition: 0,
+            records: vec![v1::Record { value: Bytes::from(value.clone()), ..Default::default() }],
+            acks: v1::Acks::All as i32,
+            producer: None,
+            timeout_ms: 0,
+        };
+        if let Ok(response) = client.produce(request).await {
+            history.record(Event::RetainedAck { value, offset: response.base_offset });
+        }
+        tokio::time::sleep(plan.send_interval).await;
+    }
+    Ok(())
+}
+
+/// Reads the retained topic from `from` up to its end, from the leader or (with `from_node`)
+/// one replica.
+async fn read_retained(
+    client: &Client,
+    from: u64,
+    from_node: Option<u64>,
+) -> Result<Vec<ReadRecord>, eddy_client::ClientError> {
+    let mut records = Vec::new();
+    let mut offset = from;
+    loop {
+        let request = v1::FetchRequest {
+            topic: RETAINED_TOPIC.into(),
+            partition: 0,
+            offset,
+            max_records: 1_000,
+            read_from_follower: from_node.is_some(),
+            ..Default::default()
+        };
+        let response = match from_node {
+            Some(node) => client.fetch_from_broker(&format!("n{node}:{PORT}"), request).await?,
+            None => client.fetch(request).await?,
+        };
+        let batch = read_records(&response);
+        match batch.last() {
+            Some(last) => {
+                offset = last.offset + 1;
+                records.extend(batch);
+            }
+            None => return Ok(records),
+        }
+    }
+}
+
+/// After healing: the retained topic from its log start, from the leader, then from every
+/// replica.
+pub async fn retained_final(plan: Plan, history: History) -> SimResult {
+    tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_millis(plan.final_read_ms - now_ms())).await;
+    let client = client(&plan, Duration::from_secs(2))?;
+    let give_up_at = plan.final_read_ms + plan.final_read_budget_ms;
+    let (log_start, records) = loop {
+        let read = async {
+            let answer = client.list_offsets(RETAINED_TOPIC, 0, v1::OffsetSpec::Earliest, 0).await?;
+            let records = read_retained(&client, answer.log_start_offset, None).await?;
+            Ok::<_, eddy_client::ClientError>((answer.log_start_offset, records))
+        };
+        match read.await {
+            Ok(read) => break read,
+            Err(e) if now_ms() < give_up_at => {
+                tracing::debug!(error = %e, "retained final read retry");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                history.record(Event::RetainedFinalFailed { reason: e.to_string() });
+                return Ok(());
+            }
+        }
+    };
+    history.record(Event::RetainedFinal { log_start, records });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for node in 1..=plan.nodes {
+        match read_retained(&client, log_start, Some(node)).await {
+            Ok(records) => history.record(Event::RetainedReplica { node, records, error: None }),
+            // Only a replica that no longer holds `log_start` answers so: one whose log start
+            // went past the leader's.
+            Err(e) if e.code() == Some(Reason::OffsetOutOfRange) => {
+                history.record(Event::RetainedReplica { node, records: Vec::new(), error: Some(e.to_string()) })
+            }
+            Err(_) => {}
+        }
+    }
     Ok(())
 }
 

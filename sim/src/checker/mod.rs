@@ -15,6 +15,7 @@ mod failed_sends;
 mod groups;
 mod liveness;
 mod raft;
+mod retention;
 mod single_value;
 
 use std::collections::BTreeMap;
@@ -62,11 +63,15 @@ pub enum Property {
     GroupCommitLost,
     /// After healing, the group had not committed the whole log (or its offsets could not be read).
     GroupBehind,
+    /// Records of the retained topic vanished other than through retention: an acknowledged
+    /// record at or above the log start is missing or moved, the log start passed what
+    /// `retention.bytes` allows, or a replica lost records the leader retains (`retention.rs`).
+    RetentionLost,
 }
 
 impl Property {
     /// Every property.
-    pub const ALL: [Property; 17] = [
+    pub const ALL: [Property; 18] = [
         Property::AcknowledgedLost,
         Property::AcknowledgedMoved,
         Property::CommittedLost,
@@ -84,6 +89,7 @@ impl Property {
         Property::GroupCommitBeyondDelivered,
         Property::GroupCommitLost,
         Property::GroupBehind,
+        Property::RetentionLost,
     ];
 
     /// Whether a violation means data was lost, rewritten or invented (not merely unavailable).
@@ -111,6 +117,7 @@ impl Property {
             Property::GroupCommitBeyondDelivered => "group_commit_beyond_delivered",
             Property::GroupCommitLost => "group_commit_lost",
             Property::GroupBehind => "group_behind",
+            Property::RetentionLost => "retention_lost",
         }
     }
 }
@@ -242,6 +249,10 @@ impl Model {
                     }
                 }
                 Event::GroupDelivered { .. }
+                | Event::RetainedAck { .. }
+                | Event::RetainedFinal { .. }
+                | Event::RetainedFinalFailed { .. }
+                | Event::RetainedReplica { .. }
                 | Event::GroupStarted { .. }
                 | Event::GroupCommit { .. }
                 | Event::GroupFinal { .. }
@@ -272,6 +283,7 @@ pub fn check(entries: &[Entry], partitions: u32) -> Verdict {
     failed_sends::check(&model, &mut anomalies);
     raft::check(&model, &mut anomalies);
     groups::check(entries, &model, &mut anomalies);
+    retention::check(entries, &mut anomalies);
     let records_checked = model.finals.values().map(|(records, _)| records.len() as u64).sum();
     Verdict { anomalies, records_checked }
 }

@@ -457,3 +457,53 @@ fn group_behind() {
     let unread = timed(group()).without(|event| matches!(event, Event::GroupFinal { .. }));
     assert_flags(&unread, Property::GroupBehind);
 }
+
+/// A retained topic whose log starts at 200 of 300 records, each value 40 bytes: 100 records
+/// kept, well above `retention.bytes`.
+fn retained(start: u64) -> (Builder, Vec<ReadRecord>) {
+    let value = |i: u64| format!("r-{i:038}");
+    let mut builder = clean();
+    for i in 0..300 {
+        builder = builder.push(Event::RetainedAck { value: value(i), offset: i });
+    }
+    let records: Vec<ReadRecord> = (start..300).map(|i| rec(i, &value(i))).collect();
+    (builder, records)
+}
+
+#[test]
+fn retention_passes_a_log_trimmed_by_retention() {
+    let (builder, records) = retained(200);
+    let builder = builder
+        .push(Event::RetainedFinal { log_start: 200, records: records.clone() })
+        .push(Event::RetainedReplica { node: 2, records: records[..50].to_vec(), error: None });
+    let verdict = builder.verdict();
+    assert!(verdict.anomalies.is_empty(), "{:?}", verdict.anomalies);
+}
+
+#[test]
+fn retention_flags_records_lost_otherwise() {
+    // A record at or above the log start is missing.
+    let (builder, mut records) = retained(200);
+    records.remove(10);
+    let gap = builder.push(Event::RetainedFinal { log_start: 200, records });
+    assert_flags(&gap, Property::RetentionLost);
+    // The log start went past what retention.bytes keeps.
+    let (builder, records) = retained(290);
+    assert_flags(&builder.push(Event::RetainedFinal { log_start: 290, records }), Property::RetentionLost);
+    // A replica lost what the leader retains.
+    let (builder, records) = retained(200);
+    let replica = builder.push(Event::RetainedFinal { log_start: 200, records }).push(Event::RetainedReplica {
+        node: 3,
+        records: Vec::new(),
+        error: Some("offset 200 is out of range".into()),
+    });
+    assert_flags(&replica, Property::RetentionLost);
+    // A replica holds other records.
+    let (builder, records) = retained(200);
+    let mut other = records.clone();
+    other[3].value = "r-x".into();
+    let diverged = builder
+        .push(Event::RetainedFinal { log_start: 200, records })
+        .push(Event::RetainedReplica { node: 3, records: other, error: None });
+    assert_flags(&diverged, Property::RetentionLost);
+}
