@@ -89,6 +89,21 @@ impl Cluster {
         cluster
     }
 
+    /// Adds a node (a broker only, not a controller voter) with the next id and starts it.
+    pub fn add_node(&mut self) -> u64 {
+        let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
+        self.nodes.push(Node {
+            id,
+            address: format!("127.0.0.1:{}", free_port()),
+            metrics: format!("127.0.0.1:{}", free_port()),
+            data_dir: self.dir.path().join(format!("node-{id}")),
+            log: self.dir.path().join(format!("node-{id}.log")),
+            child: None,
+        });
+        self.start_node(id);
+        id
+    }
+
     pub fn brokers(&self) -> String {
         self.nodes.iter().map(|n| n.address.clone()).collect::<Vec<_>>().join(",")
     }

@@ -433,11 +433,13 @@ impl EddyApi {
                     .max(now.log_start_offset)
             }
         };
+        let max_lag = Duration::from_millis(self.config.broker_session_timeout_ms);
         Ok(v1::ListOffsetsResponse {
             partition: request.partition,
             offset,
             high_watermark: now.high_watermark,
             log_start_offset: now.log_start_offset,
+            in_sync_replicas: replica.in_sync_replica_ids(max_lag).unwrap_or_default(),
         })
     }
 
@@ -451,6 +453,7 @@ impl EddyApi {
             let leader = self.partition_leader(view, p.group_id);
             desc.leader = leader;
             desc.leader_address = leader.and_then(|id| view.address_of(id)).unwrap_or_default();
+            desc.target_replicas = p.target.clone().unwrap_or_default();
         }
         let queries = info.partitions.iter().map(|p| {
             let request = v1::ListOffsetsRequest {
@@ -461,14 +464,15 @@ impl EddyApi {
             };
             async move {
                 let answer = self.list_offsets_at_leader(view, request).await.ok()?;
-                Some((answer.log_start_offset, answer.high_watermark))
+                Some((answer.log_start_offset, answer.high_watermark, answer.in_sync_replicas))
             }
         });
         let offsets = futures::future::join_all(queries).await;
         for (desc, found) in topic.partitions.iter_mut().zip(offsets) {
-            if let Some((start, hw)) = found {
+            if let Some((start, hw, isr)) = found {
                 desc.log_start_offset = Some(start);
                 desc.high_watermark = Some(hw);
+                desc.isr = isr;
             }
         }
         topic
@@ -549,6 +553,55 @@ impl EddyApi {
         self.cluster.refresh_until(OWN_WRITE_VISIBLE_TIMEOUT, done).await;
     }
 
+    async fn rebalance_inner(
+        &self,
+        request: v1::RebalanceClusterRequest,
+    ) -> Result<v1::RebalanceClusterResponse, BrokerError> {
+        let call = match request.status_only {
+            true => ControllerRequest::RebalanceStatus,
+            false => ControllerRequest::Rebalance { dry_run: request.dry_run },
+        };
+        let moves = match self.controller.call(&call).await? {
+            ControllerReply::Moves(moves) => moves,
+            other => return Err(BrokerError::Internal(format!("the controller answered a rebalance with {other:?}"))),
+        };
+        if !request.status_only && !request.dry_run {
+            self.await_metadata(|view| {
+                moves.planned.keys().all(|g| {
+                    view.metadata.planned_moves.contains_key(g)
+                        || view.metadata.partition(*g).is_some_and(|(_, p)| p.target.is_some())
+                })
+            })
+            .await;
+        }
+        let metadata = self.cluster.current().metadata.clone();
+        let wire = |moves: &std::collections::BTreeMap<u64, (Vec<u64>, Vec<u64>)>| -> Vec<v1::PartitionMove> {
+            moves
+                .iter()
+                .filter_map(|(group, (replicas, target))| {
+                    let (topic, p) = metadata.partition(*group)?;
+                    Some(v1::PartitionMove {
+                        topic: topic.name.clone(),
+                        partition: p.partition,
+                        replicas: replicas.clone(),
+                        target: target.clone(),
+                    })
+                })
+                .collect()
+        };
+        Ok(v1::RebalanceClusterResponse { in_progress: wire(&moves.in_progress), planned: wire(&moves.planned) })
+    }
+
+    async fn decommission_inner(
+        &self,
+        request: v1::DecommissionBrokerRequest,
+    ) -> Result<v1::DecommissionBrokerResponse, BrokerError> {
+        let broker = request.broker_id;
+        self.controller.call(&ControllerRequest::Decommission { broker }).await?;
+        self.await_metadata(|view| view.metadata.brokers.get(&broker).is_some_and(|b| b.decommissioning)).await;
+        Ok(v1::DecommissionBrokerResponse {})
+    }
+
     fn describe_cluster_inner(&self) -> Result<v1::DescribeClusterResponse, BrokerError> {
         let view = self.cluster.current();
         let metadata = view.synced_metadata()?;
@@ -561,7 +614,13 @@ impl EddyApi {
                 id: b.id,
                 address: b.address.clone(),
                 alive: view.alive.contains(&b.id),
-                state: if view.alive.contains(&b.id) { "alive" } else { "fenced" }.to_string(),
+                state: match (b.decommissioning, view.alive.contains(&b.id) && !b.fenced) {
+                    (true, _) => "decommissioning",
+                    (false, true) => "alive",
+                    (false, false) => "fenced",
+                }
+                .to_string(),
+                rack: b.rack.clone(),
                 leader_count: view.leaders.values().filter(|l| l.leader == b.id).count() as u32,
                 replica_count: replica_counts.get(&b.id).copied().unwrap_or(0),
                 controller_voter: voters.iter().any(|s| s.id == b.id),
@@ -664,5 +723,19 @@ impl Eddy for EddyApi {
         request: Request<v1::InitProducerRequest>,
     ) -> Result<Response<v1::InitProducerResponse>, Status> {
         reply(self.init_producer_inner(request.into_inner()).await)
+    }
+
+    async fn rebalance_cluster(
+        &self,
+        request: Request<v1::RebalanceClusterRequest>,
+    ) -> Result<Response<v1::RebalanceClusterResponse>, Status> {
+        reply(self.rebalance_inner(request.into_inner()).await)
+    }
+
+    async fn decommission_broker(
+        &self,
+        request: Request<v1::DecommissionBrokerRequest>,
+    ) -> Result<Response<v1::DecommissionBrokerResponse>, Status> {
+        reply(self.decommission_inner(request.into_inner()).await)
     }
 }

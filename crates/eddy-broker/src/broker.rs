@@ -143,6 +143,10 @@ impl Broker {
         tokio::spawn(crate::reconcile::reconcile_loop(inner.clone()));
         tokio::spawn(crate::leader_balance::leader_balance_loop(inner.clone()));
         tokio::spawn(crate::retention::retention_loop(inner.clone()));
+        tokio::spawn(crate::reassign::reassign_loop(inner.clone()));
+        if let Some(controller) = inner.controller.clone() {
+            tokio::spawn(controller_tick_loop(controller, inner.stopping.subscribe()));
+        }
         tracing::info!(node_id, address = %inner.address, voter = inner.controller.is_some(), "broker started");
         Ok(Broker { inner })
     }
@@ -247,8 +251,24 @@ async fn start_controller(
         broker_session_timeout_ms: config.broker_session_timeout_ms,
         partitions_per_topic_max: config.partitions_per_topic_max,
         record_size_max_bytes: config.record_size_max_bytes,
+        replica_replacement_delay_ms: config.replica_replacement_delay_ms,
+        concurrent_moves_max: config.partition_moves_max as usize,
     };
     Ok(Controller::new(raft, metadata, controller_config))
+}
+
+/// How often the controller leader looks for brokers to fence and partitions to move.
+const CONTROLLER_TICK: Duration = Duration::from_millis(500);
+
+async fn controller_tick_loop(controller: Arc<Controller>, mut stopping: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = stopping.changed() => return,
+            _ = tokio::time::sleep(CONTROLLER_TICK) => {}
+        }
+        controller.tick().await;
+    }
 }
 
 async fn heartbeat_loop(inner: Arc<Inner>) {
@@ -269,6 +289,7 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
         let request = ControllerRequest::Heartbeat(HeartbeatRequest {
             broker_id: inner.node_id,
             address: inner.address.clone(),
+            rack: inner.config.rack.clone(),
             metadata_version: current.metadata.version,
             metadata_term: current.metadata_term,
             leading: leading.clone(),
@@ -277,6 +298,10 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
             Ok(ControllerReply::Heartbeat(response)) => {
                 failures = 0;
                 if let Some(view) = next_view(&current, response) {
+                    if view.metadata.version != current.metadata.version || current.synced_at.is_none() {
+                        let book = view.metadata.brokers.values().map(|b| (b.id, b.address.clone())).collect();
+                        inner.peers.set_addresses(book);
+                    }
                     inner.view.send_replace(Arc::new(view));
                 }
             }

@@ -136,7 +136,7 @@ mod tests {
                 name: "t".into(),
                 id: 1,
                 replication_factor: 1,
-                partitions: vec![PartitionInfo { partition: 0, group_id: 1, replicas: vec![1] }],
+                partitions: vec![PartitionInfo { partition: 0, group_id: 1, replicas: vec![1], target: None }],
                 configs: BTreeMap::new(),
             },
         );

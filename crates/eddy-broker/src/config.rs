@@ -74,8 +74,15 @@ pub struct BrokerConfig {
     pub fetch_wait_max_ms: u32,
     /// How often the broker reports to the controller.
     pub heartbeat_interval_ms: u64,
-    /// A broker silent for this long is considered dead.
+    /// A broker silent for this long is fenced: it gets no new replicas.
     pub broker_session_timeout_ms: u64,
+    /// A broker fenced this long has its replicas replaced on other brokers.
+    pub replica_replacement_delay_ms: u64,
+    /// Most partition moves (replacements, drains, rebalance) under way at once, cluster-wide.
+    pub partition_moves_max: u32,
+    /// This broker's rack (failure domain): replacements and rebalances put a partition's
+    /// replicas on different racks when they can.
+    pub rack: Option<String>,
     pub partitions_per_topic_max: u32,
     /// Partitions of `__consumer_offsets` when this broker is the one to create it (on the first
     /// group request in the cluster); groups are spread over them.
@@ -114,7 +121,10 @@ impl Default for BrokerConfig {
             fetch_max_records_default: 1_000,
             fetch_wait_max_ms: 30_000,
             heartbeat_interval_ms: 500,
-            broker_session_timeout_ms: 6_000,
+            broker_session_timeout_ms: 10_000,
+            replica_replacement_delay_ms: 30_000,
+            partition_moves_max: 4,
+            rack: None,
             partitions_per_topic_max: 1_000,
             offsets_partitions: eddy_groups::OFFSETS_PARTITIONS_DEFAULT,
             producer_idle_expiry_ms: eddy_partition::PRODUCER_IDLE_EXPIRY_MS_DEFAULT,
@@ -211,6 +221,15 @@ impl BrokerConfig {
         }
         if self.broker_session_timeout_ms < 2 * self.heartbeat_interval_ms {
             return Err(bad("broker_session_timeout_ms", "must be at least twice heartbeat_interval_ms"));
+        }
+        if self.replica_replacement_delay_ms < 1_000 {
+            return Err(bad("replica_replacement_delay_ms", "must be at least 1000"));
+        }
+        if self.partition_moves_max == 0 {
+            return Err(bad("partition_moves_max", "must be > 0"));
+        }
+        if self.rack.as_ref().is_some_and(|r| r.is_empty() || r.len() > 255) {
+            return Err(bad("rack", "must be 1 to 255 characters"));
         }
         if self.partitions_per_topic_max == 0 {
             return Err(bad("partitions_per_topic_max", "must be > 0"));

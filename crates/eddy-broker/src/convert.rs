@@ -52,6 +52,8 @@ pub fn topic_to_wire(topic: &TopicInfo) -> v1::TopicDescription {
                 replicas: p.replicas.clone(),
                 log_start_offset: None,
                 high_watermark: None,
+                isr: Vec::new(),
+                target_replicas: p.target.clone().unwrap_or_default(),
             })
             .collect(),
         configs: topic.configs.clone().into_iter().collect(),

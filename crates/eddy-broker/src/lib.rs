@@ -19,6 +19,7 @@ pub mod in_memory;
 mod leader_balance;
 pub mod metrics;
 pub mod producers;
+mod reassign;
 mod reconcile;
 pub mod replicas;
 mod retention;

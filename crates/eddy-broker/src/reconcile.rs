@@ -1,11 +1,13 @@
 //! The reconciler: makes the partition replicas a broker hosts match the controller's metadata.
 //!
-//! It opens the replicas placed on this broker and deletes the data of replicas whose partition
-//! was deleted. The rule that keeps data safe: **absence is not deletion**. A replica is deleted
-//! only when the metadata carries a tombstone for its group (written when its topic was
-//! deleted), never because its topic is missing from the metadata this broker holds, which may be
-//! empty (just started), stale (cut off from the controller) or rolled back (the controller lost
-//! its state). A replica the metadata says nothing about keeps running untouched.
+//! It opens the replicas placed on this broker (a partition's replicas, or the target of a move
+//! onto it) and deletes the data of replicas whose partition was deleted or moved away. The rule
+//! that keeps data safe: **absence is not deletion**. A replica is deleted only when the metadata
+//! carries a tombstone for it (its group in `deleted_groups`, written when its topic was deleted,
+//! or this broker in `removed_replicas` of its group, written when a move that dropped it
+//! completed), never because its partition is missing from the metadata this broker holds, which
+//! may be empty (just started), stale (cut off from the controller) or rolled back (the
+//! controller lost its state). A replica the metadata says nothing about keeps running untouched.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -26,7 +28,8 @@ const RETRY_INTERVAL_MS: u64 = 2_000;
 pub(crate) struct Plan {
     /// Replicas to open: placed here and not open yet.
     pub open: Vec<ReplicaPlacement>,
-    /// Open replicas whose group has a tombstone: closed and their data deleted.
+    /// Open replicas with a tombstone (partition deleted, or moved off this broker): closed and
+    /// their data deleted.
     pub delete: Vec<u64>,
     /// Groups placed here whose replica brokers are not all registered yet (retried).
     pub waiting: Vec<u64>,
@@ -38,7 +41,7 @@ pub(crate) struct Plan {
 pub(crate) fn plan(metadata: &ClusterMetadata, node_id: u64, open: &BTreeSet<u64>) -> Plan {
     let mut plan = Plan::default();
     let mut placed = BTreeSet::new();
-    for (topic, partition) in metadata.partitions_of(node_id) {
+    for (topic, partition) in metadata.hosted_by(node_id) {
         placed.insert(partition.group_id);
         if open.contains(&partition.group_id) {
             continue;
@@ -58,16 +61,23 @@ pub(crate) fn plan(metadata: &ClusterMetadata, node_id: u64, open: &BTreeSet<u64
             group: partition.group_id,
             members,
             preferred_leader: partition.replicas[0],
+            join: !partition.replicas.contains(&node_id),
         });
     }
     for group in open.difference(&placed) {
-        if metadata.deleted_groups.contains(group) {
+        if is_tombstoned(metadata, *group, node_id) {
             plan.delete.push(*group);
         } else {
             plan.unexplained.push(*group);
         }
     }
     plan
+}
+
+/// Whether the metadata says this broker's replica of `group` is to be deleted.
+fn is_tombstoned(metadata: &ClusterMetadata, group: u64, node_id: u64) -> bool {
+    metadata.deleted_groups.contains(&group)
+        || metadata.removed_replicas.get(&group).is_some_and(|brokers| brokers.contains(&node_id))
 }
 
 pub(crate) async fn reconcile_loop(inner: Arc<Inner>) {
@@ -132,13 +142,28 @@ async fn reconcile(inner: &Arc<Inner>, view: &ClusterView) -> bool {
     // deleted (or stopped before it finished deleting). Looked for once per tombstone and boot.
     let unseen: Vec<u64> = {
         let mut swept = inner.swept_tombstones.lock().expect("swept lock");
-        view.metadata.deleted_groups.iter().copied().filter(|g| !open.contains(g) && swept.insert(*g)).collect()
+        let removed_here = view
+            .metadata
+            .removed_replicas
+            .iter()
+            .filter(|(_, brokers)| brokers.contains(&inner.node_id))
+            .map(|(group, _)| *group);
+        view.metadata
+            .deleted_groups
+            .iter()
+            .copied()
+            .chain(removed_here)
+            .filter(|g| !open.contains(g) && swept.insert(*g))
+            .collect()
     };
     for group in unseen {
         match eddy_partition::has_data(inner.kv.as_ref(), group) {
             Ok(false) => {}
             Ok(true) => {
-                tracing::info!(group, "deleting the data of a partition deleted while this broker was away");
+                tracing::info!(
+                    group,
+                    "deleting the data of a replica deleted or moved away while this broker was away"
+                );
                 if let Err(e) = eddy_partition::destroy(inner.kv.as_ref(), group) {
                     tracing::error!(group, error = %e, "deleting partition data failed");
                     inner.swept_tombstones.lock().expect("swept lock").remove(&group);
@@ -175,7 +200,7 @@ mod tests {
     fn metadata_with_topic() -> ClusterMetadata {
         let mut metadata = ClusterMetadata::default();
         for id in 1..=3 {
-            metadata.apply(id, &ControllerCommand::RegisterBroker(BrokerInfo { id, address: format!("n{id}:9092") }));
+            metadata.apply(id, &ControllerCommand::RegisterBroker(BrokerInfo::new(id, format!("n{id}:9092"))));
         }
         metadata.apply(
             4,
@@ -229,5 +254,23 @@ mod tests {
         let plan = plan(&metadata, 1, &BTreeSet::new());
         assert!(plan.open.is_empty());
         assert_eq!(plan.waiting, vec![1, 2]);
+    }
+
+    #[test]
+    fn a_move_opens_the_joining_replica_and_deletes_the_dropped_one_once_done() {
+        let mut metadata = metadata_with_topic();
+        metadata.apply(5, &ControllerCommand::RegisterBroker(BrokerInfo::new(4, "n4:9092")));
+        metadata.apply(6, &ControllerCommand::Reassign { group: 1, target: vec![1, 2, 4] });
+        let joining = plan(&metadata, 4, &BTreeSet::new());
+        assert_eq!(joining.open.iter().map(|p| (p.group, p.join)).collect::<Vec<_>>(), vec![(1, true)]);
+        // While the move is under way, the broker it drops keeps its replica.
+        let leaving = plan(&metadata, 3, &BTreeSet::from([1, 2]));
+        assert!(leaving.delete.is_empty(), "{leaving:?}");
+        assert_eq!(leaving.unexplained, Vec::<u64>::new());
+        metadata.apply(7, &ControllerCommand::CompleteReassignment { group: 1, replicas: vec![1, 2, 4] });
+        let leaving = plan(&metadata, 3, &BTreeSet::from([1, 2]));
+        assert_eq!(leaving.delete, vec![1]);
+        let joined = plan(&metadata, 4, &BTreeSet::from([1]));
+        assert!(joined.delete.is_empty() && joined.open.is_empty());
     }
 }

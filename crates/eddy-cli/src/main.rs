@@ -56,9 +56,12 @@ enum Command {
     /// List, describe, reset and delete consumer groups.
     #[command(subcommand)]
     Group(group::GroupCommand),
-    /// Inspect the cluster.
+    /// Inspect and rebalance the cluster.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Manage one broker (decommission).
+    #[command(subcommand)]
+    Broker(cluster::BrokerCommand),
     /// Measure produce or consume throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -78,6 +81,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Consume(args) => consume::run(args, client(&cli)?, cli.format).await,
         Command::Group(command) => group::run(command, &*client(&cli)?, cli.format).await,
         Command::Cluster(command) => cluster::run(command, &*client(&cli)?, cli.format).await,
+        Command::Broker(command) => cluster::run_broker(command, &*client(&cli)?, cli.format).await,
         Command::Bench(command) => bench::run(command, client(&cli)?, cli.format).await,
     }
 }

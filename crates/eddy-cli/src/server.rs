@@ -38,6 +38,15 @@ pub struct ServerArgs {
     /// Address for Prometheus /metrics (HOST:PORT).
     #[arg(long, env = "EDDY_METRICS_LISTEN")]
     metrics_listen: Option<String>,
+    /// This broker's rack (failure domain): a partition's replicas go to different racks.
+    #[arg(long, env = "EDDY_RACK")]
+    rack: Option<String>,
+    /// Milliseconds without a heartbeat after which the controller fences a broker.
+    #[arg(long, env = "EDDY_BROKER_SESSION_TIMEOUT_MS")]
+    broker_session_timeout_ms: Option<u64>,
+    /// Milliseconds a broker stays fenced before its replicas are replaced on other brokers.
+    #[arg(long, env = "EDDY_REPLICA_REPLACEMENT_DELAY_MS")]
+    replica_replacement_delay_ms: Option<u64>,
     /// Print the resulting configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -63,6 +72,9 @@ const FLAG_ENV: &[&str] = &[
     "advertise",
     "controller_voters",
     "metrics_listen",
+    "rack",
+    "broker_session_timeout_ms",
+    "replica_replacement_delay_ms",
     "log_level",
     "log_format",
     "brokers",
@@ -111,6 +123,15 @@ pub fn load_config(args: &ServerArgs) -> Result<BrokerConfig, CliError> {
     }
     if let Some(metrics) = &args.metrics_listen {
         flags.insert("metrics_listen".into(), socket_address("metrics_listen", metrics)?.to_string().into());
+    }
+    if let Some(rack) = &args.rack {
+        flags.insert("rack".into(), rack.clone().into());
+    }
+    if let Some(ms) = args.broker_session_timeout_ms {
+        flags.insert("broker_session_timeout_ms".into(), ms.into());
+    }
+    if let Some(ms) = args.replica_replacement_delay_ms {
+        flags.insert("replica_replacement_delay_ms".into(), ms.into());
     }
     if let Some(voters) = &args.controller_voters {
         let voters = parse_controller_voters(voters).map_err(|e| CliError::Usage(e.to_string()))?;

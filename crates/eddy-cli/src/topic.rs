@@ -64,6 +64,8 @@ pub fn topic_json(topic: &v1::TopicDescription) -> serde_json::Value {
             "leader": p.leader,
             "leader_address": if p.leader_address.is_empty() { None } else { Some(&p.leader_address) },
             "replicas": p.replicas,
+            "isr": p.isr,
+            "target_replicas": if p.target_replicas.is_empty() { None } else { Some(&p.target_replicas) },
             "log_start_offset": p.log_start_offset,
             "high_watermark": p.high_watermark,
         })).collect::<Vec<_>>(),
@@ -112,13 +114,16 @@ pub async fn run(command: &TopicCommand, client: &Client, format: Format) -> Res
                         let shown: Vec<String> = configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
                         println!("configs: {}", shown.join(" "));
                     }
-                    let mut out = table(&["PARTITION", "LEADER", "REPLICAS", "LOG START", "HIGH WATERMARK"]);
+                    let mut out =
+                        table(&["PARTITION", "LEADER", "REPLICAS", "ISR", "MOVING TO", "LOG START", "HIGH WATERMARK"]);
+                    let ids = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
                     for p in &topic.partitions {
-                        let replicas = p.replicas.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
                         out.add_row(vec![
                             p.partition.to_string(),
                             opt(p.leader),
-                            replicas,
+                            ids(&p.replicas),
+                            ids(&p.isr),
+                            ids(&p.target_replicas),
                             opt(p.log_start_offset),
                             opt(p.high_watermark),
                         ]);

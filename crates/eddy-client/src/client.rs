@@ -314,6 +314,25 @@ impl Client {
         self.any_broker(|mut c| async move { c.describe_cluster(v1::DescribeClusterRequest {}).await }).await
     }
 
+    /// Plans the moves that even out replicas per broker and, unless `dry_run`, queues them (the
+    /// controller runs a few at a time); with `status_only`, only reports the moves under way and
+    /// queued.
+    pub async fn rebalance_cluster(
+        &self,
+        dry_run: bool,
+        status_only: bool,
+    ) -> ClientResult<v1::RebalanceClusterResponse> {
+        let request = v1::RebalanceClusterRequest { dry_run, status_only };
+        self.any_broker(|mut c| async move { c.rebalance_cluster(request).await }).await
+    }
+
+    /// Drains broker `broker_id`: its replicas move to other brokers, and it gets no new ones.
+    pub async fn decommission_broker(&self, broker_id: u64) -> ClientResult<()> {
+        let request = v1::DecommissionBrokerRequest { broker_id };
+        self.any_broker(|mut c| async move { c.decommission_broker(request).await }).await?;
+        Ok(())
+    }
+
     fn learn(&self, topic: &v1::TopicDescription) {
         self.partition_counts.lock().expect("lock").insert(topic.name.clone(), topic.partitions.len() as u32);
         let mut leaders = self.leaders.lock().expect("lock");

@@ -61,6 +61,20 @@ impl v1::eddy_server::Eddy for FakeBroker {
         Ok(Response::new(v1::InitProducerResponse { producer_id: 1, epoch: 0 }))
     }
 
+    async fn rebalance_cluster(
+        &self,
+        _: Request<v1::RebalanceClusterRequest>,
+    ) -> Result<Response<v1::RebalanceClusterResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn decommission_broker(
+        &self,
+        _: Request<v1::DecommissionBrokerRequest>,
+    ) -> Result<Response<v1::DecommissionBrokerResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
     async fn fetch(&self, _: Request<v1::FetchRequest>) -> Result<Response<v1::FetchResponse>, Status> {
         Err(Status::unimplemented("not scripted"))
     }

@@ -15,11 +15,11 @@ use tokio::time::Instant;
 
 use crate::error::ControllerError;
 use crate::metadata::{
-    ClusterMetadata, ControllerCommand, ControllerResponse, validate_producer_name, validate_topic_name,
+    BrokerInfo, ClusterMetadata, ControllerCommand, ControllerResponse, validate_producer_name, validate_topic_name,
 };
-use crate::placement::place;
+use crate::placement::{place, rebalance, replacement};
 use crate::rpc::{
-    ControllerReply, ControllerRequest, ControllerResult, HeartbeatRequest, HeartbeatResponse, Leadership,
+    ControllerReply, ControllerRequest, ControllerResult, HeartbeatRequest, HeartbeatResponse, Leadership, Moves,
 };
 use crate::state_machine::ControllerRaft;
 use crate::topic_config;
@@ -33,11 +33,21 @@ pub struct ControllerConfig {
     pub partitions_per_topic_max: u32,
     /// The brokers' record limit: the most a topic's `max.message.bytes` may be.
     pub record_size_max_bytes: u32,
+    /// A broker fenced this long has its replicas replaced on other brokers.
+    pub replica_replacement_delay_ms: u64,
+    /// Most partition moves under way at once, cluster-wide.
+    pub concurrent_moves_max: usize,
 }
 
 impl Default for ControllerConfig {
     fn default() -> Self {
-        Self { broker_session_timeout_ms: 6_000, partitions_per_topic_max: 1_000, record_size_max_bytes: 1 << 20 }
+        Self {
+            broker_session_timeout_ms: 10_000,
+            partitions_per_topic_max: 1_000,
+            record_size_max_bytes: 1 << 20,
+            replica_replacement_delay_ms: 30_000,
+            concurrent_moves_max: 4,
+        }
     }
 }
 
@@ -52,6 +62,8 @@ struct Liveness {
     /// are reported alive for one session of grace after a failover, but get no new replicas.
     heard: BTreeSet<u64>,
     leaders: BTreeMap<u64, Leadership>,
+    /// When this controller first saw each fenced broker fenced (in `term`).
+    fenced_since: BTreeMap<u64, Instant>,
 }
 
 /// The controller on a controller voter.
@@ -124,6 +136,159 @@ impl Controller {
                     other => Err(ControllerError::Unavailable(format!("unexpected controller response {other:?}"))),
                 }
             }
+            ControllerRequest::CompleteReassignment { group, replicas } => {
+                self.done(ControllerCommand::CompleteReassignment { group, replicas }).await
+            }
+            ControllerRequest::Decommission { broker } => {
+                if !self.metadata.borrow().brokers.contains_key(&broker) {
+                    return Err(ControllerError::UnknownBroker(broker));
+                }
+                tracing::info!(broker, "decommissioning broker");
+                self.done(ControllerCommand::Decommission { broker }).await
+            }
+            ControllerRequest::Rebalance { dry_run } => self.rebalance(term, dry_run).await,
+            ControllerRequest::RebalanceStatus => Ok(ControllerReply::Moves(moves_of(&self.metadata.borrow()))),
+        }
+    }
+
+    /// Proposes `command`, answering `Done` or its rejection.
+    async fn done(&self, command: ControllerCommand) -> ControllerResult {
+        match self.propose(command).await? {
+            ControllerResponse::Rejected(e) => Err(e),
+            _ => Ok(ControllerReply::Done),
+        }
+    }
+
+    /// Brokers that heartbeated this controller within the session and are in service (not
+    /// fenced, not being drained): where replicas may go.
+    fn eligible(&self, term: u64, metadata: &ClusterMetadata) -> Vec<u64> {
+        self.with_liveness(term, |liveness, now| {
+            self.alive(liveness, now)
+                .into_iter()
+                .filter(|id| liveness.heard.contains(id))
+                .filter(|id| metadata.brokers.get(id).is_some_and(BrokerInfo::in_service))
+                .collect()
+        })
+    }
+
+    async fn rebalance(&self, term: u64, dry_run: bool) -> ControllerResult {
+        let metadata = self.metadata.borrow().clone();
+        let eligible = self.eligible(term, &metadata);
+        let racks = metadata.brokers.iter().map(|(id, b)| (*id, b.rack.clone())).collect();
+        let plan = rebalance(&metadata, &eligible, &racks);
+        let mut moves = moves_of(&metadata);
+        moves.planned = plan
+            .iter()
+            .filter_map(|(group, target)| {
+                metadata.partition(*group).map(|(_, p)| (*group, (p.replicas.clone(), target.clone())))
+            })
+            .collect();
+        if !dry_run {
+            tracing::info!(moves = plan.len(), "rebalance planned");
+            self.done(ControllerCommand::PlanMoves { moves: plan }).await?;
+        }
+        Ok(ControllerReply::Moves(moves))
+    }
+
+    /// The leader's periodic work: fences brokers whose session expired, and starts moves (a
+    /// fenced broker's replicas after the replacement delay, a draining broker's replicas, then
+    /// the moves a rebalance planned), at most `concurrent_moves_max` under way at once.
+    pub async fn tick(&self) {
+        let Ok(term) = self.ensure_leader() else { return };
+        let metadata = self.metadata.borrow().clone();
+        let delay = Duration::from_millis(self.config.replica_replacement_delay_ms);
+        let (expired, learning, replace) = self.with_liveness(term, |liveness, now| {
+            let alive = self.alive(liveness, now);
+            let learning = liveness.since.is_some_and(|since| now.duration_since(since) < self.session_timeout());
+            let expired: Vec<u64> =
+                metadata.brokers.values().filter(|b| !b.fenced && !alive.contains(&b.id)).map(|b| b.id).collect();
+            liveness.fenced_since.retain(|id, _| metadata.brokers.get(id).is_some_and(|b| b.fenced));
+            for broker in metadata.brokers.values().filter(|b| b.fenced) {
+                liveness.fenced_since.entry(broker.id).or_insert(now);
+            }
+            let mut replace: BTreeSet<u64> = liveness
+                .fenced_since
+                .iter()
+                .filter(|(_, since)| now.duration_since(**since) >= delay)
+                .map(|(id, _)| *id)
+                .collect();
+            replace.extend(metadata.brokers.values().filter(|b| b.decommissioning).map(|b| b.id));
+            (expired, learning, replace)
+        });
+        if !learning {
+            for broker in expired {
+                tracing::warn!(broker, "broker session expired: fencing it");
+                if let Err(e) = self.propose(ControllerCommand::SetFenced { broker, fenced: true }).await {
+                    tracing::debug!(broker, error = %e, "fencing failed");
+                    return;
+                }
+            }
+        }
+        let eligible = self.eligible(term, &metadata);
+        let live: BTreeSet<u64> = eligible.iter().copied().collect();
+        let racks: BTreeMap<u64, Option<String>> =
+            metadata.brokers.iter().map(|(id, b)| (*id, b.rack.clone())).collect();
+        let mut counts: BTreeMap<u64, u32> = metadata.brokers.keys().map(|id| (*id, 0)).collect();
+        let mut moving = 0;
+        for (_, p) in metadata.topics.values().flat_map(|t| t.partitions.iter().map(move |p| (t, p))) {
+            moving += usize::from(p.target.is_some());
+            for b in p.target.as_ref().unwrap_or(&p.replicas) {
+                *counts.entry(*b).or_default() += 1;
+            }
+        }
+        let mut slots = self.config.concurrent_moves_max.saturating_sub(moving);
+        let mut starts: Vec<(u64, Vec<u64>)> = Vec::new();
+        for (topic, p) in metadata.topics.values().flat_map(|t| t.partitions.iter().map(move |p| (t, p))) {
+            if slots == 0 {
+                break;
+            }
+            let hosts = p.target.clone().unwrap_or_else(|| p.replicas.clone());
+            // A move under way is redone only when a broker it adds left service.
+            let leaving: Vec<u64> = match &p.target {
+                Some(target) => {
+                    target.iter().copied().filter(|b| !p.replicas.contains(b) && replace.contains(b)).collect()
+                }
+                None => p.replicas.iter().copied().filter(|b| replace.contains(b)).collect(),
+            };
+            if leaving.is_empty() {
+                continue;
+            }
+            // Never below a majority of live voters: the change could not commit anyway.
+            let live_voters = p.replicas.iter().filter(|b| live.contains(b)).count();
+            if live_voters <= p.replicas.len() / 2 {
+                continue;
+            }
+            let mut target = hosts.clone();
+            for gone in leaving {
+                if let Some(new) = replacement(&target, gone, &eligible, &counts, &racks) {
+                    *counts.entry(new).or_default() += 1;
+                    target.iter_mut().filter(|b| **b == gone).for_each(|b| *b = new);
+                }
+            }
+            if target != hosts {
+                tracing::info!(topic = %topic.name, partition = p.partition, from = ?p.replicas, to = ?target, "moving a partition off brokers out of service");
+                if p.target.is_none() {
+                    slots -= 1;
+                }
+                starts.push((p.group_id, target));
+            }
+        }
+        for (group, target) in &metadata.planned_moves {
+            if slots == 0 {
+                break;
+            }
+            if metadata.partition(*group).is_some_and(|(_, p)| p.target.is_none())
+                && !starts.iter().any(|(g, _)| g == group)
+            {
+                starts.push((*group, target.clone()));
+                slots -= 1;
+            }
+        }
+        for (group, target) in starts {
+            if let Err(e) = self.propose(ControllerCommand::Reassign { group, target }).await {
+                tracing::debug!(group, error = %e, "starting a move failed");
+                return;
+            }
         }
     }
 
@@ -179,6 +344,7 @@ impl Controller {
                 last_seen: registered.into_iter().map(|id| (id, now)).collect(),
                 heard: BTreeSet::new(),
                 leaders: BTreeMap::new(),
+                fenced_since: BTreeMap::new(),
             };
         }
         f(&mut liveness, now)
@@ -216,10 +382,20 @@ impl Controller {
 
     async fn heartbeat(&self, term: u64, request: HeartbeatRequest) -> ControllerResult {
         self.confirm_leadership().await?;
-        let registered = self.metadata.borrow().brokers.get(&request.broker_id).map(|b| b.address.clone());
-        if registered.as_deref() != Some(request.address.as_str()) {
-            let broker = crate::metadata::BrokerInfo { id: request.broker_id, address: request.address.clone() };
-            tracing::info!(broker = broker.id, address = %broker.address, "registering broker");
+        let registered = self.metadata.borrow().brokers.get(&request.broker_id).cloned();
+        let current =
+            registered.as_ref().is_some_and(|b| b.address == request.address && b.rack == request.rack && !b.fenced);
+        if !current {
+            let mut broker = BrokerInfo::new(request.broker_id, request.address.clone());
+            broker.rack = request.rack.clone();
+            match &registered {
+                Some(known) if known.fenced => {
+                    tracing::info!(broker = broker.id, "a fenced broker is back: unfencing it")
+                }
+                _ => {
+                    tracing::info!(broker = broker.id, address = %broker.address, rack = ?broker.rack, "registering broker")
+                }
+            }
             self.propose(ControllerCommand::RegisterBroker(broker)).await?;
         }
         let (alive, leaders) = self.with_liveness(term, |liveness, now| {
@@ -347,4 +523,20 @@ impl Controller {
             other => Err(ControllerError::Unavailable(format!("unexpected controller response {other:?}"))),
         }
     }
+}
+
+/// The moves under way and queued in `metadata`.
+pub fn moves_of(metadata: &ClusterMetadata) -> Moves {
+    let mut moves = Moves::default();
+    for topic in metadata.topics.values() {
+        for p in &topic.partitions {
+            if let Some(target) = &p.target {
+                moves.in_progress.insert(p.group_id, (p.replicas.clone(), target.clone()));
+            }
+            if let Some(target) = metadata.planned_moves.get(&p.group_id) {
+                moves.planned.insert(p.group_id, (p.replicas.clone(), target.clone()));
+            }
+        }
+    }
+    moves
 }

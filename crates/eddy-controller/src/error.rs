@@ -24,6 +24,12 @@ pub enum ControllerError {
     InvalidProducerName { name: String, reason: String },
     #[error("producer {producer_id} epoch {epoch} was fenced: the current epoch is {current_epoch}")]
     ProducerFenced { producer_id: u64, epoch: u32, current_epoch: u32 },
+    #[error("broker {0} is not registered in the cluster")]
+    UnknownBroker(u64),
+    #[error("no partition has Raft group {0}")]
+    UnknownGroup(u64),
+    #[error("the move of partition group {0} changed meanwhile")]
+    StaleReassignment(u64),
     #[error("this node is not the controller leader")]
     NotController { leader_id: Option<u64>, leader_address: Option<String> },
     #[error("the controller is unavailable: {0}")]
@@ -44,6 +50,8 @@ impl ControllerError {
             ControllerError::InvalidConfig(_) => Reason::InvalidConfig,
             ControllerError::InvalidProducerName { .. } => Reason::InvalidRequest,
             ControllerError::ProducerFenced { .. } => Reason::ProducerFenced,
+            ControllerError::UnknownBroker(_) => Reason::UnknownBroker,
+            ControllerError::UnknownGroup(_) | ControllerError::StaleReassignment(_) => Reason::InvalidRequest,
             ControllerError::NotController { .. } => Reason::NotController,
             ControllerError::Unavailable(_) => Reason::ControllerUnavailable,
         }

@@ -19,7 +19,9 @@ pub use metadata::{
     BrokerInfo, CONTROLLER_GROUP, ClusterMetadata, PRODUCER_ID_BLOCK, PartitionInfo, ProducerIdEpoch, TopicInfo,
     is_internal_topic, validate_producer_name,
 };
-pub use rpc::{ControllerReply, ControllerRequest, HeartbeatRequest, HeartbeatResponse, LeaderReport, Leadership};
+pub use rpc::{
+    ControllerReply, ControllerRequest, HeartbeatRequest, HeartbeatResponse, LeaderReport, Leadership, Moves,
+};
 pub use service::ControllerRpcService;
 pub use state_machine::{ControllerRaft, ControllerStateMachine, ControllerTypes};
 pub use topic_config::TopicConfig;

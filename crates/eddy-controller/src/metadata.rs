@@ -18,6 +18,27 @@ pub struct BrokerInfo {
     pub id: u64,
     /// Address (`host:port`) serving both the client API and the node-to-node services.
     pub address: String,
+    /// The broker's rack (failure domain), when it declared one: a partition's replicas go to
+    /// different racks where there are enough.
+    pub rack: Option<String>,
+    /// The controller has not heard from it within the session timeout: it gets no new
+    /// replicas, and its replicas are replaced once it stays fenced for the replacement delay.
+    pub fenced: bool,
+    /// An operator asked for it to be drained: its replicas move to other brokers and it gets
+    /// no new ones.
+    pub decommissioning: bool,
+}
+
+impl BrokerInfo {
+    /// A broker at `address`, live and in service.
+    pub fn new(id: u64, address: impl Into<String>) -> Self {
+        Self { id, address: address.into(), rack: None, fenced: false, decommissioning: false }
+    }
+
+    /// Whether new replicas may go to it.
+    pub fn in_service(&self) -> bool {
+        !self.fenced && !self.decommissioning
+    }
 }
 
 /// Where one partition lives.
@@ -26,8 +47,20 @@ pub struct PartitionInfo {
     pub partition: u32,
     /// The partition's Raft group id, unique in the cluster and never reused.
     pub group_id: u64,
-    /// Broker ids holding a replica; the first is the preferred leader.
+    /// Broker ids holding a replica (the Raft group's voters); the first is the preferred leader.
     pub replicas: Vec<u64>,
+    /// A membership change under way: the replicas the partition moves to. The brokers added
+    /// open a replica, which the partition's leader adds as a learner, lets catch up and then
+    /// promotes in one joint-consensus change that also removes the brokers dropped; it then
+    /// reports the change done and `replicas` becomes this.
+    pub target: Option<Vec<u64>>,
+}
+
+impl PartitionInfo {
+    /// Whether `broker` holds, or is to hold, a replica.
+    pub fn hosted_by(&self, broker: u64) -> bool {
+        self.replicas.contains(&broker) || self.target.as_ref().is_some_and(|t| t.contains(&broker))
+    }
 }
 
 /// A topic.
@@ -57,6 +90,13 @@ pub struct ClusterMetadata {
     /// Producers initialized with a name, by id: the current epoch of each. An instance of an
     /// older epoch is fenced.
     pub named_producers: BTreeMap<u64, NamedProducer>,
+    /// Brokers removed from a partition's replicas by a finished membership change, by group:
+    /// the tombstones that allow those brokers to delete their replica's data (as
+    /// `deleted_groups` for whole topics). A broker added back leaves the set.
+    pub removed_replicas: BTreeMap<u64, BTreeSet<u64>>,
+    /// Moves planned by a rebalance, by group, not started yet: the controller starts them a
+    /// few at a time.
+    pub planned_moves: BTreeMap<u64, Vec<u64>>,
 }
 
 /// A producer initialized with a name (Kafka's `transactional.id`): every initialization with
@@ -118,6 +158,29 @@ pub enum ControllerCommand {
         name: String,
         current: Option<ProducerIdEpoch>,
     },
+    /// Fences (the session expired) or unfences (it heartbeats again) a broker.
+    SetFenced {
+        broker: u64,
+        fenced: bool,
+    },
+    /// Starts draining a broker.
+    Decommission {
+        broker: u64,
+    },
+    /// Starts moving a partition to `target` (replacing any move under way or planned for it).
+    Reassign {
+        group: u64,
+        target: Vec<u64>,
+    },
+    /// The partition's Raft group now has exactly `replicas` as voters: the move is done.
+    CompleteReassignment {
+        group: u64,
+        replicas: Vec<u64>,
+    },
+    /// Replaces the moves planned by a rebalance.
+    PlanMoves {
+        moves: BTreeMap<u64, Vec<u64>>,
+    },
 }
 
 impl std::fmt::Display for ControllerCommand {
@@ -135,6 +198,13 @@ impl std::fmt::Display for ControllerCommand {
             }
             ControllerCommand::AllocateProducerIds { count } => write!(f, "allocate-producer-ids({count})"),
             ControllerCommand::InitNamedProducer { name, .. } => write!(f, "init-producer({name})"),
+            ControllerCommand::SetFenced { broker, fenced } => write!(f, "set-fenced({broker}, {fenced})"),
+            ControllerCommand::Decommission { broker } => write!(f, "decommission({broker})"),
+            ControllerCommand::Reassign { group, target } => write!(f, "reassign(group {group} to {target:?})"),
+            ControllerCommand::CompleteReassignment { group, replicas } => {
+                write!(f, "complete-reassignment(group {group}: {replicas:?})")
+            }
+            ControllerCommand::PlanMoves { moves } => write!(f, "plan-moves({})", moves.len()),
         }
     }
 }
@@ -158,7 +228,61 @@ impl ClusterMetadata {
     pub fn apply(&mut self, index: u64, command: &ControllerCommand) -> ControllerResponse {
         let response = match command {
             ControllerCommand::RegisterBroker(broker) => {
-                self.brokers.insert(broker.id, broker.clone());
+                // A registration comes from the live broker itself: it is not fenced, and an
+                // operator's decommissioning stands.
+                let entry = self.brokers.entry(broker.id).or_insert_with(|| broker.clone());
+                entry.address = broker.address.clone();
+                entry.rack = broker.rack.clone();
+                entry.fenced = false;
+                ControllerResponse::Done
+            }
+            ControllerCommand::SetFenced { broker, fenced } => match self.brokers.get_mut(broker) {
+                Some(info) => {
+                    info.fenced = *fenced;
+                    ControllerResponse::Done
+                }
+                None => return ControllerResponse::Rejected(ControllerError::UnknownBroker(*broker)),
+            },
+            ControllerCommand::Decommission { broker } => match self.brokers.get_mut(broker) {
+                Some(info) => {
+                    info.decommissioning = true;
+                    ControllerResponse::Done
+                }
+                None => return ControllerResponse::Rejected(ControllerError::UnknownBroker(*broker)),
+            },
+            ControllerCommand::Reassign { group, target } => {
+                if let Some(unknown) = target.iter().find(|b| !self.brokers.contains_key(b)) {
+                    return ControllerResponse::Rejected(ControllerError::UnknownBroker(*unknown));
+                }
+                let Some(partition) = self.partition_mut(*group) else {
+                    return ControllerResponse::Rejected(ControllerError::UnknownGroup(*group));
+                };
+                partition.target = (partition.replicas != *target).then(|| target.clone());
+                self.planned_moves.remove(group);
+                ControllerResponse::Done
+            }
+            ControllerCommand::CompleteReassignment { group, replicas } => {
+                let Some(partition) = self.partition_mut(*group) else {
+                    return ControllerResponse::Rejected(ControllerError::UnknownGroup(*group));
+                };
+                let as_set = |v: &Vec<u64>| v.iter().copied().collect::<BTreeSet<u64>>();
+                if partition.target.as_ref().map(as_set) != Some(as_set(replicas)) {
+                    return ControllerResponse::Rejected(ControllerError::StaleReassignment(*group));
+                }
+                let target = partition.target.take().expect("checked above");
+                let removed: Vec<u64> = partition.replicas.iter().copied().filter(|b| !target.contains(b)).collect();
+                partition.replicas = target;
+                let kept = partition.replicas.clone();
+                let tombstones = self.removed_replicas.entry(*group).or_default();
+                tombstones.extend(removed);
+                tombstones.retain(|b| !kept.contains(b));
+                if tombstones.is_empty() {
+                    self.removed_replicas.remove(group);
+                }
+                ControllerResponse::Done
+            }
+            ControllerCommand::PlanMoves { moves } => {
+                self.planned_moves = moves.clone();
                 ControllerResponse::Done
             }
             ControllerCommand::CreateTopic { name, replication_factor, assignments, configs } => {
@@ -173,6 +297,7 @@ impl ClusterMetadata {
                         partition: i as u32,
                         group_id: first_group + i as u64,
                         replicas: replicas.clone(),
+                        target: None,
                     })
                     .collect::<Vec<_>>();
                 self.next_group_id = first_group + partitions.len() as u64;
@@ -191,6 +316,10 @@ impl ClusterMetadata {
                 let Some(topic) = self.topics.remove(name) else {
                     return ControllerResponse::Rejected(ControllerError::UnknownTopic(name.clone()));
                 };
+                for partition in &topic.partitions {
+                    self.removed_replicas.remove(&partition.group_id);
+                    self.planned_moves.remove(&partition.group_id);
+                }
                 self.deleted_groups.extend(topic.partitions.iter().map(|p| p.group_id));
                 ControllerResponse::Done
             }
@@ -204,6 +333,7 @@ impl ClusterMetadata {
                     partition: first_partition + i as u32,
                     group_id: first_group + i as u64,
                     replicas: replicas.clone(),
+                    target: None,
                 }));
                 topic.configs = configs.clone();
                 let topic = topic.clone();
@@ -271,6 +401,24 @@ impl ClusterMetadata {
     /// to one instance, which bumps its own epochs).
     pub fn producer_epoch(&self, producer_id: u64) -> Option<u32> {
         self.named_producers.get(&producer_id).map(|p| p.epoch)
+    }
+
+    /// The partition of Raft group `group`, with its topic.
+    pub fn partition(&self, group: u64) -> Option<(&TopicInfo, &PartitionInfo)> {
+        self.topics.values().flat_map(|t| t.partitions.iter().map(move |p| (t, p))).find(|(_, p)| p.group_id == group)
+    }
+
+    fn partition_mut(&mut self, group: u64) -> Option<&mut PartitionInfo> {
+        self.topics.values_mut().flat_map(|t| t.partitions.iter_mut()).find(|p| p.group_id == group)
+    }
+
+    /// Every partition, with its topic, where `broker` holds or is to hold a replica (its
+    /// replicas, or the target of a move under way).
+    pub fn hosted_by(&self, broker: u64) -> impl Iterator<Item = (&TopicInfo, &PartitionInfo)> {
+        self.topics
+            .values()
+            .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
+            .filter(move |(_, p)| p.hosted_by(broker))
     }
 
     /// Every partition, with its topic, whose replicas include `broker`.

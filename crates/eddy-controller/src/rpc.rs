@@ -27,6 +27,8 @@ pub struct Leadership {
 pub struct HeartbeatRequest {
     pub broker_id: u64,
     pub address: String,
+    /// The broker's rack, if it declares one.
+    pub rack: Option<String>,
     /// The metadata version the broker holds, and the controller term that served it; when the
     /// controller's differ, its metadata comes back in the response.
     pub metadata_version: u64,
@@ -80,6 +82,31 @@ pub enum ControllerRequest {
         name: String,
         current: Option<ProducerIdEpoch>,
     },
+    /// From a partition's leader: its Raft group's voters are now `replicas`, the target of the
+    /// partition's move.
+    CompleteReassignment {
+        group: u64,
+        replicas: Vec<u64>,
+    },
+    /// Starts draining a broker.
+    Decommission {
+        broker: u64,
+    },
+    /// Plans the moves that even out replicas per broker and, unless `dry_run`, queues them.
+    Rebalance {
+        dry_run: bool,
+    },
+    /// The moves under way and queued.
+    RebalanceStatus,
+}
+
+/// Moves of partitions, by Raft group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moves {
+    /// Moves under way: group -> (replicas, target).
+    pub in_progress: BTreeMap<u64, (Vec<u64>, Vec<u64>)>,
+    /// Moves queued, or planned by a dry run: group -> (replicas, target).
+    pub planned: BTreeMap<u64, (Vec<u64>, Vec<u64>)>,
 }
 
 /// The controller leader's answers.
@@ -91,6 +118,8 @@ pub enum ControllerReply {
     TopicAltered(TopicInfo),
     ProducerIds { first: u64, count: u64 },
     ProducerInitialized(ProducerIdEpoch),
+    Done,
+    Moves(Moves),
 }
 
 pub type ControllerResult = Result<ControllerReply, ControllerError>;

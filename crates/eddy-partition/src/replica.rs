@@ -72,6 +72,9 @@ pub struct ReplicaPlacement {
     pub members: BTreeMap<u64, BasicNode>,
     /// The first replica of the placement.
     pub preferred_leader: u64,
+    /// The replica joins an existing group (a partition moving onto this broker): the group's
+    /// leader adds it as a learner, so it never initializes a membership of its own.
+    pub join: bool,
 }
 
 impl Replica {
@@ -85,7 +88,7 @@ impl Replica {
         timing: &RaftTiming,
         placement: ReplicaPlacement,
     ) -> Result<Self, OpenError> {
-        let ReplicaPlacement { topic, partition, group, members, preferred_leader } = placement;
+        let ReplicaPlacement { topic, partition, group, members, preferred_leader, join } = placement;
         let (log, sm, reader, view) = open_partition(kv, group)?;
         let config = timing.openraft_config(&format!("{topic}-{partition}"), Compaction::Retention)?;
         let mut snapshots = sm.snapshot_index();
@@ -101,7 +104,7 @@ impl Replica {
                 }
             }
         });
-        if !raft.is_initialized().await? {
+        if !join && !raft.is_initialized().await? {
             // The preferred leader (first replica) initializes at once and so wins the first
             // election, which spreads leaders as placement spread preferred leaders. The others
             // initialize too, with the same membership (which openraft allows), but only after a
@@ -136,6 +139,12 @@ impl Replica {
     /// within `max_lag`, the replicas an ACKS_ALL batch can count on. `None` when it does not
     /// lead.
     pub fn in_sync_replicas(&self, max_lag: Duration) -> Option<usize> {
+        self.in_sync_replica_ids(max_lag).map(|ids| ids.len())
+    }
+
+    /// While this replica leads: the voters of its group (itself included) that acknowledged it
+    /// within `max_lag`. `None` when it does not lead.
+    pub fn in_sync_replica_ids(&self, max_lag: Duration) -> Option<Vec<u64>> {
         use openraft::type_config::TypeConfigExt;
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow_watched();
@@ -145,14 +154,14 @@ impl Replica {
         let heartbeats = metrics.heartbeat.as_ref()?;
         let now = crate::PartitionTypes::now();
         let membership = metrics.membership_config.membership();
-        let followers = membership
+        let ids = membership
             .voter_ids()
-            .filter(|id| *id != metrics.id)
             .filter(|id| {
-                heartbeats.get(id).and_then(|acked| acked.as_ref()).is_some_and(|acked| now - **acked <= max_lag)
+                *id == metrics.id
+                    || heartbeats.get(id).and_then(|acked| acked.as_ref()).is_some_and(|acked| now - **acked <= max_lag)
             })
-            .count();
-        Some(1 + followers)
+            .collect();
+        Some(ids)
     }
 
     /// While this replica leads: whether `node`'s replica holds every entry of this leader's

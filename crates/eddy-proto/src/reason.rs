@@ -58,6 +58,7 @@ pub enum Reason {
     CoordinatorLoading,
     InvalidGroupId,
     UnknownMember,
+    UnknownBroker,
     FencedMemberEpoch,
     StaleMemberEpoch,
     PartitionNotAssigned,
@@ -77,7 +78,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order of the documented table.
-    pub const ALL: [Reason; 38] = [
+    pub const ALL: [Reason; 39] = [
         Reason::NotLeader,
         Reason::LeaderNotAvailable,
         Reason::UnknownTopic,
@@ -101,6 +102,7 @@ impl Reason {
         Reason::CoordinatorLoading,
         Reason::InvalidGroupId,
         Reason::UnknownMember,
+        Reason::UnknownBroker,
         Reason::FencedMemberEpoch,
         Reason::StaleMemberEpoch,
         Reason::PartitionNotAssigned,
@@ -308,6 +310,14 @@ impl Reason {
                 false,
                 true,
                 "group ids are 1-255 bytes without control characters",
+                "",
+            ),
+            Reason::UnknownBroker => row(
+                "UNKNOWN_BROKER",
+                Some(NotFound),
+                false,
+                true,
+                "no broker with that id is registered in the cluster",
                 "",
             ),
             Reason::UnknownMember => row(

@@ -58,9 +58,11 @@ pub fn check(entries: &[Entry], anomalies: &mut Vec<Anomaly>) {
     for entry in entries {
         let Event::RetainedReplica { node, records: replica, error } = &entry.event else { continue };
         if let Some(error) = error {
-            anomalies.push(lost(format!("retained: replica n{node} no longer holds the log start {log_start}: {error}")));
+            anomalies
+                .push(lost(format!("retained: replica n{node} no longer holds the log start {log_start}: {error}")));
         } else if replica.len() > records.len() || replica[..] != records[..replica.len()] {
-            anomalies.push(lost(format!("retained: replica n{node} differs from the leader from log start {log_start}")));
+            anomalies
+                .push(lost(format!("retained: replica n{node} differs from the leader from log start {log_start}")));
         }
     }
 }

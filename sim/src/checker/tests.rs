@@ -502,8 +502,10 @@ fn retention_flags_records_lost_otherwise() {
     let (builder, records) = retained(200);
     let mut other = records.clone();
     other[3].value = "r-x".into();
-    let diverged = builder
-        .push(Event::RetainedFinal { log_start: 200, records })
-        .push(Event::RetainedReplica { node: 3, records: other, error: None });
+    let diverged = builder.push(Event::RetainedFinal { log_start: 200, records }).push(Event::RetainedReplica {
+        node: 3,
+        records: other,
+        error: None,
+    });
     assert_flags(&diverged, Property::RetentionLost);
 }

@@ -88,7 +88,8 @@ impl CallError {
 
 impl GroupNetwork {
     async fn call(&self, kind: RpcKind, payload: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, CallError> {
-        let channel = self.peers.channel(&self.address).map_err(|e| CallError::Unreachable(e.to_string()))?;
+        let address = self.peers.address_of(self.target).unwrap_or_else(|| self.address.clone());
+        let channel = self.peers.channel(&address).map_err(|e| CallError::Unreachable(e.to_string()))?;
         let mut client = RaftTransportClient::new(channel)
             .max_decoding_message_size(RAFT_MESSAGE_MAX_BYTES)
             .max_encoding_message_size(RAFT_MESSAGE_MAX_BYTES);

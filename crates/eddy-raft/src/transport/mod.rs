@@ -103,10 +103,15 @@ impl Connector for TcpConnector {
     }
 }
 
-/// One channel per peer address, shared by every group and every internal client of the node.
+/// One channel per peer address, shared by every group and every internal client of the node,
+/// and the address book of the cluster's nodes.
 pub struct Peers {
     connector: Arc<dyn Connector>,
     channels: Mutex<HashMap<String, Channel>>,
+    /// Every node's current address, from the controller's metadata. A Raft group's membership
+    /// keeps the address a node had when it joined; a node that restarts at another address is
+    /// reached at its current one.
+    addresses: Mutex<HashMap<u64, String>>,
 }
 
 impl std::fmt::Debug for Peers {
@@ -117,7 +122,17 @@ impl std::fmt::Debug for Peers {
 
 impl Peers {
     pub fn new(connector: Arc<dyn Connector>) -> Self {
-        Self { connector, channels: Mutex::new(HashMap::new()) }
+        Self { connector, channels: Mutex::new(HashMap::new()), addresses: Mutex::new(HashMap::new()) }
+    }
+
+    /// Replaces the address book.
+    pub fn set_addresses(&self, addresses: HashMap<u64, String>) {
+        *self.addresses.lock().expect("addresses lock") = addresses;
+    }
+
+    /// `node`'s current address, if the address book has it.
+    pub fn address_of(&self, node: u64) -> Option<String> {
+        self.addresses.lock().expect("addresses lock").get(&node).cloned()
     }
 
     /// The channel to `address`, made on first use. tonic channels reconnect by themselves.
