@@ -172,3 +172,82 @@ fn retention_trims_every_replica_and_a_wiped_replica_catches_up_from_a_snapshot(
         cluster.logs()
     );
 }
+
+/// Bytes under `dir`, recursively.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn disk_usage_stops_growing_under_a_steady_produce_with_retention() {
+    // Small RocksDB buffers, so a test-sized produce goes through many flushes and compactions.
+    let env = [
+        ("EDDY_RETENTION_CHECK_INTERVAL_MS", "200"),
+        ("EDDY_STORAGE_WRITE_BUFFER_BYTES", "4194304"),
+        ("EDDY_STORAGE_WAL_MAX_BYTES", "16777216"),
+    ];
+    let cluster = Cluster::start_with_env(1, &env);
+    cluster.eddy_json(&[
+        "topic",
+        "create",
+        TOPIC,
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "1",
+        "--config",
+        "retention.bytes=4000000",
+    ]);
+    cluster.wait_leaders(TOPIC);
+    let runtime = runtime();
+    let client = Client::new(vec![cluster.node(1).address.clone()], ClientConfig::default()).expect("client");
+    let data = cluster.node(1).data_dir.clone();
+    // 300 MiB in rounds of 30 MiB (1 MiB requests), sampling the data directory after each.
+    let mut sizes = Vec::new();
+    for round in 0..10 {
+        runtime.block_on(async {
+            for request in 0..30 {
+                let records = (0..64)
+                    .map(|i| v1::Record {
+                        value: Bytes::from(format!("{round}-{request}-{i}-{}", "x".repeat(16_000))),
+                        ..Default::default()
+                    })
+                    .collect();
+                let produce = v1::ProduceRequest {
+                    topic: TOPIC.into(),
+                    partition: 0,
+                    records,
+                    acks: v1::Acks::All as i32,
+                    producer: None,
+                    timeout_ms: 0,
+                };
+                client.produce(produce).await.expect("produce");
+            }
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        sizes.push(dir_bytes(&data));
+    }
+    let mib = |b: u64| b / (1 << 20);
+    let shown: Vec<u64> = sizes.iter().map(|b| mib(*b)).collect();
+    eprintln!("data directory after each 30 MiB (MiB): {shown:?}");
+    let first_half = *sizes[..5].iter().max().unwrap();
+    let second_half = *sizes[5..].iter().max().unwrap();
+    assert!(
+        second_half <= first_half + (8 << 20),
+        "the data directory kept growing: {shown:?} MiB after each 30 MiB produced"
+    );
+    assert!(*sizes.last().unwrap() < 120 << 20, "300 MiB produced, 4 MB retained, {shown:?} MiB on disk");
+    let (start, end) = log_start_and_end(&runtime, &client);
+    assert!(start > 0 && end - start < 1_000, "retention kept [{start}, {end})");
+}

@@ -18,6 +18,11 @@ use crate::workload::{self, MemberLife, Plan};
 
 /// The controller snapshots its metadata every this many entries (the default is 10,000).
 const CONTROLLER_SNAPSHOT_ENTRIES: u64 = 4;
+/// A broker silent this long is fenced (the default is 10 s).
+const BROKER_SESSION_TIMEOUT_MS: u64 = 6_000;
+/// A broker fenced this long has its replicas replaced (the default is 30 s), so crashes and
+/// isolations of some seconds move replicas.
+const REPLICA_REPLACEMENT_DELAY_MS: u64 = 2_000;
 /// How often partition leaders apply retention (the default is 30 s).
 const RETENTION_CHECK_INTERVAL_MS: u64 = 300;
 
@@ -352,6 +357,8 @@ pub fn run(options: &Options) -> Report {
             // Snapshots of the controller's metadata, installed on lagging controllers, happen
             // many times a run; retention runs often enough to trim under every fault.
             controller_snapshot_entries: CONTROLLER_SNAPSHOT_ENTRIES,
+            broker_session_timeout_ms: BROKER_SESSION_TIMEOUT_MS,
+            replica_replacement_delay_ms: REPLICA_REPLACEMENT_DELAY_MS,
             retention_check_interval_ms: RETENTION_CHECK_INTERVAL_MS,
             ..BrokerConfig::default()
         };
@@ -419,6 +426,12 @@ pub fn run(options: &Options) -> Report {
     sim.client("final-reader", workload::final_reader(plan.clone(), history.clone()));
     sim.client("retained-producer", workload::retained_producer(plan.clone(), history.clone(), ready.clone()));
     sim.client("retained-final", workload::retained_final(plan.clone(), history.clone()));
+    // Membership changes under the faults: a rebalance a third of the way through, and (with a
+    // broker to spare) the drain of the last broker halfway; crashes longer than the replacement
+    // delay move replicas off the crashed brokers as well.
+    let rebalance_ms = fault_start_ms + (fault_end_ms - fault_start_ms) / 3;
+    let decommission = (plan.nodes >= 4).then_some((halfway_ms, plan.nodes));
+    sim.client("operator", workload::operator(plan.clone(), rebalance_ms, decommission, history.clone()));
 
     let schedule = if options.no_faults {
         Vec::new()

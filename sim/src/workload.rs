@@ -12,6 +12,8 @@
 //! - `retained-producer` sends to [`RETAINED_TOPIC`], a topic with a small `retention.bytes`,
 //!   so retention trims it many times under the faults; `retained-final` reads it after
 //!   healing from its log start, from the leader and from every replica.
+//! - `operator` asks for a rebalance a third of the way through the faults and, in clusters of
+//!   four or more, drains the last broker halfway (`eddy broker decommission`).
 //! - `member-N` are consumer-group members (the real `Consumer`, subscribed to the topic in
 //!   [`GROUP`]): one crashes halfway and one joins halfway; they record deliveries with their
 //!   member epochs and every commit. `group-final` then reads the group's committed offsets.
@@ -546,6 +548,35 @@ pub async fn group_final(plan: Plan, at_ms: u64, history: History) -> SimResult 
             history.record(Event::GroupFinal { offsets });
         }
         Err(e) => history.record(Event::Note { text: format!("group final: {e}") }),
+    }
+    Ok(())
+}
+
+/// Asks for a rebalance at `rebalance_ms`, and drains broker `decommission.1` at
+/// `decommission.0`, retrying each until the cluster accepts it.
+pub async fn operator(plan: Plan, rebalance_ms: u64, decommission: Option<(u64, u64)>, history: History) -> SimResult {
+    let client = client(&plan, Duration::from_secs(2))?;
+    let until = |at: u64| tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms())));
+    until(rebalance_ms).await;
+    while now_ms() < plan.send_until_ms {
+        match client.rebalance_cluster(false, false).await {
+            Ok(moves) => {
+                history.record(Event::Note { text: format!("rebalance queued {} moves", moves.planned.len()) });
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+    let Some((at, broker)) = decommission else { return Ok(()) };
+    until(at).await;
+    while now_ms() < plan.send_until_ms {
+        match client.decommission_broker(broker).await {
+            Ok(()) => {
+                history.record(Event::Note { text: format!("decommissioning n{broker}") });
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
     }
     Ok(())
 }

@@ -100,6 +100,11 @@ pub struct BrokerConfig {
     /// The controller snapshots its metadata every this many applied entries and purges its
     /// log up to the snapshot (keeping the last tenth, for followers slightly behind).
     pub controller_snapshot_entries: u64,
+    /// Bytes RocksDB buffers in memory per column family before it writes a file.
+    pub storage_write_buffer_bytes: u64,
+    /// Bytes of RocksDB write-ahead log after which every column family is flushed, so the log
+    /// does not grow past it whatever retention deletes.
+    pub storage_wal_max_bytes: u64,
     pub raft: RaftTiming,
 }
 
@@ -131,6 +136,8 @@ impl Default for BrokerConfig {
             leader_balance_interval_ms: 5_000,
             retention_check_interval_ms: 30_000,
             controller_snapshot_entries: 10_000,
+            storage_write_buffer_bytes: 64 << 20,
+            storage_wal_max_bytes: 512 << 20,
             raft: RaftTiming::default(),
         }
     }
@@ -239,6 +246,12 @@ impl BrokerConfig {
         }
         if self.producer_idle_expiry_ms < 1_000 {
             return Err(bad("producer_idle_expiry_ms", "must be at least 1000"));
+        }
+        if self.storage_write_buffer_bytes < 1 << 20 || self.storage_write_buffer_bytes > 1 << 30 {
+            return Err(bad("storage_write_buffer_bytes", "must be between 1 MiB and 1 GiB"));
+        }
+        if self.storage_wal_max_bytes < self.storage_write_buffer_bytes {
+            return Err(bad("storage_wal_max_bytes", "must be at least storage_write_buffer_bytes"));
         }
         if self.controller_snapshot_entries == 0 {
             return Err(bad("controller_snapshot_entries", "must be > 0"));

@@ -29,8 +29,10 @@ pub(crate) fn record_broker_gauges(inner: &Inner, partitions_led: usize) {
         let labels = [("topic", replica.topic.clone()), ("partition", replica.partition.to_string())];
         metrics::gauge!("eddy_partition_high_watermark", &labels).set(view.high_watermark as f64);
         metrics::gauge!("eddy_partition_log_start_offset", &labels).set(view.log_start_offset as f64);
-        let leading = if replica.leadership().is_self { 1.0 } else { 0.0 };
-        metrics::gauge!("eddy_partition_is_leader", &labels).set(leading);
+        metrics::gauge!("eddy_partition_retained_bytes", &labels).set(view.retained_bytes as f64);
+        let leadership = replica.leadership();
+        metrics::gauge!("eddy_partition_is_leader", &labels).set(if leadership.is_self { 1.0 } else { 0.0 });
+        metrics::gauge!("eddy_partition_raft_term", &labels).set(leadership.term as f64);
     }
 }
 

@@ -183,7 +183,12 @@ pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
     init_logging(args);
     eddy_storage::node::check_data_dir(&config.data_dir, config.node_id)
         .map_err(|e| CliError::Failed(e.to_string()))?;
-    let kv = RocksKv::open(&config.data_dir.join("db"), GroupCommitConfig::default())
+    let storage = GroupCommitConfig {
+        write_buffer_bytes: config.storage_write_buffer_bytes as usize,
+        wal_max_bytes: config.storage_wal_max_bytes,
+        ..GroupCommitConfig::default()
+    };
+    let kv = RocksKv::open(&config.data_dir.join("db"), storage)
         .map_err(|e| CliError::Failed(format!("cannot open the data directory {}: {e}", config.data_dir.display())))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -21,11 +21,17 @@ use crate::kv::{Batch, Cf, KvStore, Op, SyncDone, Visitor};
 pub struct GroupCommitConfig {
     /// Sync requests waiting for the syncer; a full queue makes `sync` wait (backpressure).
     pub queue_depth_max: usize,
+    /// Bytes each column family buffers in memory before RocksDB flushes them to a file.
+    pub write_buffer_bytes: usize,
+    /// Bytes of write-ahead log after which RocksDB flushes every column family, so old log
+    /// files can go. Without it, the small column families (indexes, state) would keep the log
+    /// of the partition data alive up to gigabytes, whatever retention deletes.
+    pub wal_max_bytes: u64,
 }
 
 impl Default for GroupCommitConfig {
     fn default() -> Self {
-        Self { queue_depth_max: 65_536 }
+        Self { queue_depth_max: 65_536, write_buffer_bytes: 64 << 20, wal_max_bytes: 512 << 20 }
     }
 }
 
@@ -54,7 +60,13 @@ impl RocksKv {
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         // Recover to the last consistent point of the WAL: a prefix of the written batches.
         opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
-        let cfs = Cf::ALL.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+        opts.set_max_total_wal_size(config.wal_max_bytes);
+        let cfs = Cf::ALL.iter().map(|cf| {
+            let mut cf_opts = Options::default();
+            cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            cf_opts.set_write_buffer_size(config.write_buffer_bytes);
+            ColumnFamilyDescriptor::new(cf.name(), cf_opts)
+        });
         let db = Arc::new(DB::open_cf_descriptors(&opts, path, cfs)?);
         let (syncs, rx) = mpsc::sync_channel(config.queue_depth_max);
         let syncer_db = db.clone();
