@@ -39,7 +39,7 @@ fn a_replica_down_during_200_mb_catches_up_without_an_election() {
         let described = cluster.eddy_json(&["topic", "describe", TOPIC]);
         let leader = described["partitions"][0]["leader"].as_u64()?;
         let now = (leader, term_on(&cluster, leader)?);
-        (std::mem::replace(&mut last, Some(now)) == Some(now)).then_some(now)
+        (last.replace(now) == Some(now)).then_some(now)
     });
     let follower = (1..=3).find(|n| *n != leader).expect("a follower");
 
