@@ -8,6 +8,9 @@
 //! - A sixth broker joins and `eddy cluster rebalance` moves replicas and preferred leaders onto
 //!   it: it ends up holding replicas and leading partitions, and the data is intact.
 //! - `eddy broker decommission` drains a broker: it ends with no replica.
+//! - A broker restarted at another address is reached there: its partitions get back in sync.
+//!
+//! And a topic creation survives the loss of the controller leader while it is under way.
 
 mod support;
 
@@ -137,7 +140,56 @@ fn dead_brokers_are_replaced_new_ones_take_load_and_drained_ones_empty() {
     assert!(after.values().all(|r| !r.contains(&drained)), "{after:?}");
     assert_all_acknowledged_readable(&cluster, &acks);
 
+    // A broker restarted at another address is reached there by every group it is in.
+    let moved = cluster.move_node(newcomer);
+    cluster.wait_healthy();
+    wait_for(Duration::from_secs(30), "the moved broker to register its new address", || {
+        (broker(&cluster, newcomer)["address"] == moved.as_str()).then_some(())
+    });
+    let after_move = settled_replicas(&cluster, "every partition in sync with the moved broker");
+    assert!(after_move.values().any(|r| r.contains(&newcomer)), "{after_move:?}");
+
     let unknown = cluster.eddy(&["broker", "decommission", "99"]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("broker 99 is not registered"));
+}
+
+#[test]
+fn a_topic_creation_survives_the_loss_of_the_controller_leader() {
+    let mut cluster = Cluster::start_with_voters(4, 3, &[]);
+    let controller = cluster.eddy_json(&["cluster", "describe"])["controller_leader"].as_u64().expect("a controller");
+    let others: Vec<String> =
+        cluster.nodes.iter().filter(|n| n.id != controller).map(|n| n.address.clone()).collect();
+    let child = std::process::Command::new(support::eddy_bin())
+        .args(["topic", "create", TOPIC, "--partitions", "4", "--replication-factor", "3"])
+        .args(["--brokers", &others.join(",")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn eddy topic create");
+    std::thread::sleep(Duration::from_millis(20));
+    cluster.kill_node(controller);
+    let first = child.wait_with_output().expect("eddy topic create");
+    // Whatever the first attempt answered, the topic exists once, whole, after a retry.
+    let retry = std::process::Command::new(support::eddy_bin())
+        .args(["topic", "create", TOPIC, "--partitions", "4", "--replication-factor", "3"])
+        .args(["--brokers", &others.join(",")])
+        .output()
+        .expect("eddy topic create");
+    let retry_err = String::from_utf8_lossy(&retry.stderr);
+    assert!(
+        retry.status.success() || retry_err.contains("already exists"),
+        "first: {:?} {}; retry: {retry_err}",
+        first.status,
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let described = cluster.wait_leaders(TOPIC);
+    assert_eq!(described["partitions"].as_array().unwrap().len(), 4, "{described}");
+    let topics = cluster.eddy_json(&["topic", "list"]);
+    assert_eq!(topics["topics"].as_array().unwrap().iter().filter(|t| t["name"] == TOPIC).count(), 1);
+    let mut producer = ProduceSession::start(&cluster.brokers(), TOPIC, &["--acks", "all"]);
+    assert!(producer.send("a") && producer.send("b"));
+    let (ok, stderr, acks) = producer.finish();
+    assert!(ok, "{stderr}\n{}", cluster.logs());
+    assert_all_acknowledged_readable(&cluster, &acks);
 }

@@ -133,6 +133,16 @@ impl Cluster {
         node.child = Some(child);
     }
 
+    /// Restarts node `id` (a broker only, not a controller voter) at a new address.
+    pub fn move_node(&mut self, id: u64) -> String {
+        self.kill_node(id);
+        let node = self.nodes.iter_mut().find(|n| n.id == id).expect("node id");
+        node.address = format!("127.0.0.1:{}", free_port());
+        let address = node.address.clone();
+        self.start_node(id);
+        address
+    }
+
     /// SIGKILLs node `id`.
     pub fn kill_node(&mut self, id: u64) {
         let node = self.nodes.iter_mut().find(|n| n.id == id).expect("node id");
