@@ -78,7 +78,7 @@ fn leadership_returns_to_preferred_replicas() {
     cluster.start_node(1);
     cluster.wait_healthy();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while lines_with(&["deleting the data of a partition deleted while this broker was away"]) != 2 {
+    while lines_with(&["deleting the data of a replica deleted or moved away while this broker was away"]) != 2 {
         if std::time::Instant::now() > deadline {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             let relevant: Vec<&str> =
