@@ -158,8 +158,7 @@ fn dead_brokers_are_replaced_new_ones_take_load_and_drained_ones_empty() {
 fn a_topic_creation_survives_the_loss_of_the_controller_leader() {
     let mut cluster = Cluster::start_with_voters(4, 3, &[]);
     let controller = cluster.eddy_json(&["cluster", "describe"])["controller_leader"].as_u64().expect("a controller");
-    let others: Vec<String> =
-        cluster.nodes.iter().filter(|n| n.id != controller).map(|n| n.address.clone()).collect();
+    let others: Vec<String> = cluster.nodes.iter().filter(|n| n.id != controller).map(|n| n.address.clone()).collect();
     let child = std::process::Command::new(support::eddy_bin())
         .args(["topic", "create", TOPIC, "--partitions", "4", "--replication-factor", "3"])
         .args(["--brokers", &others.join(",")])

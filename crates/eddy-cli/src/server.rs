@@ -207,9 +207,10 @@ pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(format!("cannot start the broker: {e}")))?;
     let routes = broker.routes().await.map_err(|e| CliError::Failed(e.to_string()))?;
     tracing::info!(listen = %config.listen, metrics = ?config.metrics_listen, "serving");
+    let incoming = eddy_broker::server::nodelay_incoming(listener);
     let served = eddy_broker::server_builder()
         .add_routes(routes)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown_signal())
+        .serve_with_incoming_shutdown(incoming, shutdown_signal())
         .await;
     tracing::info!("shutting down");
     broker.shutdown().await;
