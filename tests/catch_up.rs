@@ -57,14 +57,7 @@ fn a_replica_down_during_200_mb_catches_up_without_an_election() {
                 })
                 .collect();
             last = records.last().expect("records").value.clone();
-            let produce = v1::ProduceRequest {
-                topic: TOPIC.into(),
-                partition: 0,
-                records,
-                acks: v1::Acks::All as i32,
-                producer: None,
-                timeout_ms: 0,
-            };
+            let produce = support::produce_request(TOPIC, 0, records);
             client.produce(produce).await.expect("produce with one follower down");
         }
         last

@@ -33,14 +33,7 @@ fn produce(runtime: &tokio::runtime::Runtime, client: &Client, from: usize, coun
                     ..Default::default()
                 })
                 .collect();
-            let request = v1::ProduceRequest {
-                topic: TOPIC.into(),
-                partition: 0,
-                records,
-                acks: v1::Acks::All as i32,
-                producer: None,
-                timeout_ms: 0,
-            };
+            let request = support::produce_request(TOPIC, 0, records);
             client.produce(request).await.expect("produce");
             tokio::time::sleep(pause).await;
         }
@@ -224,14 +217,7 @@ fn disk_usage_stops_growing_under_a_steady_produce_with_retention() {
                         ..Default::default()
                     })
                     .collect();
-                let produce = v1::ProduceRequest {
-                    topic: TOPIC.into(),
-                    partition: 0,
-                    records,
-                    acks: v1::Acks::All as i32,
-                    producer: None,
-                    timeout_ms: 0,
-                };
+                let produce = support::produce_request(TOPIC, 0, records);
                 client.produce(produce).await.expect("produce");
             }
         });

@@ -33,14 +33,8 @@ fn produce(
     value: Vec<u8>,
 ) -> Result<u64, eddy_client::ClientError> {
     runtime.block_on(async {
-        let request = v1::ProduceRequest {
-            topic: topic.into(),
-            partition,
-            records: vec![v1::Record { value: Bytes::from(value), ..Default::default() }],
-            acks: v1::Acks::All as i32,
-            producer: None,
-            timeout_ms: 0,
-        };
+        let records = vec![v1::Record { value: Bytes::from(value), ..Default::default() }];
+        let request = support::produce_request(topic, partition, records);
         client.produce(request).await.map(|r| r.base_offset)
     })
 }

@@ -146,39 +146,6 @@ pub async fn retained_producer(plan: Plan, history: History, ready: Arc<AtomicBo
     Ok(())
 }
 
-/// Reads the retained topic from `from` up to its end, from the leader or (with `from_node`)
-/// one replica.
-async fn read_retained(
-    client: &Client,
-    from: u64,
-    from_node: Option<u64>,
-) -> Result<Vec<ReadRecord>, eddy_client::ClientError> {
-    let mut records = Vec::new();
-    let mut offset = from;
-    loop {
-        let request = v1::FetchRequest {
-            topic: RETAINED_TOPIC.into(),
-            partition: 0,
-            offset,
-            max_records: 1_000,
-            read_from_follower: from_node.is_some(),
-            ..Default::default()
-        };
-        let response = match from_node {
-            Some(node) => client.fetch_from_broker(&format!("n{node}:{PORT}"), request).await?,
-            None => client.fetch(request).await?,
-        };
-        let batch = read_records(&response);
-        match batch.last() {
-            Some(last) => {
-                offset = last.offset + 1;
-                records.extend(batch);
-            }
-            None => return Ok(records),
-        }
-    }
-}
-
 /// After healing: the retained topic from its log start, from the leader, then from every
 /// replica.
 pub async fn retained_final(plan: Plan, history: History) -> SimResult {
@@ -188,7 +155,7 @@ pub async fn retained_final(plan: Plan, history: History) -> SimResult {
     let (log_start, records) = loop {
         let read = async {
             let answer = client.list_offsets(RETAINED_TOPIC, 0, v1::OffsetSpec::Earliest, 0).await?;
-            let records = read_retained(&client, answer.log_start_offset, None).await?;
+            let (records, _) = read_all(&client, RETAINED_TOPIC, 0, answer.log_start_offset, None).await?;
             Ok::<_, eddy_client::ClientError>((answer.log_start_offset, records))
         };
         match read.await {
@@ -206,8 +173,8 @@ pub async fn retained_final(plan: Plan, history: History) -> SimResult {
     history.record(Event::RetainedFinal { log_start, records });
     tokio::time::sleep(Duration::from_secs(2)).await;
     for node in 1..=plan.nodes {
-        match read_retained(&client, log_start, Some(node)).await {
-            Ok(records) => history.record(Event::RetainedReplica { node, records, error: None }),
+        match read_all(&client, RETAINED_TOPIC, 0, log_start, Some(node)).await {
+            Ok((records, _)) => history.record(Event::RetainedReplica { node, records, error: None }),
             // Only a replica that no longer holds `log_start` answers so: one whose log start
             // went past the leader's.
             Err(e) if e.code() == Some(Reason::OffsetOutOfRange) => {
@@ -355,18 +322,20 @@ pub async fn consumer(plan: Plan, partition: u32, history: History, ready: Arc<A
     Ok(())
 }
 
-/// Reads `partition` from offset 0 up to the high watermark, from the leader or (with
-/// `from_node`) from one replica.
+/// Reads `topic`/`partition` from offset `from` up to the high watermark, from the leader or
+/// (with `from_node`) from one replica.
 async fn read_all(
     client: &Client,
+    topic: &str,
     partition: u32,
+    from: u64,
     from_node: Option<u64>,
 ) -> Result<(Vec<ReadRecord>, u64), eddy_client::ClientError> {
     let mut records = Vec::new();
-    let mut offset = 0u64;
+    let mut offset = from;
     loop {
         let request = v1::FetchRequest {
-            topic: TOPIC.into(),
+            topic: topic.into(),
             partition,
             offset,
             max_records: 1_000,
@@ -399,7 +368,7 @@ pub async fn final_reader(plan: Plan, history: History) -> SimResult {
     let give_up_at = plan.final_read_ms + plan.final_read_budget_ms;
     for partition in 0..plan.partitions {
         loop {
-            match read_all(&client, partition, None).await {
+            match read_all(&client, TOPIC, partition, 0, None).await {
                 Ok((records, high_watermark)) => {
                     history.record(Event::FinalRead { partition, records, high_watermark });
                     break;
@@ -422,7 +391,7 @@ pub async fn final_reader(plan: Plan, history: History) -> SimResult {
     tokio::time::sleep(Duration::from_secs(2)).await;
     for partition in 0..plan.partitions {
         for node in 1..=plan.nodes {
-            if let Ok((records, _)) = read_all(&client, partition, Some(node)).await {
+            if let Ok((records, _)) = read_all(&client, TOPIC, partition, 0, Some(node)).await {
                 history.record(Event::ReplicaRead { node, partition, records });
             }
         }

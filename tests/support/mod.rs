@@ -284,6 +284,22 @@ impl ProduceSession {
     }
 }
 
+/// An acks=all produce of `records` to `topic`/`partition`, without a producer identity.
+pub fn produce_request(
+    topic: &str,
+    partition: u32,
+    records: Vec<eddy_client::v1::Record>,
+) -> eddy_client::v1::ProduceRequest {
+    eddy_client::v1::ProduceRequest {
+        topic: topic.into(),
+        partition,
+        records,
+        acks: eddy_client::v1::Acks::All as i32,
+        producer: None,
+        timeout_ms: 0,
+    }
+}
+
 /// Reads every record of a partition from one broker's own replica (leader or follower).
 pub fn read_replica(address: &str, topic: &str, partition: u32, end: u64) -> Vec<(u64, String)> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");

@@ -260,14 +260,24 @@ async fn start_controller(
 /// How often the controller leader looks for brokers to fence and partitions to move.
 const CONTROLLER_TICK: Duration = Duration::from_millis(500);
 
-async fn controller_tick_loop(controller: Arc<Controller>, mut stopping: watch::Receiver<bool>) {
+async fn controller_tick_loop(controller: Arc<Controller>, stopping: watch::Receiver<bool>) {
+    every(stopping, CONTROLLER_TICK, || controller.tick()).await;
+}
+
+/// Runs `round` every `interval` (the first one interval from now) until the broker stops: the
+/// loop of every periodic task of a broker.
+pub(crate) async fn every<F, Fut>(mut stopping: watch::Receiver<bool>, interval: Duration, mut round: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     loop {
         tokio::select! {
             biased;
             _ = stopping.changed() => return,
-            _ = tokio::time::sleep(CONTROLLER_TICK) => {}
+            _ = tokio::time::sleep(interval) => {}
         }
-        controller.tick().await;
+        round().await;
     }
 }
 

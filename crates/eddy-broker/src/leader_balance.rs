@@ -21,15 +21,7 @@ pub(crate) async fn leader_balance_loop(inner: Arc<Inner>) {
         0 => return,
         ms => Duration::from_millis(ms),
     };
-    let mut stopping = inner.stopping.subscribe();
-    loop {
-        tokio::select! {
-            biased;
-            _ = stopping.changed() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-        balance(&inner).await;
-    }
+    crate::broker::every(inner.stopping.subscribe(), interval, || balance(&inner)).await;
 }
 
 /// One round: hands over the leaderships this broker holds that belong to a live, caught-up

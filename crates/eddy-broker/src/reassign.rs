@@ -35,29 +35,24 @@ const INTERVAL: Duration = Duration::from_millis(500);
 const CAUGHT_UP_ENTRIES: u64 = 64;
 
 pub(crate) async fn reassign_loop(inner: Arc<Inner>) {
-    let mut stopping = inner.stopping.subscribe();
-    loop {
-        tokio::select! {
-            biased;
-            _ = stopping.changed() => return,
-            _ = tokio::time::sleep(INTERVAL) => {}
+    crate::broker::every(inner.stopping.subscribe(), INTERVAL, || round(&inner)).await;
+}
+
+/// One look at the moves under way, on the partitions this broker leads.
+async fn round(inner: &Inner) {
+    let view = inner.view.borrow().clone();
+    // A broker the move adds may lead by now: it is in the target, not yet in the replicas.
+    for (topic, partition) in view.metadata.hosted_by(inner.node_id) {
+        let Some(target) = &partition.target else { continue };
+        let Some(replica) = inner.replicas.get(partition.group_id) else { continue };
+        let leadership = replica.leadership();
+        if !(leadership.is_self && leadership.ready) {
+            continue;
         }
-        let view = inner.view.borrow().clone();
-        // A broker the move adds may lead by now: it is in the target, not yet in the replicas.
-        for (topic, partition) in view.metadata.hosted_by(inner.node_id) {
-            let Some(target) = &partition.target else { continue };
-            let Some(replica) = inner.replicas.get(partition.group_id) else { continue };
-            let leadership = replica.leadership();
-            if !(leadership.is_self && leadership.ready) {
-                continue;
-            }
-            let addresses: BTreeMap<u64, String> = target
-                .iter()
-                .filter_map(|id| view.metadata.brokers.get(id).map(|b| (*id, b.address.clone())))
-                .collect();
-            if let Err(e) = step(&inner, &replica, target, &addresses).await {
-                tracing::debug!(topic = %topic.name, partition = partition.partition, error = %e, "partition move step failed");
-            }
+        let addresses: BTreeMap<u64, String> =
+            target.iter().filter_map(|id| view.metadata.brokers.get(id).map(|b| (*id, b.address.clone()))).collect();
+        if let Err(e) = step(inner, &replica, target, &addresses).await {
+            tracing::debug!(topic = %topic.name, partition = partition.partition, error = %e, "partition move step failed");
         }
     }
 }

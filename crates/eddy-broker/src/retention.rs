@@ -24,15 +24,7 @@ pub(crate) async fn retention_loop(inner: Arc<Inner>) {
         0 => return,
         ms => Duration::from_millis(ms),
     };
-    let mut stopping = inner.stopping.subscribe();
-    loop {
-        tokio::select! {
-            biased;
-            _ = stopping.changed() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-        enforce(&inner).await;
-    }
+    crate::broker::every(inner.stopping.subscribe(), interval, || enforce(&inner)).await;
 }
 
 /// One round over the partitions this broker leads.
