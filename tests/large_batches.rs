@@ -46,11 +46,13 @@ fn oversized_batches_are_refused_and_large_ones_never_wedge_the_partition() {
             .max_encoding_message_size(64 << 20)
             .max_decoding_message_size(64 << 20);
 
-        // The request that wedged a partition: refused at once, naming the limit.
+        // The request that wedged a partition: refused at once, before it is decoded, naming the
+        // limit.
         let status = raw.produce(request(empty_records(2_097_152), v1::Acks::All, 0)).await.unwrap_err();
         let refused = eddy_client::ClientError::from_status(&status);
         assert_eq!(refused.reason(), "BATCH_TOO_LARGE", "{refused}");
-        assert!(refused.to_string().contains("65536"), "the error names the limit: {refused}");
+        let limit = eddy_limits::BATCH_RECORDS_MAX_LIMIT.to_string();
+        assert!(refused.to_string().contains(&limit), "the error names the limit: {refused}");
         // So are one record too many, and a batch of records within the record limit whose sum
         // is above the batch limit.
         let status = raw.produce(request(empty_records(BATCH_RECORDS_MAX + 1), v1::Acks::All, 0)).await.unwrap_err();

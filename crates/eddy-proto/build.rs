@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     // The descriptor set is served by gRPC reflection so tools like grpcurl work without the files.
     std::fs::write(out_dir.join("eddy_descriptor.bin"), fds.encode_to_vec())?;
-    tonic_prost_build::configure().bytes(".").compile_fds(fds)?;
+    // Every service decodes through `codec::EddyCodec`, which bounds a request before decoding it.
+    tonic_prost_build::configure().bytes(".").codec_path("crate::codec::EddyCodec").compile_fds(fds)?;
     Ok(())
 }

@@ -143,6 +143,11 @@ impl Cluster {
         address
     }
 
+    /// The process id of node `id`, while it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.node(id).child.as_ref().map(Child::id)
+    }
+
     /// SIGKILLs node `id`.
     pub fn kill_node(&mut self, id: u64) {
         let node = self.nodes.iter_mut().find(|n| n.id == id).expect("node id");

@@ -1,5 +1,6 @@
 //! The public `eddy.v1.Eddy` service.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,13 +19,11 @@ use crate::cluster_view::{ClusterView, ClusterWatch};
 use crate::config::BrokerConfig;
 use crate::convert;
 use crate::error::BrokerError;
+use crate::fetch_gate::FetchGate;
 use crate::producers::{self, ProducerIds};
 use crate::replicas::LocalReplicas;
 
-/// Most records one fetch returns, whatever the request asks.
-const FETCH_RECORDS_MAX: u32 = 100_000;
-/// Most bytes one fetch returns, whatever the request asks.
-const FETCH_BYTES_MAX: u32 = 64 << 20;
+use eddy_limits::{FETCH_BYTES_MAX, FETCH_RECORDS_MAX};
 /// How long DescribeTopic waits for a partition leader's offsets.
 const LEADER_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -45,6 +44,7 @@ pub struct EddyApi {
     clock: Arc<dyn Clock>,
     reads_block: bool,
     producer_ids: Arc<ProducerIds>,
+    fetch_gate: Arc<FetchGate>,
 }
 
 impl std::fmt::Debug for EddyApi {
@@ -66,6 +66,7 @@ impl EddyApi {
             clock: inner.clock.clone(),
             reads_block: inner.kv.reads_block(),
             producer_ids: Arc::new(ProducerIds::default()),
+            fetch_gate: Arc::new(FetchGate::default()),
         }
     }
 
@@ -310,7 +311,12 @@ impl EddyApi {
         Ok(v1::ProduceResponse { partition: request.partition, base_offset, record_count, duplicate })
     }
 
-    async fn fetch_inner(&self, request: v1::FetchRequest) -> Result<v1::FetchResponse, BrokerError> {
+    /// A fetch from the client connection at `connection` (unknown in the simulation).
+    async fn fetch_inner(
+        &self,
+        request: v1::FetchRequest,
+        connection: Option<SocketAddr>,
+    ) -> Result<v1::FetchResponse, BrokerError> {
         let config = &self.config;
         let view = self.cluster.current();
         let replica = match request.read_from_follower {
@@ -346,6 +352,7 @@ impl EddyApi {
         let wait = request.max_wait_ms.min(config.fetch_wait_max_ms);
         if offset == now.high_watermark && wait > 0 {
             // Long poll: wake as soon as the partition grows past `offset`.
+            let _slot = self.fetch_gate.wait_slot(connection)?;
             let _ = tokio::time::timeout(
                 Duration::from_millis(u64::from(wait)),
                 views.wait_for(|v| v.high_watermark > offset),
@@ -355,6 +362,8 @@ impl EddyApi {
         let now = *replica.view.borrow();
         let reader = replica.reader.clone();
         let high_watermark = now.high_watermark;
+        // Held until the answer is built: what it reads counts against the broker's budget.
+        let _reserved = self.fetch_gate.reserve_bytes(limits.max_bytes).await?;
         let records = self
             .storage_read(move || reader.read(offset, high_watermark, limits))
             .await?
@@ -653,7 +662,8 @@ impl Eddy for EddyApi {
     }
 
     async fn fetch(&self, request: Request<v1::FetchRequest>) -> Result<Response<v1::FetchResponse>, Status> {
-        reply(self.fetch_inner(request.into_inner()).await)
+        let connection = request.remote_addr();
+        reply(self.fetch_inner(request.into_inner(), connection).await)
     }
 
     async fn list_offsets(

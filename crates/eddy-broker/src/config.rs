@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use eddy_limits::{BATCH_BYTES_MAX_LIMIT, BATCH_RECORDS_MAX_LIMIT};
 use eddy_raft::RaftTiming;
 use serde::{Deserialize, Serialize};
 
@@ -143,9 +144,6 @@ impl Default for BrokerConfig {
     }
 }
 
-/// The highest `batch_records_max` accepted.
-pub const BATCH_RECORDS_MAX_LIMIT: u32 = 1 << 20;
-
 /// A configuration value that is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration: {field}: {reason}")]
@@ -211,10 +209,10 @@ impl BrokerConfig {
         if self.batch_size_max_bytes < self.record_size_max_bytes {
             return Err(bad("batch_size_max_bytes", "must be >= record_size_max_bytes"));
         }
-        if self.batch_size_max_bytes > 64 << 20 {
-            return Err(bad("batch_size_max_bytes", "must be <= 64 MiB"));
+        if self.batch_size_max_bytes as usize > BATCH_BYTES_MAX_LIMIT {
+            return Err(bad("batch_size_max_bytes", format!("must be <= {BATCH_BYTES_MAX_LIMIT}")));
         }
-        if self.batch_records_max == 0 || self.batch_records_max > BATCH_RECORDS_MAX_LIMIT {
+        if self.batch_records_max == 0 || self.batch_records_max as usize > BATCH_RECORDS_MAX_LIMIT {
             return Err(bad("batch_records_max", format!("must be between 1 and {BATCH_RECORDS_MAX_LIMIT}")));
         }
         if self.produce_timeout_ms == 0 {

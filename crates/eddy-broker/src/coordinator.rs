@@ -33,9 +33,6 @@ use crate::replicas::{LocalReplicas, storage_read};
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often expired sessions are looked for.
 const EXPIRY_SCAN_INTERVAL: Duration = Duration::from_millis(250);
-/// Records read per step while loading.
-const LOAD_RECORDS_MAX: usize = 4_096;
-const LOAD_BYTES_MAX: usize = 8 << 20;
 /// Replication factor of the offsets topic when the cluster has enough brokers.
 const OFFSETS_REPLICATION_FACTOR: u32 = 3;
 /// How long a broker waits for the offsets topic it asked for to appear in its metadata.
@@ -312,7 +309,10 @@ impl Coordinator {
         let mut offset = view.log_start_offset;
         while offset < view.high_watermark {
             let reader = replica.reader.clone();
-            let limits = ReadLimits { max_records: LOAD_RECORDS_MAX, max_bytes: LOAD_BYTES_MAX };
+            let limits = ReadLimits {
+                max_records: eddy_limits::GROUP_LOAD_RECORDS_MAX,
+                max_bytes: eddy_limits::GROUP_LOAD_BYTES_MAX,
+            };
             let records = storage_read(self.reads_block, move || reader.read(offset, view.high_watermark, limits))
                 .await?
                 .map_err(|e| BrokerError::Storage { what: "the offsets partition", error: e.to_string() })?;

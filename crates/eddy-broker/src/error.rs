@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use eddy_controller::ControllerError;
 use eddy_groups::GroupError;
 use tonic::Status;
-use tonic_types::{ErrorDetails, StatusExt};
 
 pub use eddy_proto::ERROR_DOMAIN;
 use eddy_proto::Reason;
@@ -66,6 +65,9 @@ pub enum BrokerError {
     Internal(String),
     #[error("the broker is shutting down")]
     ShuttingDown,
+    /// A request refused at one of the broker's bounds (`limit` names it), before doing anything.
+    #[error("the broker is at its limit of {limit}; retry after {retry_after_ms} ms")]
+    Busy { limit: &'static str, retry_after_ms: u64 },
     #[error(transparent)]
     Controller(#[from] ControllerError),
     #[error("topic {0:?} is internal to the cluster: clients may read it, not {1} it")]
@@ -99,6 +101,7 @@ impl BrokerError {
             BrokerError::OutcomeUnknown(_) => Reason::OutcomeUnknown,
             BrokerError::Storage { .. } => Reason::StorageError,
             BrokerError::Internal(_) => Reason::Internal,
+            BrokerError::Busy { .. } => Reason::Busy,
             BrokerError::ShuttingDown => Reason::ShuttingDown,
             BrokerError::Controller(e) => e.code(),
             BrokerError::InternalTopic(..) => Reason::InternalTopic,
@@ -148,6 +151,10 @@ impl BrokerError {
             BrokerError::OutOfOrderSequence { expected, .. } => {
                 m.insert("expected_sequence".into(), expected.to_string());
             }
+            BrokerError::Busy { limit, retry_after_ms } => {
+                m.insert("limit".into(), limit.to_string());
+                m.insert("retry_after_ms".into(), retry_after_ms.to_string());
+            }
             _ => {}
         }
         m
@@ -166,15 +173,14 @@ fn metadata_not_ready_message(synced_ms_ago: Option<u64>) -> String {
 
 impl From<BrokerError> for Status {
     fn from(error: BrokerError) -> Status {
-        let reason = error.code();
-        let details = ErrorDetails::with_error_info(reason.as_str(), ERROR_DOMAIN, error.metadata());
-        Status::with_error_details(reason.grpc_code(), error.to_string(), details)
+        eddy_proto::reason::status(error.code(), error.to_string(), error.metadata())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tonic_types::StatusExt;
 
     #[test]
     fn not_leader_carries_the_leader() {

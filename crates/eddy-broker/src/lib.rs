@@ -14,6 +14,7 @@ pub mod config;
 pub mod convert;
 pub mod coordinator;
 pub mod error;
+pub mod fetch_gate;
 pub mod groups_api;
 pub mod in_memory;
 mod leader_balance;

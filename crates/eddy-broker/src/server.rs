@@ -16,8 +16,7 @@ use crate::api::EddyApi;
 use crate::broker::{Broker, GroupRouter};
 use crate::groups_api::GroupsApi;
 
-/// Room for protobuf framing around the largest batch.
-const MESSAGE_OVERHEAD_BYTES: usize = 1 << 20;
+use eddy_limits::{CONTROLLER_MESSAGE_MAX_BYTES, FETCH_BYTES_MAX, RAFT_MESSAGE_MAX_BYTES, REQUEST_OVERHEAD_BYTES};
 
 /// The tonic server every node serves its routes with, in production and in the simulation.
 /// Its HTTP/2 keep-alive closes connections whose peer went silent (lost power, or a link that
@@ -26,6 +25,7 @@ pub fn server_builder() -> tonic::transport::Server {
     use eddy_raft::transport::{PEER_KEEPALIVE_INTERVAL_MS, PEER_KEEPALIVE_TIMEOUT_MS};
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .max_concurrent_streams(eddy_limits::CONNECTION_STREAMS_MAX)
         .http2_keepalive_interval(Some(Duration::from_millis(PEER_KEEPALIVE_INTERVAL_MS)))
         .http2_keepalive_timeout(Some(Duration::from_millis(PEER_KEEPALIVE_TIMEOUT_MS)))
 }
@@ -53,16 +53,15 @@ impl Broker {
     /// Every service of the node, ready for `tonic::transport::Server::builder().add_routes(..)`.
     pub async fn routes(&self) -> Result<Routes, tonic_reflection::server::Error> {
         let config = &self.inner.config;
-        let message_max = config.batch_size_max_bytes as usize + MESSAGE_OVERHEAD_BYTES;
         let api = EddyServer::new(EddyApi::new(self))
-            .max_decoding_message_size(message_max)
-            .max_encoding_message_size(message_max.max(64 << 20) + MESSAGE_OVERHEAD_BYTES);
+            .max_decoding_message_size(config.batch_size_max_bytes as usize + REQUEST_OVERHEAD_BYTES)
+            .max_encoding_message_size(FETCH_BYTES_MAX as usize + REQUEST_OVERHEAD_BYTES);
         let raft = RaftTransportServer::new(RaftTransportService::new(Arc::new(GroupRouter { broker: self.clone() })))
-            .max_decoding_message_size(eddy_raft::transport::RAFT_MESSAGE_MAX_BYTES)
-            .max_encoding_message_size(eddy_raft::transport::RAFT_MESSAGE_MAX_BYTES);
+            .max_decoding_message_size(RAFT_MESSAGE_MAX_BYTES)
+            .max_encoding_message_size(RAFT_MESSAGE_MAX_BYTES);
         let controller = ControllerRpcServer::new(ControllerRpcService::new(self.inner.controller.clone()))
-            .max_decoding_message_size(256 << 20)
-            .max_encoding_message_size(256 << 20);
+            .max_decoding_message_size(CONTROLLER_MESSAGE_MAX_BYTES)
+            .max_encoding_message_size(CONTROLLER_MESSAGE_MAX_BYTES);
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter.set_serving::<EddyServer<EddyApi>>().await;
         let reflection = tonic_reflection::server::Builder::configure()

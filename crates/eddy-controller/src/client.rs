@@ -43,7 +43,9 @@ impl ControllerClient {
 
     async fn call_one(&self, address: &str, request: &ControllerRequest) -> Result<ControllerResult, CallError> {
         let channel = self.peers.channel(address)?;
-        let mut client = ControllerRpcClient::new(channel).max_decoding_message_size(256 << 20);
+        let mut client = ControllerRpcClient::new(channel)
+            .max_decoding_message_size(eddy_limits::CONTROLLER_MESSAGE_MAX_BYTES)
+            .max_encoding_message_size(eddy_limits::CONTROLLER_MESSAGE_MAX_BYTES);
         let envelope = ControllerEnvelope { payload: encode(request).into() };
         let response = tokio::time::timeout(self.timeout, client.call(envelope))
             .await

@@ -8,16 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::records::{PartitionResponse, ProducerBatch};
 
-/// Batches remembered per producer and partition to answer retries (as Kafka's five in-flight).
-pub const PRODUCER_DEDUP_WINDOW_BATCHES: usize = 5;
+pub use eddy_limits::{PRODUCER_DEDUP_WINDOW_BATCHES, PRODUCERS_PER_PARTITION_MAX};
 
 /// How long a partition keeps the window of a producer that stopped writing, by default (as
 /// Kafka's `producer.id.expiration.ms`): one day.
 pub const PRODUCER_IDLE_EXPIRY_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
-
-/// Producers a partition remembers; past this, the one idle longest (lowest last offset) is
-/// forgotten, and its next batch starts afresh.
-pub const PRODUCERS_PER_PARTITION_MAX: usize = 10_000;
 
 /// A batch remembered for deduplication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 //! node-to-node transport, whose payloads are bincode-encoded Rust types owned by the crates that
 //! send them.
 
+pub mod codec;
 pub mod reason;
 pub mod size;
 
@@ -29,6 +30,13 @@ impl v1::TopicPartitions {
             .collect()
     }
 }
+
+// The decoded records of the largest produce request the codec lets through stay within their
+// memory bound.
+const _: () = assert!(
+    std::mem::size_of::<v1::Record>() * eddy_limits::BATCH_RECORDS_MAX_LIMIT
+        <= eddy_limits::PRODUCE_DECODED_RECORDS_BYTES_MAX
+);
 
 /// Node-to-node services, `eddy.internal.v1`.
 pub mod internal {

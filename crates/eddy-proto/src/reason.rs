@@ -6,12 +6,21 @@
 //! A reason travels as the `reason` of the `google.rpc.ErrorInfo` in a gRPC status's details,
 //! with domain [`ERROR_DOMAIN`]. Codes are an API: they are added, never renamed or reused.
 
+use std::collections::HashMap;
 use std::fmt;
 
-use tonic::Code;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 /// The ErrorInfo domain of every Eddy error.
 pub const ERROR_DOMAIN: &str = "eddy.dev";
+
+/// A status carrying `reason` as its `google.rpc.ErrorInfo`, with `metadata` (the keys the
+/// reason's table row names).
+pub fn status(reason: Reason, message: impl Into<String>, metadata: HashMap<String, String>) -> Status {
+    let details = ErrorDetails::with_error_info(reason.as_str(), ERROR_DOMAIN, metadata);
+    Status::with_error_details(reason.grpc_code(), message, details)
+}
 
 /// What is known of one reason code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,11 +83,12 @@ pub enum Reason {
     Internal,
     Unreachable,
     InvalidArgument,
+    Busy,
 }
 
 impl Reason {
     /// Every reason, in the order of the documented table.
-    pub const ALL: [Reason; 39] = [
+    pub const ALL: [Reason; 40] = [
         Reason::NotLeader,
         Reason::LeaderNotAvailable,
         Reason::UnknownTopic,
@@ -118,6 +128,7 @@ impl Reason {
         Reason::Internal,
         Reason::Unreachable,
         Reason::InvalidArgument,
+        Reason::Busy,
     ];
 
     /// The table row of this reason.
@@ -442,6 +453,15 @@ impl Reason {
             Reason::InvalidArgument => {
                 row("INVALID_ARGUMENT", None, false, true, "the client refused the input before sending anything", "")
             }
+            Reason::Busy => row(
+                "BUSY",
+                Some(ResourceExhausted),
+                true,
+                true,
+                "the broker is at one of its bounds (concurrent long polls, bytes of fetch answers in progress) and \
+                 refused the request without doing it; retry after the time given",
+                "`limit`, `retry_after_ms`",
+            ),
         }
     }
 

@@ -97,9 +97,7 @@ pub fn stage_destroy(batch: &mut Batch, group: u64) {
     }
 }
 
-/// Most encoded entry bytes one replication request carries (a single larger entry still goes,
-/// alone).
-pub const REPLICATION_BYTES_MAX: usize = 8 << 20;
+pub use eddy_limits::REPLICATION_BYTES_MAX;
 
 impl<C: RaftTypeConfig> LogStore<C> {
     /// `entries` as read, checked to have no holes: indexes must be consecutive. Paired with the

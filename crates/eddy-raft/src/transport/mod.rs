@@ -58,12 +58,7 @@ pub trait Connector: Send + Sync + 'static {
     fn connect(&self, address: &str) -> Result<Channel, TransportError>;
 }
 
-/// The largest Raft message a node sends or accepts: an AppendEntries carries at most
-/// `eddy_storage::log_store::REPLICATION_BYTES_MAX` of entries, or one larger entry alone (a
-/// produce batch, at most 64 MiB by the broker's configuration); snapshots are a partition's
-/// offsets and producer windows, or the cluster metadata. Anything larger is refused before it
-/// is decoded.
-pub const RAFT_MESSAGE_MAX_BYTES: usize = 80 << 20;
+pub use eddy_limits::RAFT_MESSAGE_MAX_BYTES;
 
 /// Longest wait for a node-to-node TCP connection to be set up.
 pub const PEER_CONNECT_TIMEOUT_MS: u64 = 1_000;
