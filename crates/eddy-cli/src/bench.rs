@@ -1,13 +1,16 @@
 //! `eddy bench produce|consume`: throughput and latency, like `nats bench` or
-//! kafka-producer-perf-test.
+//! kafka-producer-perf-test. A thin front over `eddy-bench`'s workload engine and its Eddy
+//! driver, the same code `scripts/bench-vs-nats` measures Eddy with.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use clap::{Args, Subcommand};
-use eddy_client::{Acks, Client, Producer, ProducerConfig, ProducerRecord, Reason, v1};
-use hdrhistogram::Histogram;
+use eddy_bench::engine::{self, ConsumeOutcome, Epoch, Pace, ProduceSpec, Progress, Stop};
+use eddy_bench::latency::Latency;
+use eddy_bench::{Driver, EddyDriver, EddyOptions, Publisher, StreamSpec};
+use eddy_client::Client;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -65,14 +68,7 @@ pub struct ConsumeBench {
     fetch_records: u32,
 }
 
-/// How long the bench waits for a new topic's leaders.
-const LEADERS_WAIT: Duration = Duration::from_secs(30);
-
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")
-}
-
-fn progress(total: Option<u64>) -> ProgressBar {
+fn progress_bar(total: Option<u64>) -> ProgressBar {
     let bar = match total {
         Some(n) => ProgressBar::new(n),
         None => ProgressBar::new_spinner(),
@@ -84,19 +80,46 @@ fn progress(total: Option<u64>) -> ProgressBar {
     bar
 }
 
+/// Shows the engine's progress counter on a bar until dropped.
+struct ShowProgress {
+    bar: ProgressBar,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+impl ShowProgress {
+    fn start(total: Option<u64>, progress: &Progress) -> ShowProgress {
+        let bar = progress_bar(total);
+        let (shown, progress) = (bar.clone(), progress.clone());
+        let ticker = tokio::spawn(async move {
+            loop {
+                shown.set_position(progress.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        ShowProgress { bar, ticker }
+    }
+}
+
+impl Drop for ShowProgress {
+    fn drop(&mut self) {
+        self.ticker.abort();
+        self.bar.finish_and_clear();
+    }
+}
+
 struct Summary {
     kind: &'static str,
     records: u64,
     bytes: u64,
     errors: u64,
     elapsed: Duration,
-    latency: Histogram<u64>,
+    latency: Latency,
     latency_of: &'static str,
 }
 
 fn report(summary: &Summary, format: Format) {
     let secs = summary.elapsed.as_secs_f64().max(f64::EPSILON);
-    let ms = |q: f64| summary.latency.value_at_quantile(q) as f64 / 1000.0;
+    let ms = summary.latency.summary();
     let records_per_sec = summary.records as f64 / secs;
     let mb_per_sec = summary.bytes as f64 / secs / 1_000_000.0;
     match format {
@@ -108,7 +131,7 @@ fn report(summary: &Summary, format: Format) {
             "records_per_sec": records_per_sec,
             "mb_per_sec": mb_per_sec,
             "latency_of": summary.latency_of,
-            "latency_ms": {"p50": ms(0.5), "p99": ms(0.99), "p99_9": ms(0.999), "max": summary.latency.max() as f64 / 1000.0},
+            "latency_ms": ms,
         })),
         Format::Table => {
             let mut out =
@@ -119,170 +142,78 @@ fn report(summary: &Summary, format: Format) {
                 format!("{secs:.2}"),
                 format!("{records_per_sec:.0}"),
                 format!("{mb_per_sec:.2}"),
-                format!("{:.2}", ms(0.5)),
-                format!("{:.2}", ms(0.99)),
-                format!("{:.2}", ms(0.999)),
-                format!("{:.2}", summary.latency.max() as f64 / 1000.0),
+                format!("{:.2}", ms.p50),
+                format!("{:.2}", ms.p99),
+                format!("{:.2}", ms.p99_9),
+                format!("{:.2}", ms.max),
             ]);
             println!("{} bench ({} latency)\n{out}", summary.kind, summary.latency_of);
         }
     }
 }
 
-/// Creates the topic when missing and waits (bounded) until every partition has a leader, so
-/// leader election is not measured as produce latency.
-async fn ensure_topic(client: &Client, args: &ProduceBench) -> Result<(), CliError> {
-    match client.describe_topic(&args.topic).await {
-        Ok(_) => {}
-        Err(e) if e.code() == Some(Reason::UnknownTopic) => {
-            client.create_topic(&args.topic, args.partitions, args.replication_factor).await?;
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let deadline = Instant::now() + LEADERS_WAIT;
-    while Instant::now() < deadline {
-        let topic = client.describe_topic(&args.topic).await?;
-        if topic.partitions.iter().all(|p| p.leader.is_some() && p.high_watermark.is_some()) {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err(CliError::Failed(format!("topic {} has partitions without a leader after {LEADERS_WAIT:?}", args.topic)))
-}
-
 async fn produce(args: &ProduceBench, client: Arc<Client>, format: Format) -> Result<(), CliError> {
     if args.in_flight == 0 || args.batch_records == 0 {
         return Err(CliError::Usage("--in-flight and --batch-records must be > 0".into()));
     }
-    ensure_topic(&client, args).await?;
-    let config = ProducerConfig {
-        acks: Acks::from(args.acks),
-        batch_records_max: args.batch_records,
-        queue_records_max: args.in_flight.max(1),
-        ..Default::default()
+    let options = EddyOptions { acks: args.acks.into(), batch_records_max: args.batch_records };
+    let driver = EddyDriver::with_client(client, options);
+    let stream =
+        StreamSpec { name: args.topic.clone(), partitions: args.partitions, replicas: args.replication_factor };
+    // Waits for every partition's leader, so leader election is not measured as latency.
+    let partitions = driver.ensure_stream(&stream).await?;
+    let publisher = driver.publisher(&stream, args.in_flight).await?;
+    let spec = ProduceSpec {
+        stop: args.duration.map_or(Stop::Records(args.count), |s| Stop::After(Duration::from_secs(s))),
+        record_size_bytes: args.record_size,
+        in_flight_max: args.in_flight,
+        pace: Pace::ClosedLoop,
+        stamped: false,
+        track_acks: false,
     };
-    let producer = Producer::new(client, &args.topic, config).await?;
-    let value = Bytes::from(vec![b'x'; args.record_size]);
-    let permits = Arc::new(tokio::sync::Semaphore::new(args.in_flight));
-    let latency = Arc::new(Mutex::new(histogram()));
-    let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let deadline = args.duration.map(|s| Instant::now() + Duration::from_secs(s));
-    let bar = progress(if deadline.is_some() { None } else { Some(args.count) });
-    let started = Instant::now();
-    let mut sent = 0u64;
-    while deadline.map_or(sent < args.count, |d| Instant::now() < d) {
-        let permit = permits.clone().acquire_owned().await.map_err(|e| CliError::Failed(e.to_string()))?;
-        let record = ProducerRecord { value: value.clone(), ..Default::default() };
-        let at = Instant::now();
-        let delivery = producer.send(record).await?;
-        sent += 1;
-        let (latency, errors, bar) = (latency.clone(), errors.clone(), bar.clone());
-        tokio::spawn(async move {
-            match delivery.await {
-                Ok(Ok(_)) => {
-                    let micros = at.elapsed().as_micros().max(1) as u64;
-                    let _ = latency.lock().expect("histogram lock").record(micros.min(120_000_000));
-                }
-                _ => {
-                    errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-            }
-            bar.inc(1);
-            drop(permit);
-        });
-    }
-    // Every permit back means every record was answered.
-    let _all = permits.acquire_many(args.in_flight as u32).await.map_err(|e| CliError::Failed(e.to_string()))?;
-    let elapsed = started.elapsed();
-    bar.finish_and_clear();
-    producer.close().await;
-    let errors = errors.load(std::sync::atomic::Ordering::Relaxed);
-    let histogram = latency.lock().expect("histogram lock").clone();
-    let records = sent - errors;
+    let progress = Progress::default();
+    let shown = ShowProgress::start(args.duration.is_none().then_some(args.count), &progress);
+    let outcome = engine::produce(&publisher, partitions, &spec, Epoch(Instant::now()), progress).await?;
+    drop(shown);
+    publisher.close().await;
     report(
         &Summary {
             kind: "produce",
-            records,
-            bytes: records * args.record_size as u64,
-            errors,
-            elapsed,
-            latency: histogram,
-            latency_of: "send to acknowledgement, per record",
+            records: outcome.acknowledged,
+            bytes: outcome.bytes_acknowledged,
+            errors: outcome.errors,
+            elapsed: outcome.elapsed,
+            latency: outcome.latency,
+            latency_of: "scheduled send to acknowledgement, per record",
         },
         format,
     );
-    if errors > 0 {
-        return Err(CliError::Failed(format!("{errors} records were not acknowledged")));
+    if outcome.errors > 0 {
+        let first = outcome.first_error.unwrap_or_default();
+        return Err(CliError::Failed(format!("{} records were not acknowledged; the first: {first}", outcome.errors)));
     }
     Ok(())
 }
 
 async fn consume(args: &ConsumeBench, client: Arc<Client>, format: Format) -> Result<(), CliError> {
     let partitions = client.partition_count(&args.topic).await?;
-    let mut ranges = Vec::new();
-    let mut available = 0u64;
-    for p in 0..partitions {
-        let start = client.list_offsets(&args.topic, p, v1::OffsetSpec::Earliest, 0).await?.offset;
-        let end = client.list_offsets(&args.topic, p, v1::OffsetSpec::Latest, 0).await?.offset;
-        available += end - start;
-        ranges.push((p, start, end));
-    }
-    let target = args.count.unwrap_or(available).min(available);
-    let bar = progress(Some(target));
-    let started = Instant::now();
-    let latency = Arc::new(Mutex::new(histogram()));
-    let totals = Arc::new(Mutex::new((0u64, 0u64)));
-    let mut tasks = Vec::new();
-    for (partition, start, end) in ranges {
-        let (client, topic, latency, totals, bar) =
-            (client.clone(), args.topic.clone(), latency.clone(), totals.clone(), bar.clone());
-        let fetch_records = args.fetch_records;
-        tasks.push(tokio::spawn(async move {
-            let mut offset = start;
-            while offset < end && totals.lock().expect("totals lock").0 < target {
-                let at = Instant::now();
-                let request = v1::FetchRequest {
-                    topic: topic.clone(),
-                    partition,
-                    offset,
-                    max_bytes: 16 << 20,
-                    max_records: fetch_records,
-                    max_wait_ms: 0,
-                    read_from_follower: false,
-                };
-                let response = client.fetch(request).await?;
-                let _ = latency
-                    .lock()
-                    .expect("histogram lock")
-                    .record((at.elapsed().as_micros().max(1) as u64).min(120_000_000));
-                let bytes: u64 = response.records.iter().map(|r| r.value.len() as u64).sum();
-                let n = response.records.len() as u64;
-                if let Some(last) = response.records.last() {
-                    offset = last.offset + 1;
-                }
-                let mut t = totals.lock().expect("totals lock");
-                t.0 += n;
-                t.1 += bytes;
-                bar.inc(n);
-            }
-            Ok::<(), eddy_client::ClientError>(())
-        }));
-    }
-    for task in tasks {
-        task.await.map_err(|e| CliError::Failed(e.to_string()))??;
-    }
-    let elapsed = started.elapsed();
-    bar.finish_and_clear();
-    let (records, bytes) = *totals.lock().expect("totals lock");
-    let histogram = latency.lock().expect("histogram lock").clone();
+    let driver = EddyDriver::with_client(client, EddyOptions::default());
+    // Partitions and replicas of an existing topic: only the name is used to read it.
+    let stream = StreamSpec { name: args.topic.clone(), partitions, replicas: 0 };
+    let progress = Progress::default();
+    let shown = ShowProgress::start(args.count, &progress);
+    let outcome: ConsumeOutcome =
+        engine::consume_from_start(&driver, &stream, partitions, args.count, args.fetch_records, false, progress)
+            .await?;
+    drop(shown);
     report(
         &Summary {
             kind: "consume",
-            records,
-            bytes,
+            records: outcome.records,
+            bytes: outcome.bytes,
             errors: 0,
-            elapsed,
-            latency: histogram,
+            elapsed: outcome.elapsed,
+            latency: outcome.latency,
             latency_of: "per fetch request",
         },
         format,

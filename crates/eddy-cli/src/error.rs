@@ -26,6 +26,16 @@ impl CliError {
     }
 }
 
+impl From<eddy_bench::BenchError> for CliError {
+    fn from(e: eddy_bench::BenchError) -> Self {
+        match e {
+            eddy_bench::BenchError::Eddy(e) => CliError::Client(e),
+            eddy_bench::BenchError::Usage(message) => CliError::Usage(message),
+            other => CliError::Failed(other.to_string()),
+        }
+    }
+}
+
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
         CliError::Failed(e.to_string())
