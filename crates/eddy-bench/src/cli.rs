@@ -44,8 +44,10 @@ pub struct CompareArgs {
 }
 
 /// Flags of `eddy-bench run`: one workload against Eddy or NATS JetStream. Unset flags take
-/// the workload's defaults (see docs/benchmarks.md).
+/// the workload's defaults (see docs/benchmarks.md); a flag given twice takes its last value, so
+/// a script can append overrides to a case's flags.
 #[derive(Debug, Clone, clap::Args)]
+#[command(args_override_self = true)]
 pub struct Args {
     /// The system under test.
     #[arg(long, value_enum)]

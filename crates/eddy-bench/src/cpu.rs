@@ -31,6 +31,10 @@ impl std::str::FromStr for ServerPid {
     }
 }
 
+/// Least CPU time of other processes that can flag a run: /proc counts in ticks (10 ms), so in
+/// a phase shorter than a second a tick or two would otherwise look like a busy core.
+const CONTENDED_OTHER_MIN_S: f64 = 0.05;
+
 /// Clock ticks per second of the times /proc reports.
 fn ticks_per_second() -> f64 {
     match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
@@ -176,7 +180,8 @@ impl CpuMeter {
             other_cores,
             interrupt_cores: seconds(machine.interrupts.saturating_sub(self.machine_start.interrupts)) / elapsed,
             steal_cores,
-            contended: other_cores > contention_cores || steal_cores > contention_cores,
+            contended: (other_cores > contention_cores && other_s >= CONTENDED_OTHER_MIN_S)
+                || steal_cores > contention_cores,
         })
     }
 }

@@ -34,8 +34,9 @@ use crate::error::{BenchError, BenchResult};
 /// How long creating a stream may wait for JetStream (a fresh cluster elects its meta leader
 /// first) and then for the stream's leader.
 const STREAM_READY_WAIT: Duration = Duration::from_secs(60);
-/// How long a publish waits for its ack, and an API request for its answer.
-const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a JetStream API request waits for its answer. (A publish waits for its ack the
+/// client's default time, 5 s: a message lost with a killed leader is only known by that.)
+const API_TIMEOUT: Duration = Duration::from_secs(10);
 /// An ephemeral consumer left unused this long is removed by the server.
 const CONSUMER_INACTIVE: Duration = Duration::from_secs(120);
 /// Messages the client buffers per subscription (a pull consumer's deliveries), at most.
@@ -79,11 +80,11 @@ impl NatsDriver {
             servers.iter().map(|s| if s.contains("://") { s.clone() } else { format!("nats://{s}") }).collect();
         let client = async_nats::ConnectOptions::new()
             .subscription_capacity(SUBSCRIPTION_BUFFER_MESSAGES)
-            .request_timeout(Some(ACK_TIMEOUT))
+            .request_timeout(Some(API_TIMEOUT))
             .connect(urls)
             .await
             .map_err(|e| BenchError::nats("connect", e))?;
-        let context = ContextBuilder::new().timeout(ACK_TIMEOUT).build(client.clone());
+        let context = ContextBuilder::new().timeout(API_TIMEOUT).build(client.clone());
         Ok(NatsDriver { client, context, options })
     }
 
@@ -155,7 +156,6 @@ impl Driver for NatsDriver {
 
     async fn publisher(&self, stream: &StreamSpec, in_flight_max: usize) -> BenchResult<NatsPublisher> {
         let context = ContextBuilder::new()
-            .timeout(ACK_TIMEOUT)
             .max_ack_inflight(in_flight_max.max(1))
             .backpressure_on_inflight(true)
             .build(self.client.clone());

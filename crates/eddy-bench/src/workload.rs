@@ -241,151 +241,161 @@ pub async fn run<D: Driver>(driver: &D, spec: &RunSpec, progress: Progress) -> B
         )));
     }
     let partitions = driver.ensure_stream(&spec.stream).await?;
-    let system = driver.system().name();
-    let epoch = Epoch(Instant::now());
+    let run = Run { driver, spec, partitions, epoch: Epoch(Instant::now()), progress };
     match spec.workload {
-        Workload::W1 | Workload::W2 => {
-            let publisher = driver.publisher(&spec.stream, spec.parameters.in_flight_max).await?;
-            let cpu = CpuMeter::start(&spec.servers)?;
-            let outcome = engine::produce(
-                &publisher,
-                partitions,
-                &spec.closed_loop(spec.parameters.records, false),
-                epoch,
-                progress,
-            )
-            .await?;
-            let cpu = cpu.finish(outcome.acknowledged, spec.contention_cores)?;
-            publisher.close().await;
-            Ok(spec.produce_report(system, &outcome, cpu))
-        }
-        Workload::W3 => end_to_end(driver, spec, partitions, epoch, progress).await,
-        Workload::W4 => catch_up(driver, spec, partitions, epoch, progress).await,
-        Workload::W5 => failover(driver, spec, partitions, epoch, progress).await,
+        Workload::W1 | Workload::W2 => run.closed_loop().await,
+        Workload::W3 => run.end_to_end().await,
+        Workload::W4 => run.catch_up().await,
+        Workload::W5 => run.failover().await,
     }
 }
 
-async fn end_to_end<D: Driver>(
-    driver: &D,
-    spec: &RunSpec,
+/// One run under way: what every workload needs.
+struct Run<'a, D> {
+    driver: &'a D,
+    spec: &'a RunSpec,
+    /// Of the stream as it is.
     partitions: u32,
     epoch: Epoch,
     progress: Progress,
-) -> BenchResult<RunReport> {
-    let produce_spec = spec.at_rate()?;
-    let publisher = driver.publisher(&spec.stream, spec.parameters.in_flight_max).await?;
-    let live =
-        engine::LiveConsumers::start(driver, &spec.stream, partitions, spec.parameters.fetch_records, epoch).await?;
-    let cpu = CpuMeter::start(&spec.servers)?;
-    let produced = engine::produce(&publisher, partitions, &produce_spec, epoch, progress).await?;
-    let read = live.finish(produced.acknowledged, LIVE_DRAIN_MAX).await?;
-    let cpu = cpu.finish(read.records, spec.contention_cores)?;
-    publisher.close().await;
-    let verification = verified(&produced, &read);
-    Ok(RunReport {
-        errors: produced.errors + verification.lost,
-        first_error: produced.first_error.clone(),
-        latency_of: "scheduled send to consumer receipt",
-        latency_ms: read.latency.summary(),
-        ack_latency_ms: Some(produced.latency.summary()),
-        verification: Some(verification),
-        ..spec.report(driver.system().name(), read.records, read.bytes, read.elapsed, cpu)
-    })
 }
 
-fn verified(produced: &ProduceOutcome, read: &ConsumeOutcome) -> Verification {
-    let acknowledged = produced.acknowledged_sequences.as_deref().unwrap_or_default();
-    verify(acknowledged, read.sequences.as_deref().unwrap_or_default())
-}
+impl<D: Driver> Run<'_, D> {
+    fn system(&self) -> &'static str {
+        self.driver.system().name()
+    }
 
-async fn catch_up<D: Driver>(
-    driver: &D,
-    spec: &RunSpec,
-    partitions: u32,
-    epoch: Epoch,
-    progress: Progress,
-) -> BenchResult<RunReport> {
-    let publisher = driver.publisher(&spec.stream, spec.parameters.in_flight_max).await?;
-    let preload_spec = spec.closed_loop(spec.parameters.records, false);
-    let preloaded = engine::produce(&publisher, partitions, &preload_spec, epoch, progress.clone()).await?;
-    publisher.close().await;
-    let cpu = CpuMeter::start(&spec.servers)?;
-    let read = engine::consume_from_start(
-        driver,
-        &spec.stream,
-        partitions,
-        None,
-        spec.parameters.fetch_records,
-        false,
-        progress,
-    )
-    .await?;
-    let cpu = cpu.finish(read.records, spec.contention_cores)?;
-    Ok(RunReport {
-        errors: preloaded.acknowledged.saturating_sub(read.records),
-        first_error: preloaded.first_error.clone(),
-        latency_of: "one read call (Eddy: one fetch; NATS: one batch of the pull consumer)",
-        latency_ms: read.latency.summary(),
-        preload: Some(PhaseSummary {
-            records: preloaded.acknowledged,
-            errors: preloaded.errors,
-            seconds: seconds(preloaded.elapsed),
-            records_per_sec: preloaded.acknowledged as f64 / seconds(preloaded.elapsed),
-        }),
-        ..spec.report(driver.system().name(), read.records, read.bytes, read.elapsed, cpu)
-    })
-}
+    async fn publisher(&self) -> BenchResult<D::Publisher> {
+        self.driver.publisher(&self.spec.stream, self.spec.parameters.in_flight_max).await
+    }
 
-async fn failover<D: Driver>(
-    driver: &D,
-    spec: &RunSpec,
-    partitions: u32,
-    epoch: Epoch,
-    progress: Progress,
-) -> BenchResult<RunReport> {
-    let produce_spec = spec.at_rate()?;
-    let kill_after = Duration::from_secs_f64(spec.parameters.kill_after_s.unwrap_or(0.0).max(0.0));
-    let publisher = driver.publisher(&spec.stream, spec.parameters.in_flight_max).await?;
-    let mut cpu = CpuMeter::start(&spec.servers)?;
-    let started = Instant::now();
-    let killer = async {
-        tokio::time::sleep(kill_after).await;
-        let name = driver.leader(&spec.stream, 0).await?;
-        let server = spec.servers.iter().find(|s| s.name == name).ok_or_else(|| BenchError::UnknownServer {
+    async fn produce(&self, publisher: &D::Publisher, spec: &ProduceSpec) -> BenchResult<ProduceOutcome> {
+        engine::produce(publisher, self.partitions, spec, self.epoch, self.progress.clone()).await
+    }
+
+    /// Reads every partition from its start (with the stamped sequences when `sequences`).
+    async fn read_back(&self, sequences: bool) -> BenchResult<ConsumeOutcome> {
+        let fetch_records = self.spec.parameters.fetch_records;
+        let progress = self.progress.clone();
+        engine::consume_from_start(
+            self.driver,
+            &self.spec.stream,
+            self.partitions,
+            None,
+            fetch_records,
+            sequences,
+            progress,
+        )
+        .await
+    }
+
+    /// W1, W2.
+    async fn closed_loop(&self) -> BenchResult<RunReport> {
+        let spec = self.spec;
+        let publisher = self.publisher().await?;
+        let cpu = CpuMeter::start(&spec.servers)?;
+        let outcome = self.produce(&publisher, &spec.closed_loop(spec.parameters.records, false)).await?;
+        let cpu = cpu.finish(outcome.acknowledged, spec.contention_cores)?;
+        publisher.close().await;
+        Ok(spec.produce_report(self.system(), &outcome, cpu))
+    }
+
+    /// W3.
+    async fn end_to_end(&self) -> BenchResult<RunReport> {
+        let spec = self.spec;
+        let produce_spec = spec.at_rate()?;
+        let publisher = self.publisher().await?;
+        let fetch_records = spec.parameters.fetch_records;
+        let live =
+            engine::LiveConsumers::start(self.driver, &spec.stream, self.partitions, fetch_records, self.epoch).await?;
+        let cpu = CpuMeter::start(&spec.servers)?;
+        let produced = self.produce(&publisher, &produce_spec).await?;
+        let read = live.finish(produced.acknowledged, LIVE_DRAIN_MAX).await?;
+        let cpu = cpu.finish(read.records, spec.contention_cores)?;
+        publisher.close().await;
+        let verification = verified(&produced, &read);
+        Ok(RunReport {
+            errors: produced.errors + verification.lost,
+            first_error: produced.first_error.clone(),
+            latency_of: "scheduled send to consumer receipt",
+            latency_ms: read.latency.summary(),
+            ack_latency_ms: Some(produced.latency.summary()),
+            verification: Some(verification),
+            ..spec.report(self.system(), read.records, read.bytes, read.elapsed, cpu)
+        })
+    }
+
+    /// W4.
+    async fn catch_up(&self) -> BenchResult<RunReport> {
+        let spec = self.spec;
+        let publisher = self.publisher().await?;
+        let preloaded = self.produce(&publisher, &spec.closed_loop(spec.parameters.records, false)).await?;
+        publisher.close().await;
+        let cpu = CpuMeter::start(&spec.servers)?;
+        let read = self.read_back(false).await?;
+        let cpu = cpu.finish(read.records, spec.contention_cores)?;
+        Ok(RunReport {
+            errors: preloaded.acknowledged.saturating_sub(read.records),
+            first_error: preloaded.first_error.clone(),
+            latency_of: "one read call (Eddy: one fetch; NATS: one batch of the pull consumer)",
+            latency_ms: read.latency.summary(),
+            preload: Some(PhaseSummary {
+                records: preloaded.acknowledged,
+                errors: preloaded.errors,
+                seconds: seconds(preloaded.elapsed),
+                records_per_sec: preloaded.acknowledged as f64 / seconds(preloaded.elapsed),
+            }),
+            ..spec.report(self.system(), read.records, read.bytes, read.elapsed, cpu)
+        })
+    }
+
+    /// Waits `after`, then SIGKILLs the server leading partition 0 (reading the servers' CPU
+    /// times first); returns its name, its pid and when it was killed.
+    async fn kill_leader(&self, after: Duration, cpu: &mut CpuMeter) -> BenchResult<(String, i32, Instant)> {
+        tokio::time::sleep(after).await;
+        let servers = &self.spec.servers;
+        let name = self.driver.leader(&self.spec.stream, 0).await?;
+        let server = servers.iter().find(|s| s.name == name).ok_or_else(|| BenchError::UnknownServer {
             name: name.clone(),
-            known: spec.servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+            known: servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
         })?;
         cpu.refresh();
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(server.pid), nix::sys::signal::Signal::SIGKILL)
             .map_err(|e| BenchError::Kill { name: name.clone(), pid: server.pid, reason: e.to_string() })?;
         tracing::info!(server = %name, pid = server.pid, "killed the leader of partition 0");
-        Ok::<_, BenchError>((name, server.pid, started.elapsed()))
-    };
-    let (produced, killed) =
-        tokio::join!(engine::produce(&publisher, partitions, &produce_spec, epoch, progress.clone()), killer);
-    let (produced, (name, pid, killed_at)) = (produced?, killed?);
-    let cpu = cpu.finish(produced.acknowledged, spec.contention_cores)?;
-    publisher.close().await;
-    let read = engine::consume_from_start(
-        driver,
-        &spec.stream,
-        partitions,
-        None,
-        spec.parameters.fetch_records,
-        true,
-        progress,
-    )
-    .await?;
-    let verification = verified(&produced, &read);
-    Ok(RunReport {
-        verification: Some(verification),
-        failover: Some(Failover {
-            killed: name,
-            pid,
-            killed_at_s: killed_at.as_secs_f64(),
-            no_ack_window_ms: produced.ack_gap_max.as_secs_f64() * 1000.0,
-        }),
-        errors: produced.errors + verification.lost,
-        ..spec.produce_report(driver.system().name(), &produced, cpu)
-    })
+        Ok((name, server.pid, Instant::now()))
+    }
+
+    /// W5.
+    async fn failover(&self) -> BenchResult<RunReport> {
+        let spec = self.spec;
+        let produce_spec = spec.at_rate()?;
+        let kill_after = Duration::from_secs_f64(spec.parameters.kill_after_s.unwrap_or(0.0).max(0.0));
+        let publisher = self.publisher().await?;
+        let mut cpu = CpuMeter::start(&spec.servers)?;
+        let started = Instant::now();
+        let killer = self.kill_leader(kill_after, &mut cpu);
+        let (produced, killed) = tokio::join!(self.produce(&publisher, &produce_spec), killer);
+        let (produced, (name, pid, killed_at)) = (produced?, killed?);
+        let cpu = cpu.finish(produced.acknowledged, spec.contention_cores)?;
+        publisher.close().await;
+        let read = self.read_back(true).await?;
+        let verification = verified(&produced, &read);
+        Ok(RunReport {
+            verification: Some(verification),
+            failover: Some(Failover {
+                killed: name,
+                pid,
+                killed_at_s: killed_at.saturating_duration_since(started).as_secs_f64(),
+                no_ack_window_ms: produced.ack_gap_max.as_secs_f64() * 1000.0,
+            }),
+            errors: produced.errors + verification.lost,
+            ..spec.produce_report(self.system(), &produced, cpu)
+        })
+    }
+}
+
+fn verified(produced: &ProduceOutcome, read: &ConsumeOutcome) -> Verification {
+    let acknowledged = produced.acknowledged_sequences.as_deref().unwrap_or_default();
+    verify(acknowledged, read.sequences.as_deref().unwrap_or_default())
 }
