@@ -76,6 +76,11 @@ pub const REPLICATION_BYTES_MAX: usize = 8 << 20;
 /// cluster metadata. Anything larger is refused before it is decoded.
 pub const RAFT_MESSAGE_MAX_BYTES: usize = 80 << 20;
 
+/// Bytes of Raft log entries a node keeps decoded in memory, over all its groups: the entries
+/// appended but not yet known committed, which replication sends next. Past it, entries are read
+/// back from storage instead.
+pub const RAFT_TAIL_CACHE_BYTES_MAX: usize = 128 << 20;
+
 /// The largest controller RPC (a broker's heartbeat and the metadata it is answered with, or a
 /// forwarded request) a node sends or accepts.
 pub const CONTROLLER_MESSAGE_MAX_BYTES: usize = 64 << 20;

@@ -63,7 +63,14 @@ impl RocksKv {
         opts.set_max_total_wal_size(config.wal_max_bytes);
         let cfs = Cf::ALL.iter().map(|cf| {
             let mut cf_opts = Options::default();
-            cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            // Record payloads are the producers' business to compress (most arrive compressed or
+            // as compact binary): LZ4 over them cost CPU at every flush, compaction and read for
+            // little space. The small column families keep it.
+            let compression = match cf {
+                Cf::Log => rocksdb::DBCompressionType::None,
+                _ => rocksdb::DBCompressionType::Lz4,
+            };
+            cf_opts.set_compression_type(compression);
             cf_opts.set_write_buffer_size(config.write_buffer_bytes);
             ColumnFamilyDescriptor::new(cf.name(), cf_opts)
         });
