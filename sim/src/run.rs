@@ -360,6 +360,12 @@ pub fn run(options: &Options) -> Report {
             broker_session_timeout_ms: BROKER_SESSION_TIMEOUT_MS,
             replica_replacement_delay_ms: REPLICA_REPLACEMENT_DELAY_MS,
             retention_check_interval_ms: RETENTION_CHECK_INTERVAL_MS,
+            // EDDY_SIM_QUIESCE_AFTER_MS overrides it (0: groups never quiesce), to tell whether a
+            // failure depends on quiescing.
+            quiesce_after_ms: std::env::var("EDDY_SIM_QUIESCE_AFTER_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(BrokerConfig::default().quiesce_after_ms),
             ..BrokerConfig::default()
         };
         let disk = nodes.disks[&node].clone();

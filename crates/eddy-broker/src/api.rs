@@ -173,6 +173,9 @@ impl EddyApi {
         let replica = self.leader_replica(&view, &request.topic, request.partition)?;
         let required = topic_config.map_or(1, |c| c.min_insync_replicas);
         if !leader_ack && required > 1 {
+            // A quiesced group's acknowledgements are as old as its quiet spell: ask for fresh
+            // ones (one heartbeat round) before counting them.
+            replica.wake(Duration::from_millis(config.raft.election_timeout_min_ms)).await;
             let max_lag = Duration::from_millis(config.broker_session_timeout_ms);
             let in_sync = replica.in_sync_replicas(max_lag).unwrap_or(0);
             if in_sync < required as usize {

@@ -95,6 +95,10 @@ pub struct BrokerConfig {
     /// How often this broker hands the leaderships it holds back to their live, caught-up
     /// preferred replicas; 0 never does.
     pub leader_balance_interval_ms: u64,
+    /// A partition group with no new entry for this long, fully replicated, stops its Raft
+    /// ticks (no heartbeats, no election timers) until it is busy again or its leader's broker
+    /// stops answering this broker's pings (see `crate::quiesce`); 0 never quiesces.
+    pub quiesce_after_ms: u64,
     /// How often this broker's partition leaderships apply their topics' retention
     /// (`retention.ms`, `retention.bytes`); 0 never does.
     pub retention_check_interval_ms: u64,
@@ -135,6 +139,7 @@ impl Default for BrokerConfig {
             offsets_partitions: eddy_groups::OFFSETS_PARTITIONS_DEFAULT,
             producer_idle_expiry_ms: eddy_partition::PRODUCER_IDLE_EXPIRY_MS_DEFAULT,
             leader_balance_interval_ms: 5_000,
+            quiesce_after_ms: 2_000,
             retention_check_interval_ms: 30_000,
             controller_snapshot_entries: 10_000,
             storage_write_buffer_bytes: 64 << 20,

@@ -50,6 +50,8 @@ async fn balance(inner: &Inner) {
             "handing leadership to the preferred replica"
         );
         metrics::counter!("eddy_leader_transfers_total").increment(1);
+        // A quiet group ticks again first: the new leader must hear from this one.
+        replica.wake(Duration::from_millis(inner.config.raft.election_timeout_min_ms)).await;
         if let Err(e) = replica.raft.trigger().transfer_leader(preferred).await {
             tracing::warn!(group = partition.group_id, error = %e, "leadership transfer failed");
         }

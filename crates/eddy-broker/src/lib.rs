@@ -20,6 +20,7 @@ pub mod in_memory;
 mod leader_balance;
 pub mod metrics;
 pub mod producers;
+pub mod quiesce;
 mod reassign;
 mod reconcile;
 pub mod replicas;

@@ -27,6 +27,8 @@ pub struct Replica {
     pub view: watch::Receiver<PartitionView>,
     /// Orders this replica's proposals while it leads (see [`crate::sequencer`]).
     sequencer: Arc<Sequencer>,
+    /// Whether the group's Raft ticker runs (it is stopped while the group is quiesced).
+    ticking: std::sync::atomic::AtomicBool,
 }
 
 /// Why a replica could not be opened.
@@ -125,7 +127,16 @@ impl Replica {
                 }
             });
         }
-        Ok(Self { topic, partition, group, raft, reader, view, sequencer: Default::default() })
+        Ok(Self {
+            topic,
+            partition,
+            group,
+            raft,
+            reader,
+            view,
+            sequencer: Default::default(),
+            ticking: std::sync::atomic::AtomicBool::new(true),
+        })
     }
 
     /// Proposes a command to this replica's group, which it must lead (see
@@ -162,6 +173,46 @@ impl Replica {
             })
             .collect();
         Some(ids)
+    }
+
+    /// Starts or stops the group's Raft ticker on this node: stopped, the replica sends no
+    /// heartbeats and starts no election, and costs nothing while idle (see the broker's
+    /// `quiesce` module for when that is safe). Entries still replicate and commit when
+    /// proposed. Returns whether it changed.
+    pub fn set_ticking(&self, ticking: bool) -> bool {
+        let changed = self.ticking.swap(ticking, std::sync::atomic::Ordering::Relaxed) != ticking;
+        if changed {
+            self.raft.runtime_config().tick(ticking);
+        }
+        changed
+    }
+
+    /// Whether the group's Raft ticker runs on this node.
+    pub fn is_ticking(&self) -> bool {
+        self.ticking.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Restarts the ticker of a quiesced leader and waits, at most `timeout`, until every voter
+    /// has acknowledged a heartbeat sent now: the acknowledgement times [`Self::in_sync_replicas`]
+    /// counts are then fresh, not as old as the quiet spell.
+    pub async fn wake(&self, timeout: Duration) {
+        use openraft::type_config::TypeConfigExt;
+        if !self.set_ticking(true) {
+            return;
+        }
+        let since = crate::PartitionTypes::now();
+        if self.raft.trigger().heartbeat().await.is_err() {
+            return;
+        }
+        let acked =
+            move |m: &openraft::RaftMetrics<crate::PartitionTypes>| {
+                let Some(heartbeats) = m.heartbeat.as_ref() else { return true };
+                m.membership_config.membership().voter_ids().filter(|id| *id != m.id).all(|id| {
+                    heartbeats.get(&id).and_then(|acked| acked.as_ref()).is_some_and(|acked| **acked >= since)
+                })
+            };
+        // Timing out leaves the acknowledgements as they are: the caller counts what it finds.
+        let _ = self.raft.wait(Some(timeout)).metrics(acked, "every voter acknowledged a heartbeat").await;
     }
 
     /// While this replica leads: whether `node`'s replica holds every entry of this leader's

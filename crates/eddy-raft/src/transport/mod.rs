@@ -26,6 +26,10 @@ pub enum RpcKind {
     PreVote = 3,
     FullSnapshot = 4,
     TransferLeader = 5,
+    /// Node to node, not for a group: are you there, and which groups do you lead? The answer
+    /// is the bincode-encoded `Vec<u64>` of the groups whose leader the answering node is. Idle
+    /// groups stop their Raft ticks and rely on it (see the broker's `quiesce` module).
+    NodePing = 6,
 }
 
 impl RpcKind {
@@ -36,6 +40,7 @@ impl RpcKind {
             3 => RpcKind::PreVote,
             4 => RpcKind::FullSnapshot,
             5 => RpcKind::TransferLeader,
+            6 => RpcKind::NodePing,
             _ => return None,
         })
     }
@@ -128,6 +133,11 @@ impl Peers {
     /// `node`'s current address, if the address book has it.
     pub fn address_of(&self, node: u64) -> Option<String> {
         self.addresses.lock().expect("addresses lock").get(&node).cloned()
+    }
+
+    /// Every node in the address book, with its address.
+    pub fn known(&self) -> Vec<(u64, String)> {
+        self.addresses.lock().expect("addresses lock").iter().map(|(id, a)| (*id, a.clone())).collect()
     }
 
     /// The channel to `address`, made on first use. tonic channels reconnect by themselves.

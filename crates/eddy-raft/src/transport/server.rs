@@ -53,6 +53,7 @@ where
             let rpc: TransferLeaderRequest<C> = decode(payload, "transfer leader").map_err(bad)?;
             encode(&raft.handle_transfer_leader(rpc).await.map_err(RaftError::<C>::Fatal))
         }
+        RpcKind::NodePing => return Err(Status::invalid_argument("a node ping is not addressed to a group")),
     })
 }
 
