@@ -162,9 +162,16 @@ impl Replica {
         if metrics.state != ServerState::Leader {
             return None;
         }
+        let membership = metrics.membership_config.membership();
+        if !self.is_ticking() {
+            // A leader is quiet only while every voter holds its whole log and every voter's
+            // broker answers pings (the broker's `quiesce` loop restarts the ticker within a
+            // round when that stops holding): its voters are in sync, though their last
+            // acknowledgements are as old as the quiet spell.
+            return Some(membership.voter_ids().collect());
+        }
         let heartbeats = metrics.heartbeat.as_ref()?;
         let now = crate::PartitionTypes::now();
-        let membership = metrics.membership_config.membership();
         let ids = membership
             .voter_ids()
             .filter(|id| {
