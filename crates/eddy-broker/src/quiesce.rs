@@ -102,21 +102,6 @@ pub(crate) async fn quiesce_loop(inner: Arc<Inner>) {
             if leads_group {
                 leading.push(replica.group);
             }
-            if tracing::enabled!(tracing::Level::TRACE) {
-                let metrics = replica.raft.metrics();
-                let m = metrics.borrow_watched();
-                tracing::trace!(
-                    node = inner.config.node_id,
-                    group = replica.group,
-                    ticking,
-                    state = ?m.state,
-                    term = m.current_term,
-                    leader = ?m.current_leader,
-                    voters = ?m.membership_config.membership().voter_ids().collect::<Vec<_>>(),
-                    live = ?peers.iter().filter(|(_, p)| now - p.answered <= LIVENESS_WINDOW).map(|(id, p)| (*id, p.leads.iter().copied().collect::<Vec<_>>())).collect::<Vec<_>>(),
-                    "quiesce decision"
-                );
-            }
             if replica.set_ticking(ticking) {
                 let metrics = replica.raft.metrics();
                 let m = metrics.borrow_watched();
