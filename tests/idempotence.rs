@@ -39,6 +39,8 @@ const VALUE_PAD: usize = 1_024;
 struct Faults {
     answers: AtomicU64,
     cut: AtomicU64,
+    /// The most produce requests one connection had waiting for their answers at once.
+    most_in_flight: AtomicU64,
 }
 
 impl Faults {
@@ -159,6 +161,7 @@ impl AsyncWrite for LossyStream {
         for (kind, stream, length, _) in this.sent.feed(&data[..written]) {
             if kind == DATA && length >= PRODUCE_FRAME_MIN {
                 this.produce_streams.insert(stream);
+                this.faults.most_in_flight.fetch_max(this.produce_streams.len() as u64, Ordering::SeqCst);
             }
         }
         Poll::Ready(Ok(written))
@@ -228,8 +231,8 @@ async fn read_all(client: &Client, topic: &str) -> BTreeMap<u32, Vec<String>> {
 }
 
 /// Sends `count` records through a client whose connections lose every other produce answer;
-/// returns how many answers were lost.
-async fn send_through_lossy_connections(brokers: &[String], topic: &str, idempotent: bool, count: usize) -> u64 {
+/// returns how many answers were lost and the most produce requests a connection had in flight.
+async fn send_through_lossy_connections(brokers: &[String], topic: &str, idempotent: bool, count: usize) -> (u64, u64) {
     let faults = Arc::new(Faults::default());
     let config = ClientConfig { retry_backoff_initial: Duration::from_millis(10), ..ClientConfig::default() };
     let client = Arc::new(Client::with_connector(brokers.to_vec(), config, LossyConnect(faults.clone())).unwrap());
@@ -243,7 +246,7 @@ async fn send_through_lossy_connections(brokers: &[String], topic: &str, idempot
         delivery.await.unwrap().unwrap_or_else(|e| panic!("record {n} of {topic} failed: {e}"));
     }
     producer.close().await;
-    faults.cut.load(Ordering::SeqCst)
+    (faults.cut.load(Ordering::SeqCst), faults.most_in_flight.load(Ordering::SeqCst))
 }
 
 #[test]
@@ -267,10 +270,12 @@ fn lost_answers_never_duplicate_and_stale_instances_are_fenced() {
         let reader = Client::new(brokers.clone(), ClientConfig::default()).unwrap();
 
         // 1. Lost answers: an idempotent producer's retries are recognised; every record once,
-        // in send order per partition.
+        // in send order per partition, with several batches per partition in flight.
         const COUNT: usize = 240;
-        let lost = send_through_lossy_connections(&brokers, "payments", true, COUNT).await;
+        let (lost, most_in_flight) = send_through_lossy_connections(&brokers, "payments", true, COUNT).await;
         assert!(lost >= 5, "the fault must lose answers ({lost} lost)");
+        // Several batches per partition in flight at once (more requests than partitions).
+        assert!(most_in_flight > u64::from(PARTITIONS), "at most {most_in_flight} produce requests were in flight");
         let stored = read_all(&reader, "payments").await;
         for partition in 0..PARTITIONS {
             let want: Vec<String> = (0..COUNT)
@@ -284,7 +289,7 @@ fn lost_answers_never_duplicate_and_stale_instances_are_fenced() {
         }
 
         // The same faults duplicate a producer without idempotence: the check above can fail.
-        let lost = send_through_lossy_connections(&brokers, "plain", false, 60).await;
+        let (lost, _) = send_through_lossy_connections(&brokers, "plain", false, 60).await;
         let stored: usize = read_all(&reader, "plain").await.values().map(Vec::len).sum();
         assert!(lost > 0 && stored > 60, "a plain producer's retries append again ({lost} lost, {stored} stored)");
 

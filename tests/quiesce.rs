@@ -1,6 +1,7 @@
 //! Idle partitions go quiet (no Raft ticks on any replica) and still behave: a write to a quiet
-//! partition is acknowledged, `min.insync.replicas` still counts its replicas, and killing the
-//! broker that leads quiet partitions still elects new leaders. Against a real 3-node cluster.
+//! partition is acknowledged (with `min.insync.replicas` 3 and 1), `min.insync.replicas` still
+//! counts its replicas, and killing the broker that leads quiet partitions still elects new
+//! leaders. Against a real 3-node cluster with the default configuration.
 
 mod support;
 
@@ -42,7 +43,8 @@ fn produce_one(cluster: &Cluster, partition: u32, value: &str) {
 
 #[test]
 fn idle_partitions_go_quiet_and_still_serve_and_fail_over() {
-    let mut cluster = Cluster::start_with_env(3, &[("EDDY_QUIESCE_AFTER_MS", "2000")]);
+    // Quiescing is on by default (`quiesce_after_ms` 2 s).
+    let mut cluster = Cluster::start(3);
     cluster.eddy_json(&[
         "topic",
         "create",
@@ -90,4 +92,8 @@ fn idle_partitions_go_quiet_and_still_serve_and_fail_over() {
     // Once the broker is back and caught up, every group goes quiet again.
     cluster.start_node(victim);
     wait_all_quiet(&cluster, &[1, 2, 3]);
+
+    // A quiet leader's lease has lapsed: without a heartbeat round first, openraft would refuse
+    // every write (and, not ticking, never renew it).
+    produce_one(&cluster, 2, "quiet-again");
 }

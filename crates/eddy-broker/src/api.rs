@@ -172,10 +172,11 @@ impl EddyApi {
         }
         let replica = self.leader_replica(&view, &request.topic, request.partition)?;
         let required = topic_config.map_or(1, |c| c.min_insync_replicas);
+        // A quiesced group's acknowledgements are as old as its quiet spell: its leader lease has
+        // lapsed (openraft refuses writes until a quorum acknowledges it again) and its in-sync
+        // count is stale. One heartbeat round renews both.
+        replica.wake(Duration::from_millis(config.raft.election_timeout_min_ms)).await;
         if !leader_ack && required > 1 {
-            // A quiesced group's acknowledgements are as old as its quiet spell: ask for fresh
-            // ones (one heartbeat round) before counting them.
-            replica.wake(Duration::from_millis(config.raft.election_timeout_min_ms)).await;
             let max_lag = Duration::from_millis(config.broker_session_timeout_ms);
             let in_sync = replica.in_sync_replicas(max_lag).unwrap_or(0);
             if in_sync < required as usize {
@@ -268,19 +269,29 @@ impl EddyApi {
             .map_err(|_| {
                 BrokerError::OutcomeUnknown("the partition's Raft group stopped before the batch committed".into())
             })?;
-        // From here on the batch may be in the log: losing the leadership now leaves its fate to
-        // the next leader, so the answer is OUTCOME_UNKNOWN, never NOT_LEADER (which promises
-        // that nothing was written).
+        // Once Raft appended the entry, the batch may be in the log: losing the leadership then
+        // leaves its fate to the next leader, so the answer is OUTCOME_UNKNOWN, never NOT_LEADER
+        // (which promises that nothing was written). Only a refusal before the append is
+        // definite.
         let response = match written {
             Ok(response) => response.data,
             Err(e) => {
                 return Err(match e {
-                    ClientWriteError::ForwardToLeader(forward) | ClientWriteError::LogEntryDiscarded(forward) => {
-                        BrokerError::OutcomeUnknown(format!(
-                            "leadership of {}/{} moved (to {:?}) before the batch committed",
-                            request.topic, request.partition, forward.leader_id
-                        ))
-                    }
+                    // Refused before its entry was appended (this replica no longer leads, or its
+                    // lease lapsed): nothing was written, and the batch may be sent again.
+                    ClientWriteError::ForwardToLeader(forward) => match forward.leader_id {
+                        Some(leader) if leader != config.node_id => BrokerError::NotLeader {
+                            topic: request.topic,
+                            partition: request.partition,
+                            leader_id: Some(leader),
+                            leader_address: view.address_of(leader),
+                        },
+                        _ => BrokerError::LeaderNotAvailable { topic: request.topic, partition: request.partition },
+                    },
+                    ClientWriteError::LogEntryDiscarded(forward) => BrokerError::OutcomeUnknown(format!(
+                        "leadership of {}/{} moved (to {:?}) before the batch committed",
+                        request.topic, request.partition, forward.leader_id
+                    )),
                     // The group stopped (or failed): the entry may or may not commit later.
                     other => BrokerError::OutcomeUnknown(format!(
                         "the Raft group of {}/{} failed before the batch committed: {other}",

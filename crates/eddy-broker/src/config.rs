@@ -97,8 +97,8 @@ pub struct BrokerConfig {
     pub leader_balance_interval_ms: u64,
     /// A partition group with no new entry for this long, fully replicated, stops its Raft
     /// ticks (no heartbeats, no election timers) until it is busy again or its leader's broker
-    /// stops answering this broker's pings (see `crate::quiesce`); 0 (the default) never
-    /// quiesces.
+    /// stops answering this broker's pings (see `crate::quiesce`); 0 never quiesces. Default
+    /// 2 s.
     pub quiesce_after_ms: u64,
     /// How often this broker's partition leaderships apply their topics' retention
     /// (`retention.ms`, `retention.bytes`); 0 never does.
@@ -140,10 +140,7 @@ impl Default for BrokerConfig {
             offsets_partitions: eddy_groups::OFFSETS_PARTITIONS_DEFAULT,
             producer_idle_expiry_ms: eddy_partition::PRODUCER_IDLE_EXPIRY_MS_DEFAULT,
             leader_balance_interval_ms: 5_000,
-            // Off by default until a quiet leader that wakes keeps its leadership: with it on,
-            // tests/healing.rs saw leaders step down when their groups woke under load after a
-            // broker died (OUTCOME_UNKNOWN answers). The simulation runs with it on.
-            quiesce_after_ms: 0,
+            quiesce_after_ms: 2_000,
             retention_check_interval_ms: 30_000,
             controller_snapshot_entries: 10_000,
             storage_write_buffer_bytes: 64 << 20,

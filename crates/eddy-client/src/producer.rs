@@ -1,10 +1,13 @@
 //! An idempotent, ordered producer.
 //!
 //! The producer takes its id and epoch from the cluster (InitProducer). Each partition has one
-//! sender task that batches queued records and keeps exactly one batch in flight, retrying it
-//! (same producer id, epoch and sequence) across leader changes until it is acknowledged. The
-//! partition deduplicates a retried batch, so a retry never appends twice, and one batch in
-//! flight keeps each partition's records in send order.
+//! sender task that batches queued records and keeps up to [`ProducerConfig::max_in_flight`]
+//! batches in flight, each with the next sequence numbers, retrying a batch (same producer id,
+//! epoch and sequence) across leader changes until it is acknowledged. The partition
+//! deduplicates a retried batch, so a retry never appends twice, and appends a producer's
+//! batches only in sequence order, so records stay in send order: a batch that arrives ahead of
+//! its predecessor waits for it at the leader, or is refused (OUT_OF_ORDER_SEQUENCE) and sent
+//! again once the batches before it are answered.
 //!
 //! When a batch fails with an unknown outcome (the retry deadline passed), the producer asks for
 //! the next epoch before its next batch: a new epoch starts new sequences, so whether or not the
@@ -41,7 +44,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use eddy_limits::PRODUCER_DEDUP_WINDOW_BATCHES;
 use eddy_proto::{Reason, v1};
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::client::Client;
@@ -70,6 +76,12 @@ pub struct ProducerConfig {
     pub linger: Duration,
     /// Records queued per partition before `send` waits (backpressure).
     pub queue_records_max: usize,
+    /// Most batches in flight per partition (1 to [`PRODUCER_DEDUP_WINDOW_BATCHES`], as Kafka's
+    /// `max.in.flight.requests.per.connection`): a partition remembers that many batches per
+    /// producer, so a retried batch is always recognized. An idempotent producer keeps its
+    /// records in order with any number in flight; one that is not idempotent sends one batch at
+    /// a time.
+    pub max_in_flight: usize,
     /// A stable name for this logical producer (Kafka's `transactional.id`): every instance
     /// started with the name gets the name's producer id at a new epoch, and the older instances
     /// are fenced (their batches fail with PRODUCER_FENCED). `None`: a fresh id of its own.
@@ -85,6 +97,7 @@ impl Default for ProducerConfig {
             batch_bytes_max: 1 << 20,
             linger: Duration::from_millis(0),
             queue_records_max: 10_000,
+            max_in_flight: PRODUCER_DEDUP_WINDOW_BATCHES,
             producer_name: None,
         }
     }
@@ -212,6 +225,12 @@ impl Producer {
         }
         // Deduplication needs the quorum's answer: an ACKS_LEADER producer is not idempotent.
         let config = ProducerConfig { idempotent: config.idempotent && config.acks == Acks::All, ..config };
+        if !(1..=PRODUCER_DEDUP_WINDOW_BATCHES).contains(&config.max_in_flight) {
+            return Err(ClientError::Invalid(format!(
+                "max_in_flight must be 1 to {PRODUCER_DEDUP_WINDOW_BATCHES} (the batches a partition remembers per producer), not {}",
+                config.max_in_flight
+            )));
+        }
         if config.producer_name.is_some() && !config.idempotent {
             return Err(ClientError::Invalid("a named producer must be idempotent, with acks=all".into()));
         }
@@ -311,40 +330,120 @@ struct PartitionSender {
     identity: Option<Arc<Identity>>,
     /// The epoch `next_sequence` counts in.
     epoch: u32,
+    /// The sequence the next batch is sent with.
     next_sequence: u64,
 }
 
-impl PartitionSender {
-    async fn run(mut self, mut queue: mpsc::Receiver<Pending>) {
-        while let Some(first) = queue.recv().await {
-            let mut batch = vec![first];
-            // Counted as the broker counts them, so the batch stays within its limit.
-            let mut bytes = eddy_proto::wire_record_size_bytes(&batch[0].record);
-            let linger_until = tokio::time::Instant::now() + self.config.linger;
-            while batch.len() < self.config.batch_records_max && bytes < self.config.batch_bytes_max {
-                let next = match queue.try_recv() {
-                    Ok(next) => Some(next),
-                    Err(mpsc::error::TryRecvError::Empty) if !self.config.linger.is_zero() => {
-                        tokio::time::timeout_at(linger_until, queue.recv()).await.ok().flatten()
-                    }
-                    Err(_) => None,
-                };
-                match next {
-                    Some(next) => {
-                        bytes += eddy_proto::wire_record_size_bytes(&next.record);
-                        batch.push(next);
-                    }
-                    None => break,
-                }
-            }
-            self.send_batch(batch).await;
+/// A batch on its way: the request (with the identity and sequence it was sent with) and whom to
+/// tell.
+struct Batch {
+    request: v1::ProduceRequest,
+    count: u64,
+    dones: Vec<oneshot::Sender<ClientResult<RecordMetadata>>>,
+}
+
+impl Batch {
+    fn deliver(self, result: ClientResult<v1::ProduceResponse>) {
+        for (i, done) in self.dones.into_iter().enumerate() {
+            let answer = result
+                .as_ref()
+                .map(|r| RecordMetadata { partition: r.partition, offset: r.base_offset + i as u64 })
+                .map_err(Clone::clone);
+            let _ = done.send(answer);
         }
     }
 
-    async fn send_batch(&mut self, batch: Vec<Pending>) {
-        let count = batch.len() as u64;
-        let (records, dones): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.record, p.done)).unzip();
-        let mut request = v1::ProduceRequest {
+    /// The epoch and first sequence it was sent with (idempotent producers only).
+    fn stamp(&self) -> Option<(u32, u64)> {
+        self.request.producer.as_ref().map(|p| (p.epoch, p.first_sequence))
+    }
+}
+
+type Sent = (Batch, ClientResult<v1::ProduceResponse>);
+
+impl PartitionSender {
+    /// Most batches in flight: [`ProducerConfig::max_in_flight`] for an idempotent producer, one
+    /// otherwise (without sequences the partition could not put two of them back in order).
+    fn max_in_flight(&self) -> usize {
+        match self.identity {
+            Some(_) => self.config.max_in_flight,
+            None => 1,
+        }
+    }
+
+    /// Sends batches as records arrive, up to [`Self::max_in_flight`] at once, and answers them
+    /// in send order. A failed batch stops the pipeline: what is in flight is awaited, and the
+    /// batches that need it are sent again one at a time, so their order is kept (see
+    /// [`Self::settle`]).
+    async fn run(mut self, mut queue: mpsc::Receiver<Pending>) {
+        let mut in_flight: FuturesOrdered<futures::future::BoxFuture<'static, Sent>> = FuturesOrdered::new();
+        let mut open = true;
+        loop {
+            tokio::select! {
+                biased;
+                Some((batch, result)) = in_flight.next(), if !in_flight.is_empty() => match result {
+                    Ok(response) => batch.deliver(Ok(response)),
+                    Err(error) => {
+                        let mut sent = vec![(batch, Err(error))];
+                        while let Some(next) = in_flight.next().await {
+                            sent.push(next);
+                        }
+                        self.settle(sent).await;
+                    }
+                },
+                first = queue.recv(), if open && in_flight.len() < self.max_in_flight() => {
+                    let Some(first) = first else {
+                        open = false;
+                        continue;
+                    };
+                    let mut batch = self.fill(first, &mut queue).await;
+                    // A batch of a new epoch must not overtake batches of the old one still in
+                    // flight: arriving first, it would fence them.
+                    if self.epoch_changes().await && !in_flight.is_empty() {
+                        let mut sent = Vec::new();
+                        while let Some(next) = in_flight.next().await {
+                            sent.push(next);
+                        }
+                        self.settle(sent).await;
+                    }
+                    match self.stamp(&mut batch).await {
+                        Ok(()) => {
+                            let client = self.client.clone();
+                            in_flight.push_back(Box::pin(async move {
+                                let result = client.produce(batch.request.clone()).await;
+                                (batch, result)
+                            }));
+                        }
+                        Err(e) => batch.deliver(Err(e)),
+                    }
+                }
+                else => break,
+            }
+        }
+    }
+
+    /// A batch of `first` and whatever else is queued (waiting up to the linger for more).
+    async fn fill(&self, first: Pending, queue: &mut mpsc::Receiver<Pending>) -> Batch {
+        // Counted as the broker counts them, so the batch stays within its limit.
+        let mut bytes = eddy_proto::wire_record_size_bytes(&first.record);
+        let mut records = vec![first.record];
+        let mut dones = vec![first.done];
+        let linger_until = tokio::time::Instant::now() + self.config.linger;
+        while records.len() < self.config.batch_records_max && bytes < self.config.batch_bytes_max {
+            let next = match queue.try_recv() {
+                Ok(next) => Some(next),
+                Err(mpsc::error::TryRecvError::Empty) if !self.config.linger.is_zero() => {
+                    tokio::time::timeout_at(linger_until, queue.recv()).await.ok().flatten()
+                }
+                Err(_) => None,
+            };
+            let Some(next) = next else { break };
+            bytes += eddy_proto::wire_record_size_bytes(&next.record);
+            records.push(next.record);
+            dones.push(next.done);
+        }
+        let count = records.len() as u64;
+        let request = v1::ProduceRequest {
             topic: self.topic.clone(),
             partition: self.partition,
             records,
@@ -355,59 +454,113 @@ impl PartitionSender {
             producer: None,
             timeout_ms: 0,
         };
-        let result = self.send_idempotently(&mut request, count).await;
-        for (i, done) in dones.into_iter().enumerate() {
-            let answer = result
-                .as_ref()
-                .map(|r| RecordMetadata { partition: r.partition, offset: r.base_offset + i as u64 })
-                .map_err(Clone::clone);
-            let _ = done.send(answer);
+        Batch { request, count, dones }
+    }
+
+    /// Whether the next batch goes out in another epoch than the last one.
+    async fn epoch_changes(&self) -> bool {
+        let Some(identity) = &self.identity else { return false };
+        let current = identity.current.lock().await;
+        current.stale || current.epoch != self.epoch
+    }
+
+    /// Gives the batch the producer's identity and the next sequence (taking the next epoch
+    /// first when one is needed).
+    async fn stamp(&mut self, batch: &mut Batch) -> ClientResult<()> {
+        let Some(identity) = self.identity.clone() else { return Ok(()) };
+        let (producer_id, epoch) = identity.current(&self.client).await?;
+        if epoch != self.epoch {
+            self.epoch = epoch;
+            self.next_sequence = 0;
+        }
+        batch.request.producer = Some(v1::ProducerIdentity { producer_id, epoch, first_sequence: self.next_sequence });
+        self.next_sequence += batch.count;
+        Ok(())
+    }
+
+    /// Answers the batches of a stopped pipeline, in send order; the first failed and none is
+    /// in flight any more. Sequences are contiguous, so no batch after one that was not appended
+    /// was appended either: each of those is sent again, one at a time, with the sequence it now
+    /// follows. The failed batch itself is final unless the partition only found it out of order
+    /// (it may have overtaken the batch before it) or forgot the producer: those are sent again
+    /// too, once, as a single batch in flight would be.
+    async fn settle(&mut self, sent: Vec<Sent>) {
+        let mut resend = Vec::new();
+        for (batch, result) in sent {
+            match result {
+                Ok(response) if resend.is_empty() => batch.deliver(Ok(response)),
+                // Cannot follow a batch that was not appended; answered as it came.
+                Ok(response) => batch.deliver(Ok(response)),
+                Err(e) => match e.code() {
+                    Some(Reason::OutOfOrderSequence | Reason::UnknownProducerId) => {
+                        self.rewind(&batch);
+                        resend.push(batch);
+                    }
+                    _ if !resend.is_empty() && e.is_definite() => resend.push(batch),
+                    _ => {
+                        self.after_failure(&batch, &e).await;
+                        batch.deliver(Err(e));
+                    }
+                },
+            }
+        }
+        for batch in resend {
+            let (batch, result) = self.send_alone(batch).await;
+            batch.deliver(result);
         }
     }
 
-    /// Sends one batch with the producer's identity, until it is acknowledged or fails: through
+    /// Sends one batch with nothing else in flight, until it is acknowledged or fails: through
     /// [`Client::produce`]'s one retry loop, which follows the leader. Keeps the sequence and the
     /// epoch right whatever the outcome.
-    async fn send_idempotently(
-        &mut self,
-        request: &mut v1::ProduceRequest,
-        count: u64,
-    ) -> ClientResult<v1::ProduceResponse> {
-        let Some(identity) = self.identity.clone() else {
-            return self.client.produce(request.clone()).await;
-        };
+    async fn send_alone(&mut self, mut batch: Batch) -> Sent {
         // A partition that forgot this producer (UNKNOWN_PRODUCER_ID) takes the batch at
         // sequence 0 of the next epoch: once more, then the error stands.
         for attempt in 0..2 {
-            let (producer_id, epoch) = identity.current(&self.client).await?;
-            if epoch != self.epoch {
-                self.epoch = epoch;
-                self.next_sequence = 0;
+            if let Err(e) = self.stamp(&mut batch).await {
+                return (batch, Err(e));
             }
-            request.producer = Some(v1::ProducerIdentity { producer_id, epoch, first_sequence: self.next_sequence });
-            let result = self.client.produce(request.clone()).await;
-            match &result {
-                Ok(_) => self.next_sequence += count,
-                Err(e) => match e.code() {
-                    Some(Reason::UnknownProducerId) if attempt == 0 => {
-                        // Nothing was appended (a batch that had been would have renewed the
-                        // window): take the next epoch and send it again.
+            let result = self.client.produce(batch.request.clone()).await;
+            if let Err(e) = &result {
+                if e.code() == Some(Reason::UnknownProducerId) && attempt == 0 {
+                    // Nothing was appended (a batch that had been would have renewed the
+                    // window): take the next epoch and send it again.
+                    self.rewind(&batch);
+                    if let (Some(identity), Some((epoch, _))) = (&self.identity, batch.stamp()) {
                         identity.retire(epoch).await;
-                        continue;
                     }
-                    Some(Reason::ProducerFenced) => identity.fence(e).await,
-                    // The partition's window and this sender disagree: start afresh.
-                    Some(Reason::OutOfOrderSequence) => identity.retire(epoch).await,
-                    // Refused before anything was written: the next batch takes its sequence.
-                    _ if e.is_definite() => {}
-                    // Appended or not, nobody knows: a new epoch makes the next batch welcome
-                    // either way.
-                    _ => identity.retire(epoch).await,
-                },
+                    continue;
+                }
+                self.after_failure(&batch, e).await;
             }
-            return result;
+            return (batch, result);
         }
         unreachable!("the second attempt returns")
+    }
+
+    /// Takes back the sequences of a batch that was not appended (and of every later one: none
+    /// of them can have been).
+    fn rewind(&mut self, batch: &Batch) {
+        if let Some((epoch, first_sequence)) = batch.stamp()
+            && epoch == self.epoch
+        {
+            self.next_sequence = self.next_sequence.min(first_sequence);
+        }
+    }
+
+    /// What a final failure of a batch means for the batches after it.
+    async fn after_failure(&mut self, batch: &Batch, e: &ClientError) {
+        let (Some(identity), Some((epoch, _))) = (self.identity.clone(), batch.stamp()) else { return };
+        match e.code() {
+            Some(Reason::ProducerFenced) => identity.fence(e).await,
+            // The partition's window and this sender disagree: start afresh.
+            Some(Reason::OutOfOrderSequence) => identity.retire(epoch).await,
+            // Refused before anything was written: the next batch takes its sequence.
+            _ if e.is_definite() => self.rewind(batch),
+            // Appended or not, nobody knows: a new epoch makes the next batch welcome either
+            // way.
+            _ => identity.retire(epoch).await,
+        }
     }
 }
 

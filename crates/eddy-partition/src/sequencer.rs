@@ -25,7 +25,17 @@
 //! that did not count it, and ACKS_LEADER answered offsets that the stalled batch took later.
 //! [`Proposed`] enforces the rule: it releases its place itself, when its outcome arrives, even
 //! if whoever waited for it gave up.
+//!
+//! The sequencer also keeps an idempotent producer's batches in sequence order. A producer keeps
+//! several batches in flight per partition, and requests on one connection may reach the leader
+//! out of order (each is its own HTTP/2 stream, handled by its own task); the state machine
+//! refuses a batch that does not continue its producer's sequence (OUT_OF_ORDER_SEQUENCE), which
+//! would cost the producer a round of resends. So a batch whose first sequence is past the end of
+//! the last batch this leader submitted for its producer (same epoch) waits, up to
+//! [`REORDER_WAIT`], for the batches before it. The order is only a hint for speed: correctness
+//! rests on the state machine's check, and after the wait the batch is submitted anyway.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,7 +58,15 @@ struct State {
     next: Option<u64>,
     /// Proposals of this generation submitted and not yet applied or dropped.
     in_flight: u64,
+    /// Per idempotent producer, the epoch and the sequence after the last batch submitted in
+    /// this term (see the module's documentation). Cleared with every term, and whenever it
+    /// outgrows [`eddy_limits::PRODUCERS_PER_PARTITION_MAX`].
+    producer_ends: HashMap<u64, (u32, u64)>,
 }
+
+/// How long an idempotent batch that arrives ahead of its producer's earlier batches waits for
+/// them before it is submitted anyway.
+pub const REORDER_WAIT: Duration = Duration::from_millis(500);
 
 /// Per-replica proposal sequencer.
 #[derive(Debug, Default)]
@@ -59,6 +77,19 @@ pub struct Sequencer {
     /// them from anywhere, `Drop` included.
     state: Mutex<State>,
     settled: Notify,
+    /// Notified after every submission (batches waiting for their predecessors look again).
+    submitted: Notify,
+}
+
+/// What a proposal does next.
+enum Step {
+    /// Go, with the offset predicted for it (if asked for and known) and the generation it
+    /// counts in.
+    Submit { predicted: Option<u64>, generation: u64 },
+    /// Its producer's earlier batches have not been submitted yet: wait for them.
+    AwaitPredecessors,
+    /// A prediction was asked for and cannot be made yet: wait for earlier proposals to settle.
+    AwaitSettled,
 }
 
 /// Why a proposal was not submitted.
@@ -114,19 +145,29 @@ impl Sequencer {
     ) -> Result<Proposed, ProposeError> {
         let Proposal { mut command, record_count, idempotent, predict, settle_timeout } = proposal;
         let deadline = tokio::time::Instant::now() + settle_timeout;
+        let producer = match &command {
+            PartitionCommand::Append(batch) => batch.producer,
+            _ => None,
+        };
+        let reorder_deadline = tokio::time::Instant::now() + REORDER_WAIT;
         loop {
             let settled = self.settled.notified();
+            let submitted = self.submitted.notified();
             let submission = self.submission.lock().await;
             let leadership = replica.leadership();
             if !leadership.is_self {
                 return Err(ProposeError::NotLeader);
             }
-            // Some((predicted offset, generation)) once the proposal can go.
-            let ticket = {
+            let step = {
                 let mut state = self.state.lock().expect("sequencer state lock");
                 if state.term != leadership.term {
-                    *state =
-                        State { term: leadership.term, generation: state.generation + 1, next: None, in_flight: 0 };
+                    *state = State {
+                        term: leadership.term,
+                        generation: state.generation + 1,
+                        next: None,
+                        in_flight: 0,
+                        producer_ends: HashMap::new(),
+                    };
                 }
                 // With nothing of ours in flight, the next offset is the high watermark, once every
                 // entry in the log is applied: entries of this term from before a restart of this
@@ -135,8 +176,16 @@ impl Sequencer {
                 if state.in_flight == 0 && leadership.ready && leadership.log_applied {
                     state.next = Some(replica.view.borrow().high_watermark);
                 }
-                if predict && state.next.is_none() {
-                    None
+                let ahead = producer.is_some_and(|p| {
+                    state
+                        .producer_ends
+                        .get(&p.producer_id)
+                        .is_some_and(|&(epoch, end)| epoch == p.epoch && p.first_sequence > end)
+                });
+                if ahead && tokio::time::Instant::now() < reorder_deadline {
+                    Step::AwaitPredecessors
+                } else if predict && state.next.is_none() {
+                    Step::AwaitSettled
                 } else {
                     let predicted = match (idempotent, state.next) {
                         (false, Some(next)) => {
@@ -150,6 +199,17 @@ impl Sequencer {
                     };
                     // Counted before it is submitted: from here on the entry may commit.
                     state.in_flight += 1;
+                    if let Some(p) = producer {
+                        if state.producer_ends.len() >= eddy_limits::PRODUCERS_PER_PARTITION_MAX {
+                            state.producer_ends.clear();
+                        }
+                        let end = p.first_sequence + record_count;
+                        let slot = state.producer_ends.entry(p.producer_id).or_insert((p.epoch, end));
+                        *slot = match *slot {
+                            (epoch, known) if epoch == p.epoch => (epoch, known.max(end)),
+                            _ => (p.epoch, end),
+                        };
+                    }
                     tracing::debug!(
                         group = replica.group,
                         term = state.term,
@@ -162,15 +222,23 @@ impl Sequencer {
                         ready = leadership.ready,
                         "proposal counted"
                     );
-                    Some((predicted, state.generation))
+                    Step::Submit { predicted, generation: state.generation }
                 }
             };
-            let Some((predicted, generation)) = ticket else {
-                drop(submission);
-                if tokio::time::timeout_at(deadline, settled).await.is_err() {
-                    return Err(ProposeError::Unsettled);
+            let (predicted, generation) = match step {
+                Step::Submit { predicted, generation } => (predicted, generation),
+                Step::AwaitPredecessors => {
+                    drop(submission);
+                    let _ = tokio::time::timeout_at(reorder_deadline, submitted).await;
+                    continue;
                 }
-                continue;
+                Step::AwaitSettled => {
+                    drop(submission);
+                    if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                        return Err(ProposeError::Unsettled);
+                    }
+                    continue;
+                }
             };
             if predict {
                 // The batch is appended at the predicted offset or not at all.
@@ -189,6 +257,7 @@ impl Sequencer {
             }
             unsent.armed = false;
             drop(submission);
+            self.submitted.notify_waiters();
             return Ok(Proposed {
                 predicted: if predict { predicted } else { None },
                 completion: Some(completion),

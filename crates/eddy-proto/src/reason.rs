@@ -158,8 +158,9 @@ impl Reason {
                 Some(Unavailable),
                 true,
                 true,
-                "the partition's leader has not yet applied an entry of its term (it was just elected), or \
-                 earlier ACKS_LEADER proposals did not settle in time; retry shortly",
+                "the partition's leader has not yet applied an entry of its term (it was just elected), its \
+                 leader lease lapsed (no quorum acknowledged it lately), or earlier ACKS_LEADER proposals did \
+                 not settle in time; retry shortly",
                 "",
             ),
             Reason::UnknownTopic => row(
