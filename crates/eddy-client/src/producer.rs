@@ -334,6 +334,32 @@ struct PartitionSender {
     next_sequence: u64,
 }
 
+/// Records taken from the queue for the next batch.
+struct Staged {
+    records: Vec<v1::Record>,
+    dones: Vec<oneshot::Sender<ClientResult<RecordMetadata>>>,
+    /// Counted as the broker counts them, so the batch stays within its limit.
+    bytes: usize,
+    /// When its first record was taken.
+    since: tokio::time::Instant,
+}
+
+impl Staged {
+    fn new() -> Staged {
+        Staged { records: Vec::new(), dones: Vec::new(), bytes: 0, since: tokio::time::Instant::now() }
+    }
+
+    fn push(&mut self, pending: Pending) {
+        self.bytes += eddy_proto::wire_record_size_bytes(&pending.record);
+        self.records.push(pending.record);
+        self.dones.push(pending.done);
+    }
+
+    fn is_full(&self, config: &ProducerConfig) -> bool {
+        self.records.len() >= config.batch_records_max || self.bytes >= config.batch_bytes_max
+    }
+}
+
 /// A batch on its way: the request (with the identity and sequence it was sent with) and whom to
 /// tell.
 struct Batch {
@@ -371,14 +397,47 @@ impl PartitionSender {
         }
     }
 
-    /// Sends batches as records arrive, up to [`Self::max_in_flight`] at once, and answers them
-    /// in send order. A failed batch stops the pipeline: what is in flight is awaited, and the
-    /// batches that need it are sent again one at a time, so their order is kept (see
-    /// [`Self::settle`]).
+    /// Sends batches as records arrive and answers them in send order. With nothing in flight, a
+    /// batch goes as soon as it has records (after the linger); while batches are in flight,
+    /// the next goes early only once it is full (up to [`Self::max_in_flight`] at once), and
+    /// otherwise keeps filling until an answer comes: a producer limited by its own window keeps
+    /// sending few large batches, one that outruns a round trip streams full ones. A failed batch
+    /// stops the pipeline: what is in flight is awaited, and the batches that need it are sent
+    /// again one at a time, so their order is kept (see [`Self::settle`]).
     async fn run(mut self, mut queue: mpsc::Receiver<Pending>) {
         let mut in_flight: FuturesOrdered<futures::future::BoxFuture<'static, Sent>> = FuturesOrdered::new();
+        let mut staged: Option<Staged> = None;
         let mut open = true;
         loop {
+            if let Some(batch) = staged.take_if(|s| {
+                let full = s.is_full(&self.config);
+                let lingered = !open || full || tokio::time::Instant::now() >= s.since + self.config.linger;
+                (in_flight.is_empty() && lingered) || (full && in_flight.len() < self.max_in_flight())
+            }) {
+                let mut batch = self.batch_of(batch);
+                // A batch of a new epoch must not overtake batches of the old one still in
+                // flight: arriving first, it would fence them.
+                if self.epoch_changes().await && !in_flight.is_empty() {
+                    let mut sent = Vec::new();
+                    while let Some(next) = in_flight.next().await {
+                        sent.push(next);
+                    }
+                    self.settle(sent).await;
+                }
+                match self.stamp(&mut batch).await {
+                    Ok(()) => {
+                        let client = self.client.clone();
+                        in_flight.push_back(Box::pin(async move {
+                            let result = client.produce(batch.request.clone()).await;
+                            (batch, result)
+                        }));
+                    }
+                    Err(e) => batch.deliver(Err(e)),
+                }
+                continue;
+            }
+            let full = staged.as_ref().is_some_and(|s| s.is_full(&self.config));
+            let linger_until = staged.as_ref().filter(|_| in_flight.is_empty()).map(|s| s.since + self.config.linger);
             tokio::select! {
                 biased;
                 Some((batch, result)) = in_flight.next(), if !in_flight.is_empty() => match result {
@@ -391,62 +450,32 @@ impl PartitionSender {
                         self.settle(sent).await;
                     }
                 },
-                first = queue.recv(), if open && in_flight.len() < self.max_in_flight() => {
-                    let Some(first) = first else {
-                        open = false;
-                        continue;
-                    };
-                    let mut batch = self.fill(first, &mut queue).await;
-                    // A batch of a new epoch must not overtake batches of the old one still in
-                    // flight: arriving first, it would fence them.
-                    if self.epoch_changes().await && !in_flight.is_empty() {
-                        let mut sent = Vec::new();
-                        while let Some(next) = in_flight.next().await {
-                            sent.push(next);
+                next = queue.recv(), if open && !full => match next {
+                    Some(next) => {
+                        let batch = staged.get_or_insert_with(Staged::new);
+                        batch.push(next);
+                        // Take whatever else is queued at once, up to a full batch.
+                        while !batch.is_full(&self.config) {
+                            let Ok(next) = queue.try_recv() else { break };
+                            batch.push(next);
                         }
-                        self.settle(sent).await;
                     }
-                    match self.stamp(&mut batch).await {
-                        Ok(()) => {
-                            let client = self.client.clone();
-                            in_flight.push_back(Box::pin(async move {
-                                let result = client.produce(batch.request.clone()).await;
-                                (batch, result)
-                            }));
-                        }
-                        Err(e) => batch.deliver(Err(e)),
-                    }
-                }
+                    None => open = false,
+                },
+                () = tokio::time::sleep_until(linger_until.unwrap_or_else(tokio::time::Instant::now)),
+                    if linger_until.is_some() => {}
                 else => break,
             }
         }
     }
 
-    /// A batch of `first` and whatever else is queued (waiting up to the linger for more).
-    async fn fill(&self, first: Pending, queue: &mut mpsc::Receiver<Pending>) -> Batch {
-        // Counted as the broker counts them, so the batch stays within its limit.
-        let mut bytes = eddy_proto::wire_record_size_bytes(&first.record);
-        let mut records = vec![first.record];
-        let mut dones = vec![first.done];
-        let linger_until = tokio::time::Instant::now() + self.config.linger;
-        while records.len() < self.config.batch_records_max && bytes < self.config.batch_bytes_max {
-            let next = match queue.try_recv() {
-                Ok(next) => Some(next),
-                Err(mpsc::error::TryRecvError::Empty) if !self.config.linger.is_zero() => {
-                    tokio::time::timeout_at(linger_until, queue.recv()).await.ok().flatten()
-                }
-                Err(_) => None,
-            };
-            let Some(next) = next else { break };
-            bytes += eddy_proto::wire_record_size_bytes(&next.record);
-            records.push(next.record);
-            dones.push(next.done);
-        }
-        let count = records.len() as u64;
+    /// The request for a batch of records.
+    fn batch_of(&self, staged: Staged) -> Batch {
+        let count = staged.records.len() as u64;
         let request = v1::ProduceRequest {
             topic: self.topic.clone(),
             partition: self.partition,
-            records,
+            records: staged.records,
             acks: match self.config.acks {
                 Acks::All => v1::Acks::All,
                 Acks::Leader => v1::Acks::Leader,
@@ -454,7 +483,7 @@ impl PartitionSender {
             producer: None,
             timeout_ms: 0,
         };
-        Batch { request, count, dones }
+        Batch { request, count, dones: staged.dones }
     }
 
     /// Whether the next batch goes out in another epoch than the last one.

@@ -23,6 +23,7 @@ pub mod replica;
 pub mod sequencer;
 pub mod state_machine;
 pub mod store;
+mod stored;
 
 pub use dedup::PRODUCER_IDLE_EXPIRY_MS_DEFAULT;
 pub use reader::{PartitionReader, ReadLimits, Retention, open_partition};

@@ -1,15 +1,16 @@
-//! Reads a partition's records by offset and by time, from its index and the Raft log.
+//! Reads a partition's records by offset and by time, from its index and the Raft log (each
+//! entry's stored bytes walked, not decoded whole: [`crate::stored`]).
 
 use std::sync::Arc;
 
 use eddy_storage::{KvStore, LogStore, StorageError, StorageResult};
-use openraft::EntryPayload;
 use tokio::sync::watch;
 
 use crate::PartitionTypes;
-use crate::records::{PartitionCommand, Record};
+use crate::records::Record;
 use crate::state_machine::{PartitionStateMachine, PartitionView};
 use crate::store::{IndexEntry, PartitionStore};
+use crate::stored::StoredBatch;
 
 /// Reads a partition's records by offset, from the index and the Raft log.
 #[derive(Clone, Debug)]
@@ -56,62 +57,60 @@ impl PartitionReader {
             if base >= high_watermark {
                 return Ok(false);
             }
-            let Some(records) = self.batch_or_trimmed(base, entry)? else {
+            let Some(batch) = self.batch_or_trimmed(base, entry)? else {
                 return Ok(false);
             };
-            for (i, record) in records.into_iter().enumerate() {
+            // Records before `offset` cost only their length prefixes (see `crate::stored`).
+            let mut more = true;
+            batch.visit(&mut |i, record| {
                 let at = base + i as u64;
                 if at < offset {
-                    continue;
+                    return Ok(true);
                 }
                 if at >= high_watermark || out.len() >= limits.max_records {
+                    more = false;
                     return Ok(false);
                 }
                 let size = record.size_bytes();
                 if !out.is_empty() && bytes + size > limits.max_bytes {
+                    more = false;
                     return Ok(false);
                 }
                 bytes += size;
-                out.push((at, record));
-            }
-            Ok(true)
+                out.push((at, record.to_record()));
+                Ok(true)
+            })?;
+            Ok(more)
         })?;
         Ok(out)
     }
 
     /// The batch at `base`, or `None` when retention removed it since its index entry was read.
-    fn batch_or_trimmed(&self, base: u64, entry: IndexEntry) -> StorageResult<Option<Vec<Record>>> {
+    fn batch_or_trimmed(&self, base: u64, entry: IndexEntry) -> StorageResult<Option<StoredBatch>> {
         match self.batch_at(entry) {
             Err(_) if base < self.view.borrow().log_start_offset => Ok(None),
             other => other.map(Some),
         }
     }
 
-    fn batch_at(&self, entry: IndexEntry) -> StorageResult<Vec<Record>> {
-        let Some(raft_entry) = self.log.entry(entry.raft_index)? else {
+    fn batch_at(&self, entry: IndexEntry) -> StorageResult<StoredBatch> {
+        let Some(raw) = self.log.entry_bytes(entry.raft_index)? else {
             return Err(StorageError::Corrupt(format!(
                 "offset index points at missing raft entry {}",
                 entry.raft_index
             )));
         };
-        match raft_entry.payload {
-            EntryPayload::Normal(PartitionCommand::Append(batch)) => {
-                // Both come from disk: a disagreement is corrupt data, not a broken invariant.
-                if batch.records.len() != entry.record_count as usize {
-                    return Err(StorageError::Corrupt(format!(
-                        "raft entry {} holds {} records where the offset index says {}",
-                        entry.raft_index,
-                        batch.records.len(),
-                        entry.record_count
-                    )));
-                }
-                Ok(batch.records)
-            }
-            other => Err(StorageError::Corrupt(format!(
-                "offset index points at a non-data raft entry {}: {other:?}",
-                entry.raft_index
-            ))),
+        let batch = StoredBatch::open(raw, entry.raft_index)?;
+        // Both come from disk: a disagreement is corrupt data, not a broken invariant.
+        if batch.len() != entry.record_count as usize {
+            return Err(StorageError::Corrupt(format!(
+                "raft entry {} holds {} records where the offset index says {}",
+                entry.raft_index,
+                batch.len(),
+                entry.record_count
+            )));
         }
+        Ok(batch)
     }
 
     /// The first offset whose record's timestamp is >= `timestamp_ms`; `high_watermark` when
@@ -136,10 +135,17 @@ impl PartitionReader {
             if base >= high_watermark {
                 return Ok(false);
             }
-            let Some(records) = self.batch_or_trimmed(base, entry)? else {
+            let Some(batch) = self.batch_or_trimmed(base, entry)? else {
                 return Ok(true);
             };
-            match records.iter().position(|r| r.timestamp_ms >= timestamp_ms) {
+            let mut found = None;
+            batch.visit(&mut |i, record| {
+                if record.timestamp_ms() >= timestamp_ms {
+                    found = Some(i);
+                }
+                Ok(found.is_none())
+            })?;
+            match found {
                 Some(i) => {
                     answer = base + i as u64;
                     Ok(false)

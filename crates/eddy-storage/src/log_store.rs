@@ -162,6 +162,12 @@ where
         }
     }
 
+    /// The stored encoding of the entry at `index` ([`crate::codec`]), for a reader that decodes
+    /// only the part it needs.
+    pub fn entry_bytes(&self, index: u64) -> StorageResult<Option<bytes::Bytes>> {
+        Ok(self.kv.get(Cf::Log, &keys::group_u64(self.group, index))?.map(bytes::Bytes::from))
+    }
+
     /// Entries `[start, end)`, stopping before the one that would take the encoded total past
     /// `bytes_max` (the first entry is returned whatever its size).
     fn entries(&self, start: u64, end: u64, bytes_max: usize) -> StorageResult<Vec<C::Entry>> {
