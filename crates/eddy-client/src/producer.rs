@@ -517,8 +517,7 @@ impl PartitionSender {
         let mut resend = Vec::new();
         for (batch, result) in sent {
             match result {
-                Ok(response) if resend.is_empty() => batch.deliver(Ok(response)),
-                // Cannot follow a batch that was not appended; answered as it came.
+                // (Only before any batch that was not appended: none after one can be.)
                 Ok(response) => batch.deliver(Ok(response)),
                 Err(e) => match e.code() {
                     Some(Reason::OutOfOrderSequence | Reason::UnknownProducerId) => {
