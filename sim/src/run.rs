@@ -16,9 +16,9 @@ use crate::net::{PORT, SimConnector, incoming};
 use crate::storage::SimDisk;
 use crate::workload::{self, MemberLife, Plan};
 
-/// The controller snapshots its metadata every this many entries (the default is 10,000).
 /// How long a partition group stays settled before it quiesces in the simulation.
 const SIM_QUIESCE_AFTER_MS: u64 = 2_000;
+/// The controller snapshots its metadata every this many entries (the default is 10,000).
 const CONTROLLER_SNAPSHOT_ENTRIES: u64 = 4;
 /// A broker silent this long is fenced (the default is 10 s).
 const BROKER_SESSION_TIMEOUT_MS: u64 = 6_000;
@@ -362,7 +362,7 @@ pub fn run(options: &Options) -> Report {
             broker_session_timeout_ms: BROKER_SESSION_TIMEOUT_MS,
             replica_replacement_delay_ms: REPLICA_REPLACEMENT_DELAY_MS,
             retention_check_interval_ms: RETENTION_CHECK_INTERVAL_MS,
-            // Quiescing runs in every seed (it is off by default in production for now);
+            // Quiescing runs in every seed, as in production (2 s, the default);
             // EDDY_SIM_QUIESCE_AFTER_MS overrides it (0: groups never quiesce), to tell whether a
             // failure depends on it.
             quiesce_after_ms: std::env::var("EDDY_SIM_QUIESCE_AFTER_MS")

@@ -54,6 +54,14 @@ impl RaftTiming {
             purge_batch_size: 1,
             install_snapshot_timeout: 10_000,
             enable_pre_vote: Some(true),
+            // A partition replica whose broker lost its disk comes back with an empty log. Its
+            // leader then hears a conflict below what that follower had matched; openraft's
+            // default treats that as a bug and panics the leader's Raft core, taking the
+            // partition's leader down with it (tests/retention.rs hit it when the wiped
+            // replica returned before the leader had purged past its old position). Allowed,
+            // the leader starts that follower's replication over (entries or a snapshot). The
+            // controller group keeps the default: its voters are configured, not replaced.
+            allow_log_reversion: Some(matches!(compaction, Compaction::Retention)),
             ..Default::default()
         };
         Ok(Arc::new(config.validate()?))
