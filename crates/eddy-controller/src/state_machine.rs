@@ -127,6 +127,11 @@ impl RaftStateMachine<ControllerTypes> for ControllerStateMachine {
         let metadata: ClusterMetadata = decode(&bytes, "controller snapshot").map_err(|e| e.into_io())?;
         self.current = Persisted { applied: meta.last_log_id, membership: meta.last_membership.clone(), metadata };
         self.persist()?;
+        // Durable before openraft answers the leader: the leader counts this follower as holding
+        // everything up to the snapshot from then on, and a crash that lost the install would
+        // revert the follower's log below what it was counted for (simulation seed 1288 in a
+        // debug build: openraft's assertion that a follower's log never reverts).
+        eddy_storage::kv::sync(&*self.kv).await.map_err(|e| e.into_io())?;
         self.published.send_replace(Arc::new(self.current.metadata.clone()));
         self.snapshot.set(meta.clone(), bytes);
         Ok(())

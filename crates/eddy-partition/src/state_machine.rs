@@ -347,6 +347,9 @@ impl RaftStateMachine<PartitionTypes> for PartitionStateMachine {
         self.store.stage_state(&mut batch, &self.current);
         self.store.stage_snapshot(&mut batch, &encode(&(meta, &bytes)));
         self.store.kv().write(batch).map_err(|e| e.into_io())?;
+        // Durable before openraft answers the leader, which counts this replica as holding
+        // everything up to the snapshot from then on (see the controller's install_snapshot).
+        eddy_storage::kv::sync(&**self.store.kv()).await.map_err(|e| e.into_io())?;
         self.snapshot.set(meta.clone(), bytes);
         self.built = meta.last_log_id;
         self.checkpoints.clear();
