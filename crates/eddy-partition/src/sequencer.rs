@@ -203,7 +203,7 @@ impl Sequencer {
                         if state.producer_ends.len() >= eddy_limits::PRODUCERS_PER_PARTITION_MAX {
                             state.producer_ends.clear();
                         }
-                        let end = p.first_sequence + record_count;
+                        let end = p.first_sequence.saturating_add(record_count);
                         let slot = state.producer_ends.entry(p.producer_id).or_insert((p.epoch, end));
                         *slot = match *slot {
                             (epoch, known) if epoch == p.epoch => (epoch, known.max(end)),
