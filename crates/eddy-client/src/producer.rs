@@ -596,6 +596,22 @@ impl PartitionSender {
 mod tests {
     use super::*;
 
+    /// More batches in flight than a partition remembers per producer would let a retried batch
+    /// go unrecognized: refused when the producer is made, with the bound in the message.
+    #[tokio::test]
+    async fn max_in_flight_beyond_the_dedup_window_is_refused() {
+        let node = eddy_broker::InMemoryNode::start().await.expect("node");
+        let client = Arc::new(Client::new(vec![node.address.clone()], crate::ClientConfig::default()).unwrap());
+        client.create_topic("bounded", 1, 1).await.expect("topic");
+        for max_in_flight in [0, PRODUCER_DEDUP_WINDOW_BATCHES + 1] {
+            let config = ProducerConfig { max_in_flight, ..ProducerConfig::default() };
+            let error = Producer::new(client.clone(), "bounded", config).await.expect_err("out of range");
+            assert!(matches!(&error, ClientError::Invalid(m) if m.contains("max_in_flight")), "{error}");
+        }
+        let config = ProducerConfig { max_in_flight: PRODUCER_DEDUP_WINDOW_BATCHES, ..ProducerConfig::default() };
+        Producer::new(client, "bounded", config).await.expect("the largest allowed");
+    }
+
     #[test]
     fn key_partitioning_is_stable() {
         // Pinned values: changing the hash would move every keyed record to another partition.
