@@ -204,7 +204,8 @@ impl Replica {
     /// counts are then fresh, not as old as the quiet spell.
     pub async fn wake(&self, timeout: Duration) {
         use openraft::type_config::TypeConfigExt;
-        if !self.set_ticking(true) {
+        // Every produce passes here: a group already ticking costs one load, no write.
+        if self.is_ticking() || !self.set_ticking(true) {
             return;
         }
         let since = crate::PartitionTypes::now();
