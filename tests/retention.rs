@@ -227,13 +227,16 @@ fn disk_usage_stops_growing_under_a_steady_produce_with_retention() {
     let mib = |b: u64| b / (1 << 20);
     let shown: Vec<u64> = sizes.iter().map(|b| mib(*b)).collect();
     eprintln!("data directory after each 30 MiB (MiB): {shown:?}");
-    let first_half = *sizes[..5].iter().max().unwrap();
-    let second_half = *sizes[5..].iter().max().unwrap();
+    // What may stay on disk besides the 4 MB retained: up to 16 MiB of write-ahead log, flushed
+    // files whose entries are already purged until compaction drops them, and blob files until
+    // no flushed file refers to them any more. That stays well under 80 MiB (24-50 MiB seen),
+    // while a data directory that kept even a fifth of what was produced would pass it by the
+    // end, and one that kept everything would by the third round.
+    let bound = 80 << 20;
     assert!(
-        second_half <= first_half + (8 << 20),
-        "the data directory kept growing: {shown:?} MiB after each 30 MiB produced"
+        sizes.iter().all(|size| *size < bound),
+        "300 MiB produced in rounds of 30, 4 MB retained, yet the data directory grew past 80 MiB: {shown:?} MiB after each round"
     );
-    assert!(*sizes.last().unwrap() < 120 << 20, "300 MiB produced, 4 MB retained, {shown:?} MiB on disk");
     let (start, end) = log_start_and_end(&runtime, &client);
     assert!(start > 0 && end - start < 1_000, "retention kept [{start}, {end})");
 }
