@@ -1,0 +1,66 @@
+//! Avro: apache-avro parses, resolves and decodes; its schema-resolution checker decides
+//! compatibility, as the Avro specification's resolution rules (which Confluent follows).
+
+use apache_avro::Schema;
+use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
+
+use super::{Source, canonical_json};
+
+#[derive(Debug)]
+pub(super) struct AvroSchema {
+    schema: Schema,
+    /// The named types of the referenced schemas.
+    named: Vec<Schema>,
+}
+
+impl AvroSchema {
+    pub(super) fn parse(source: &Source) -> Result<AvroSchema, String> {
+        let dependencies: Vec<&str> = source.dependencies().iter().map(|d| d.source.schema.as_str()).collect();
+        if dependencies.is_empty() {
+            let schema = Schema::parse_str(&source.schema).map_err(|e| e.to_string())?;
+            return Ok(AvroSchema { schema, named: Vec::new() });
+        }
+        let (schema, named) = Schema::parse_str_with_list(&source.schema, dependencies).map_err(|e| e.to_string())?;
+        Ok(AvroSchema { schema, named })
+    }
+
+    /// The parsed schema written back as JSON with sorted keys: documentation, defaults, aliases
+    /// and logical types count (they change what a reader does); whitespace and order do not.
+    pub(super) fn canonical(&self) -> String {
+        canonical_json(&self.as_json())
+    }
+
+    pub(super) fn as_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.schema).expect("an Avro schema serializes to JSON")
+    }
+
+    pub(super) fn read_problems(&self, writer: &AvroSchema) -> Vec<String> {
+        match SchemaCompatibility::can_read(&writer.schema, &self.schema) {
+            Ok(Compatibility::Full) => Vec::new(),
+            // The reader can resolve only some of the writer's values: an enum symbol it lacks
+            // (and has no default for) or a union branch it has no match for.
+            Ok(Compatibility::Partial) => {
+                vec![
+                    "the reader resolves only some of the writer's values (an enum symbol or union branch is missing)"
+                        .into(),
+                ]
+            }
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    pub(super) fn validate(&self, payload: &[u8]) -> Result<(), String> {
+        // Referenced types first: resolving a schema needs the names it refers to known.
+        let schemata: Vec<&Schema> = self.named.iter().chain(std::iter::once(&self.schema)).collect();
+        let reader = apache_avro::reader::datum::GenericDatumReader::builder(&self.schema)
+            .writer_schemata(schemata)
+            .and_then(|b| b.build())
+            .map_err(|e| format!("the schema cannot decode: {e}"))?;
+        let mut rest = payload;
+        reader.read_value(&mut rest).map_err(|e| format!("not an Avro value of the schema: {e}"))?;
+        if !rest.is_empty() {
+            return Err(format!("{} bytes after the Avro value", rest.len()));
+        }
+        Ok(())
+    }
+}
