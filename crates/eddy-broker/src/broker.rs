@@ -231,6 +231,7 @@ async fn start_controller(
     seed: u64,
 ) -> Result<Controller, StartError> {
     let (sm, metadata) = ControllerStateMachine::open(kv.clone())?;
+    let registry = sm.registry();
     let log = LogStore::<ControllerTypes>::new(kv, CONTROLLER_GROUP);
     let raft_config = config.raft.openraft_config(
         "eddy-controller",
@@ -258,7 +259,7 @@ async fn start_controller(
         replica_replacement_delay_ms: config.replica_replacement_delay_ms,
         concurrent_moves_max: config.partition_moves_max as usize,
     };
-    Ok(Controller::new(raft, metadata, controller_config))
+    Ok(Controller::new(raft, metadata, registry, controller_config))
 }
 
 /// How often the controller leader looks for brokers to fence and partitions to move.

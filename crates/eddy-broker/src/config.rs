@@ -59,6 +59,8 @@ pub struct BrokerConfig {
     pub controller_voters: Vec<ControllerVoter>,
     /// Prometheus `/metrics` address; none disables it.
     pub metrics_listen: Option<SocketAddr>,
+    /// Address of the broker's HTTP listener (the schema registry's REST API); none disables it.
+    pub http_listen: Option<SocketAddr>,
     /// Largest record accepted (key + value + headers), in bytes.
     pub record_size_max_bytes: u32,
     /// Largest produce batch accepted, in bytes (each record counted with its overhead, see
@@ -124,6 +126,7 @@ impl Default for BrokerConfig {
             advertise: None,
             controller_voters: Vec::new(),
             metrics_listen: None,
+            http_listen: None,
             record_size_max_bytes: 1 << 20,
             batch_size_max_bytes: 16 << 20,
             batch_records_max: 65_536,

@@ -23,6 +23,7 @@ pub mod producers;
 pub mod quiesce;
 mod reassign;
 mod reconcile;
+pub mod registry;
 pub mod replicas;
 mod retention;
 pub mod server;

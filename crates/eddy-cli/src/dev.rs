@@ -28,6 +28,9 @@ pub struct DevArgs {
     /// Node N serves /metrics on 127.0.0.1:(metrics-base-port + N - 1).
     #[arg(long, default_value_t = 9644)]
     metrics_base_port: u16,
+    /// Node N serves HTTP (the schema registry's API) on 127.0.0.1:(http-base-port + N - 1).
+    #[arg(long, default_value_t = 8081)]
+    http_base_port: u16,
     /// Log level of the nodes.
     #[arg(long, default_value = "info,openraft=warn")]
     log_level: String,
@@ -44,6 +47,7 @@ struct Node {
     id: u16,
     address: String,
     metrics: String,
+    http: String,
     log: PathBuf,
     child: Child,
 }
@@ -57,6 +61,7 @@ fn spawn_node(exe: &Path, args: &DevArgs, id: u16, voters: &str) -> Result<Node,
     std::fs::create_dir_all(&dir)?;
     let address = format!("127.0.0.1:{}", port(args.base_port, id, "--base-port")?);
     let metrics = format!("127.0.0.1:{}", port(args.metrics_base_port, id, "--metrics-base-port")?);
+    let http = format!("127.0.0.1:{}", port(args.http_base_port, id, "--http-base-port")?);
     let log = dir.join("eddy.log");
     let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
     let child = Command::new(exe)
@@ -71,6 +76,8 @@ fn spawn_node(exe: &Path, args: &DevArgs, id: u16, voters: &str) -> Result<Node,
             voters,
             "--metrics-listen",
             &metrics,
+            "--http-listen",
+            &http,
             "--log-level",
             &args.log_level,
         ])
@@ -80,7 +87,7 @@ fn spawn_node(exe: &Path, args: &DevArgs, id: u16, voters: &str) -> Result<Node,
         .stderr(log_file)
         .spawn()
         .map_err(|e| CliError::Failed(format!("cannot start node {id}: {e}")))?;
-    Ok(Node { id, address, metrics, log, child })
+    Ok(Node { id, address, metrics, http, log, child })
 }
 
 fn log_tail(path: &Path) -> String {
@@ -162,24 +169,28 @@ pub async fn run(args: &DevArgs, format: Format) -> Result<(), CliError> {
     match format {
         Format::Json => json_line(&json!({
             "brokers": brokers,
+            "schema_registry": format!("http://{}", nodes[0].http),
             "nodes": nodes.iter().map(|n| json!({
                 "id": n.id, "address": n.address, "metrics": format!("http://{}/metrics", n.metrics),
+                "http": format!("http://{}", n.http),
                 "log": n.log.display().to_string(), "controller_voter": n.id <= voters,
             })).collect::<Vec<_>>(),
         })),
         Format::Table => {
             println!("Eddy dev cluster is up: {} nodes, data under {}", nodes.len(), args.data_dir.display());
-            let mut out = table(&["NODE", "ADDRESS", "METRICS", "LOG"]);
+            let mut out = table(&["NODE", "ADDRESS", "HTTP (SCHEMA REGISTRY)", "METRICS", "LOG"]);
             for n in &nodes {
                 out.add_row(vec![
                     n.id.to_string(),
                     n.address.clone(),
+                    format!("http://{}", n.http),
                     format!("http://{}/metrics", n.metrics),
                     n.log.display().to_string(),
                 ]);
             }
             println!("{out}");
             println!("export EDDY_BROKERS={brokers}");
+            println!("export EDDY_SCHEMA_REGISTRY=http://{}", nodes[0].http);
             println!("Press Ctrl-C to stop the cluster.");
         }
     }

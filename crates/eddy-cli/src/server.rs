@@ -38,6 +38,10 @@ pub struct ServerArgs {
     /// Address for Prometheus /metrics (HOST:PORT).
     #[arg(long, env = "EDDY_METRICS_LISTEN")]
     metrics_listen: Option<String>,
+    /// Address of the HTTP listener (HOST:PORT): the schema registry's REST API, compatible with
+    /// the Confluent Schema Registry's.
+    #[arg(long, env = "EDDY_HTTP_LISTEN")]
+    http_listen: Option<String>,
     /// This broker's rack (failure domain): a partition's replicas go to different racks.
     #[arg(long, env = "EDDY_RACK")]
     rack: Option<String>,
@@ -72,6 +76,7 @@ const FLAG_ENV: &[&str] = &[
     "advertise",
     "controller_voters",
     "metrics_listen",
+    "http_listen",
     "rack",
     "broker_session_timeout_ms",
     "replica_replacement_delay_ms",
@@ -123,6 +128,9 @@ pub fn load_config(args: &ServerArgs) -> Result<BrokerConfig, CliError> {
     }
     if let Some(metrics) = &args.metrics_listen {
         flags.insert("metrics_listen".into(), socket_address("metrics_listen", metrics)?.to_string().into());
+    }
+    if let Some(http) = &args.http_listen {
+        flags.insert("http_listen".into(), socket_address("http_listen", http)?.to_string().into());
     }
     if let Some(rack) = &args.rack {
         flags.insert("rack".into(), rack.clone().into());
@@ -193,6 +201,14 @@ pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| CliError::Failed(format!("cannot listen on {}: {e}", config.listen)))?;
+    let http_listener = match config.http_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| CliError::Failed(format!("cannot listen for HTTP on {address}: {e}")))?,
+        ),
+        None => None,
+    };
     if let Some(address) = config.metrics_listen {
         install_metrics(address)?;
     }
@@ -206,13 +222,33 @@ pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
         .await
         .map_err(|e| CliError::Failed(format!("cannot start the broker: {e}")))?;
     let routes = broker.routes().await.map_err(|e| CliError::Failed(e.to_string()))?;
-    tracing::info!(listen = %config.listen, metrics = ?config.metrics_listen, "serving");
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+    let http = match http_listener {
+        Some(listener) => {
+            let mut stop = stop.clone();
+            let router = eddy_http::router(broker.clone());
+            let shutdown = async move {
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            };
+            Some(tokio::spawn(eddy_http::serve(listener, router, shutdown)))
+        }
+        None => None,
+    };
+    tracing::info!(listen = %config.listen, metrics = ?config.metrics_listen, http = ?config.http_listen, "serving");
     let incoming = eddy_broker::server::nodelay_incoming(listener);
     let served = eddy_broker::server_builder()
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown_signal())
         .await;
     tracing::info!("shutting down");
+    let _ = stopping.send(true);
+    if let Some(http) = http {
+        match http.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "the HTTP listener failed"),
+            Err(e) => tracing::warn!(error = %e, "the HTTP listener panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
     broker.shutdown().await;
     served.map_err(|e| CliError::Failed(format!("server failed: {e}")))
 }

@@ -18,6 +18,9 @@ use crate::metadata::{
     BrokerInfo, ClusterMetadata, ControllerCommand, ControllerResponse, validate_producer_name, validate_topic_name,
 };
 use crate::placement::{place, rebalance, replacement};
+use eddy_schema::api::{self as schema_api, RegistryReply, RegistryRequest, Step};
+use eddy_schema::{Registry, RegistryError};
+
 use crate::rpc::{
     ControllerReply, ControllerRequest, ControllerResult, HeartbeatRequest, HeartbeatResponse, Leadership, Moves,
 };
@@ -70,6 +73,10 @@ struct Liveness {
 pub struct Controller {
     raft: ControllerRaft,
     metadata: watch::Receiver<Arc<ClusterMetadata>>,
+    registry: watch::Receiver<Arc<Registry>>,
+    /// Held while a registry write is planned and proposed: writes check compatibility
+    /// against the state they see, so they go one at a time.
+    registry_writes: tokio::sync::Mutex<()>,
     config: ControllerConfig,
     liveness: Mutex<Liveness>,
 }
@@ -84,9 +91,11 @@ impl Controller {
     pub fn new(
         raft: ControllerRaft,
         metadata: watch::Receiver<Arc<ClusterMetadata>>,
+        registry: watch::Receiver<Arc<Registry>>,
         config: ControllerConfig,
     ) -> Self {
-        Self { raft, metadata, config, liveness: Mutex::new(Liveness::default()) }
+        let registry_writes = tokio::sync::Mutex::new(());
+        Self { raft, metadata, registry, registry_writes, config, liveness: Mutex::new(Liveness::default()) }
     }
 
     pub fn raft(&self) -> &ControllerRaft {
@@ -148,7 +157,33 @@ impl Controller {
             }
             ControllerRequest::Rebalance { dry_run } => self.rebalance(term, dry_run).await,
             ControllerRequest::RebalanceStatus => Ok(ControllerReply::Moves(moves_of(&self.metadata.borrow()))),
+            ControllerRequest::Registry(request) => self.registry(request).await.map(ControllerReply::Registry),
         }
+    }
+
+    /// Serves a schema registry request: a read from the registry this leader applied, a write
+    /// planned against it and proposed. A write planned against a registry that changed before
+    /// it applied (another leader's write) is planned again.
+    async fn registry(&self, request: RegistryRequest) -> Result<RegistryReply, ControllerError> {
+        /// Plans of one write: a conflict needs a write by another leader between plan and apply.
+        const ATTEMPTS_MAX: usize = 5;
+        let _writing = if request.is_write() { Some(self.registry_writes.lock().await) } else { None };
+        let mut last = None;
+        for _ in 0..ATTEMPTS_MAX {
+            let registry = self.registry.borrow().clone();
+            let command = match schema_api::plan(&registry, &request).map_err(ControllerError::Registry)? {
+                Step::Answer(reply) => return Ok(reply),
+                Step::Propose(command) => command,
+            };
+            match self.propose(ControllerCommand::Registry(command)).await? {
+                ControllerResponse::Registry(Ok(outcome)) => return Ok(schema_api::reply_of(&request, outcome)),
+                ControllerResponse::Registry(Err(e @ RegistryError::Conflict { .. })) => last = Some(e),
+                ControllerResponse::Registry(Err(e)) => return Err(ControllerError::Registry(e)),
+                ControllerResponse::Rejected(e) => return Err(e),
+                other => return Err(ControllerError::Unavailable(format!("unexpected controller response {other:?}"))),
+            }
+        }
+        Err(ControllerError::Registry(last.unwrap_or_else(|| RegistryError::Store("no attempt made".into()))))
     }
 
     /// Proposes `command`, answering `Done` or its rejection.

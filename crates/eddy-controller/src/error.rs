@@ -34,6 +34,9 @@ pub enum ControllerError {
     NotController { leader_id: Option<u64>, leader_address: Option<String> },
     #[error("the controller is unavailable: {0}")]
     Unavailable(String),
+    /// The schema registry refused the request (its own error codes reach HTTP clients).
+    #[error(transparent)]
+    Registry(eddy_schema::RegistryError),
 }
 
 impl ControllerError {
@@ -54,6 +57,8 @@ impl ControllerError {
             ControllerError::UnknownGroup(_) | ControllerError::StaleReassignment(_) => Reason::InvalidRequest,
             ControllerError::NotController { .. } => Reason::NotController,
             ControllerError::Unavailable(_) => Reason::ControllerUnavailable,
+            ControllerError::Registry(e) if e.http_status() >= 500 => Reason::ControllerUnavailable,
+            ControllerError::Registry(_) => Reason::InvalidRequest,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use eddy_schema::RegistryCommand;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ControllerError;
@@ -181,6 +182,9 @@ pub enum ControllerCommand {
     PlanMoves {
         moves: BTreeMap<u64, Vec<u64>>,
     },
+    /// A change to the schema registry, applied to the registry beside the metadata (see
+    /// `eddy_schema::registry`): it does not change the metadata or its version.
+    Registry(RegistryCommand),
 }
 
 impl std::fmt::Display for ControllerCommand {
@@ -205,6 +209,20 @@ impl std::fmt::Display for ControllerCommand {
                 write!(f, "complete-reassignment(group {group}: {replicas:?})")
             }
             ControllerCommand::PlanMoves { moves } => write!(f, "plan-moves({})", moves.len()),
+            ControllerCommand::Registry(command) => match command {
+                RegistryCommand::Register { subject, schema, .. } => {
+                    write!(f, "register-schema({subject}, {}, {} bytes)", schema.schema_type, schema.schema.len())
+                }
+                RegistryCommand::DeleteVersion { subject, version, permanent } => {
+                    write!(f, "delete-schema-version({subject} {version}, permanent {permanent})")
+                }
+                RegistryCommand::DeleteSubject { subject, permanent } => {
+                    write!(f, "delete-subject({subject}, permanent {permanent})")
+                }
+                RegistryCommand::SetCompatibility { subject, compatibility } => {
+                    write!(f, "set-compatibility({}, {compatibility:?})", subject.as_deref().unwrap_or("global"))
+                }
+            },
         }
     }
 }
@@ -220,6 +238,7 @@ pub enum ControllerResponse {
         count: u64,
     },
     ProducerInitialized(ProducerIdEpoch),
+    Registry(Result<eddy_schema::RegistryOutcome, eddy_schema::RegistryError>),
     Rejected(ControllerError),
 }
 
@@ -227,6 +246,12 @@ impl ClusterMetadata {
     /// Applies a command at Raft index `index`.
     pub fn apply(&mut self, index: u64, command: &ControllerCommand) -> ControllerResponse {
         let response = match command {
+            // The state machine applies these to the registry; they never reach the metadata.
+            ControllerCommand::Registry(_) => {
+                return ControllerResponse::Rejected(ControllerError::Unavailable(
+                    "a registry command was applied to the metadata".into(),
+                ));
+            }
             ControllerCommand::RegisterBroker(broker) => {
                 // A registration comes from the live broker itself: it is not fenced, and an
                 // operator's decommissioning stands.

@@ -98,6 +98,8 @@ pub enum ControllerRequest {
     },
     /// The moves under way and queued.
     RebalanceStatus,
+    /// A request to the schema registry, which the controller holds.
+    Registry(eddy_schema::api::RegistryRequest),
 }
 
 /// Moves of partitions, by Raft group.
@@ -120,6 +122,7 @@ pub enum ControllerReply {
     ProducerInitialized(ProducerIdEpoch),
     Done,
     Moves(Moves),
+    Registry(eddy_schema::api::RegistryReply),
 }
 
 pub type ControllerResult = Result<ControllerReply, ControllerError>;
