@@ -21,6 +21,35 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().expect("local addr").port()
 }
 
+/// The Python interpreter of the test environment (`scripts/python-env`: a virtual environment
+/// with the third-party clients the tests drive Eddy with, such as confluent-kafka), made once.
+pub fn python() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/python-env");
+            let out = Command::new(&script).stderr(Stdio::inherit()).output().expect("run scripts/python-env");
+            assert!(out.status.success(), "scripts/python-env failed");
+            PathBuf::from(String::from_utf8(out.stdout).expect("a path").trim())
+        })
+        .clone()
+}
+
+/// Runs the Python test client `tests/python/NAME` with `args`; panics with its output unless it
+/// succeeds, and returns its standard output.
+pub fn run_python(name: &str, args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python").join(name);
+    let out = Command::new(python()).arg(&script).args(args).output().expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// Polls `check` until it returns Some, or panics with `what` after `timeout`.
 pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
@@ -39,6 +68,8 @@ pub struct Node {
     pub address: String,
     /// Prometheus endpoint (HOST:PORT).
     pub metrics: String,
+    /// HTTP listener (HOST:PORT): the schema registry's API.
+    pub http: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
@@ -73,6 +104,7 @@ impl Cluster {
                 id,
                 address: format!("127.0.0.1:{}", free_port()),
                 metrics: format!("127.0.0.1:{}", free_port()),
+                http: format!("127.0.0.1:{}", free_port()),
                 data_dir: dir.path().join(format!("node-{id}")),
                 log: dir.path().join(format!("node-{id}.log")),
                 child: None,
@@ -96,6 +128,7 @@ impl Cluster {
             id,
             address: format!("127.0.0.1:{}", free_port()),
             metrics: format!("127.0.0.1:{}", free_port()),
+            http: format!("127.0.0.1:{}", free_port()),
             data_dir: self.dir.path().join(format!("node-{id}")),
             log: self.dir.path().join(format!("node-{id}.log")),
             child: None,
@@ -122,7 +155,7 @@ impl Cluster {
             .args(["server", "--node-id", &id.to_string(), "--listen", &node.address, "--controller-voters", &voters])
             .arg("--data-dir")
             .arg(&node.data_dir)
-            .args(["--log-level", "info,openraft=warn", "--metrics-listen", &node.metrics])
+            .args(["--log-level", "info,openraft=warn", "--metrics-listen", &node.metrics, "--http-listen", &node.http])
             .env_remove("EDDY_BROKERS")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
