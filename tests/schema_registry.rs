@@ -39,7 +39,8 @@ fn confluent_clients_register_evolve_and_read_through_a_controller_failover() {
         cluster.eddy_json(&["cluster", "describe"])["controller_leader"].as_u64().expect("a controller leader");
     // Register through a broker that is not the controller leader: it forwards.
     let first = (1..=3).find(|id| *id != controller).expect("another node");
-    let populated = support::run_python("schema_registry.py", &["populate", &format!("http://{}", cluster.node(first).http)]);
+    let populated =
+        support::run_python("schema_registry.py", &["populate", &format!("http://{}", cluster.node(first).http)]);
     let expected = populated.lines().last().expect("the registry's contents").to_string();
     let contents: serde_json::Value = serde_json::from_str(&expected).expect("JSON");
     assert_eq!(contents["subjects"]["orders-value"], serde_json::json!([1, 2]), "{expected}");

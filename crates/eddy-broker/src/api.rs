@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eddy_controller::{ControllerReply, ControllerRequest, TopicConfig, is_internal_topic};
+
+use crate::registry::SchemaValidator;
 use eddy_partition::{PartitionCommand, PartitionResponse, Proposal, ProposeError, ReadLimits, RecordBatch, Replica};
 use eddy_proto::v1::{self, eddy_server::Eddy};
 use tonic::{Request, Response, Status};
@@ -45,6 +47,7 @@ pub struct EddyApi {
     reads_block: bool,
     producer_ids: Arc<ProducerIds>,
     fetch_gate: Arc<FetchGate>,
+    schemas: Arc<SchemaValidator>,
 }
 
 impl std::fmt::Debug for EddyApi {
@@ -67,6 +70,7 @@ impl EddyApi {
             reads_block: inner.kv.reads_block(),
             producer_ids: Arc::new(ProducerIds::default()),
             fetch_gate: Arc::new(FetchGate::default()),
+            schemas: inner.schemas.clone(),
         }
     }
 
@@ -171,6 +175,10 @@ impl EddyApi {
             producers::check_not_fenced(&view.metadata, producer)?;
         }
         let replica = self.leader_replica(&view, &request.topic, request.partition)?;
+        // Before anything is proposed: a refused batch leaves nothing behind.
+        if let Some(topic_config) = &topic_config {
+            self.schemas.check(&request.topic, topic_config, &records).await?;
+        }
         let required = topic_config.map_or(1, |c| c.min_insync_replicas);
         // A quiesced group's acknowledgements are as old as its quiet spell: its leader lease has
         // lapsed (openraft refuses writes until a quorum acknowledges it again) and its in-sync

@@ -55,6 +55,8 @@ pub(crate) struct Inner {
     pub(crate) swept_tombstones: std::sync::Mutex<BTreeSet<u64>>,
     /// The answer to a node ping: the groups this node leads, as of the last quiesce round.
     pub(crate) ping_answer: std::sync::Mutex<bytes::Bytes>,
+    /// Validation of produced records against the schema registry.
+    pub(crate) schemas: Arc<crate::registry::SchemaValidator>,
 }
 
 /// What a broker runs on. Production passes RocksDB, TCP, the system clock and a random seed; the
@@ -132,7 +134,7 @@ impl Broker {
             seed,
             peers,
             controller,
-            controller_client,
+            controller_client: controller_client.clone(),
             view,
             replicas,
             heartbeat_now,
@@ -140,6 +142,7 @@ impl Broker {
             coordinator: coordinator.clone(),
             swept_tombstones: Default::default(),
             ping_answer: Default::default(),
+            schemas: Arc::new(crate::registry::SchemaValidator::new(controller_client.clone())),
         });
         tokio::spawn(coordinator.expire_members(inner.stopping.subscribe()));
         tokio::spawn(heartbeat_loop(inner.clone()));

@@ -35,6 +35,8 @@ pub enum BrokerError {
     BatchTooLarge { size: usize, limit: u32 },
     #[error("the batch holds {count} records, above the limit of {limit} records; split it")]
     TooManyRecords { count: usize, limit: u32 },
+    #[error("record {index} of the batch was refused by the topic's schema validation ({field}): {reason}")]
+    SchemaValidation { index: usize, field: &'static str, reason: String },
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     #[error("batch sequence {received} does not follow the producer's last one; expected {expected}")]
@@ -92,6 +94,7 @@ impl BrokerError {
             BrokerError::OffsetOutOfRange { .. } => Reason::OffsetOutOfRange,
             BrokerError::RecordTooLarge { .. } => Reason::RecordTooLarge,
             BrokerError::BatchTooLarge { .. } | BrokerError::TooManyRecords { .. } => Reason::BatchTooLarge,
+            BrokerError::SchemaValidation { .. } => Reason::SchemaValidationFailed,
             BrokerError::InvalidRequest(_) => Reason::InvalidRequest,
             BrokerError::OutOfOrderSequence { .. } => Reason::OutOfOrderSequence,
             BrokerError::ProducerFenced { .. } => Reason::ProducerFenced,
@@ -150,6 +153,10 @@ impl BrokerError {
             }
             BrokerError::OutOfOrderSequence { expected, .. } => {
                 m.insert("expected_sequence".into(), expected.to_string());
+            }
+            BrokerError::SchemaValidation { index, field, .. } => {
+                m.insert("record_index".into(), index.to_string());
+                m.insert("field".into(), field.to_string());
             }
             BrokerError::Busy { limit, retry_after_ms } => {
                 m.insert("limit".into(), limit.to_string());

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use eddy_schema::SubjectNameStrategy;
+
 use crate::error::ControllerError;
 
 /// Milliseconds a record is kept (Kafka's `retention.ms`); -1 keeps records forever.
@@ -18,11 +20,23 @@ pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 /// accepted; fewer: NOT_ENOUGH_REPLICAS.
 pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 
+/// Whether every record's value must name a registered schema (the wire format's magic byte
+/// and id) and be a value of it: `true` or `false` (the default).
+pub const VALUE_SCHEMA_VALIDATION: &str = "value.schema.validation";
+/// The same for keys (records without a key pass).
+pub const KEY_SCHEMA_VALIDATION: &str = "key.schema.validation";
+/// Which subject a validated value's schema must be registered under: `topic` (`<topic>-value`,
+/// the default), `record` (the record's full name) or `topic_record` (`<topic>-<full name>`);
+/// Confluent's strategy class names are accepted too.
+pub const VALUE_SUBJECT_NAME_STRATEGY: &str = "value.subject.name.strategy";
+/// The same for keys (`<topic>-key` with `topic`).
+pub const KEY_SUBJECT_NAME_STRATEGY: &str = "key.subject.name.strategy";
+
 /// Seven days, as Kafka.
 pub const RETENTION_MS_DEFAULT: i64 = 7 * 24 * 60 * 60 * 1000;
 
 /// Every key a topic accepts, with what it means (for error messages and docs).
-pub const KEYS: [(&str, &str); 4] = [
+pub const KEYS: [(&str, &str); 8] = [
     (RETENTION_MS, "milliseconds to keep records, -1 for ever (default 604800000, 7 days)"),
     (RETENTION_BYTES, "bytes to keep per partition, -1 for no limit (default -1)"),
     (MAX_MESSAGE_BYTES, "largest record in bytes, 1 to the broker's record_size_max_bytes (default: that limit)"),
@@ -30,6 +44,13 @@ pub const KEYS: [(&str, &str); 4] = [
         MIN_INSYNC_REPLICAS,
         "live, caught-up replicas an acks=all produce needs, 1 to the replication factor (default 1)",
     ),
+    (VALUE_SCHEMA_VALIDATION, "true: every value must carry a registered schema id and match it (default false)"),
+    (KEY_SCHEMA_VALIDATION, "true: every key must carry a registered schema id and match it (default false)"),
+    (
+        VALUE_SUBJECT_NAME_STRATEGY,
+        "subject of a validated value's schema: topic, record or topic_record (default topic)",
+    ),
+    (KEY_SUBJECT_NAME_STRATEGY, "subject of a validated key's schema: topic, record or topic_record (default topic)"),
 ];
 
 /// A topic's configuration, read from its stored configs with defaults for keys not set.
@@ -42,6 +63,10 @@ pub struct TopicConfig {
     /// `None`: the broker's own limit.
     pub max_message_bytes: Option<u32>,
     pub min_insync_replicas: u32,
+    /// How values are validated against the schema registry; `None`: they are not.
+    pub value_schema: Option<SubjectNameStrategy>,
+    /// How keys are validated; `None`: they are not.
+    pub key_schema: Option<SubjectNameStrategy>,
 }
 
 impl TopicConfig {
@@ -60,8 +85,17 @@ impl TopicConfig {
             retention_bytes: limit(int(RETENTION_BYTES)),
             max_message_bytes: int(MAX_MESSAGE_BYTES).and_then(|v| u32::try_from(v).ok()),
             min_insync_replicas: int(MIN_INSYNC_REPLICAS).and_then(|v| u32::try_from(v).ok()).unwrap_or(1),
+            value_schema: validation(configs, VALUE_SCHEMA_VALIDATION, VALUE_SUBJECT_NAME_STRATEGY),
+            key_schema: validation(configs, KEY_SCHEMA_VALIDATION, KEY_SUBJECT_NAME_STRATEGY),
         }
     }
+}
+
+/// The strategy of a validation turned on by `switch`, `None` when it is off.
+fn validation(configs: &BTreeMap<String, String>, switch: &str, strategy: &str) -> Option<SubjectNameStrategy> {
+    let on = configs.get(switch).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let strategy = configs.get(strategy).and_then(|v| SubjectNameStrategy::parse(v.trim()));
+    on.then(|| strategy.unwrap_or(SubjectNameStrategy::Topic))
 }
 
 /// Checks a change of configs: every key known, every value valid for a topic of
@@ -91,6 +125,16 @@ pub fn validate(
                 let v = int()?;
                 if v < 1 || v > i64::from(replication_factor) {
                     return Err(bad(format!("must be between 1 and the replication factor, {replication_factor}")));
+                }
+            }
+            VALUE_SCHEMA_VALIDATION | KEY_SCHEMA_VALIDATION => {
+                if !["true", "false"].contains(&value.trim().to_ascii_lowercase().as_str()) {
+                    return Err(bad("must be true or false".into()));
+                }
+            }
+            VALUE_SUBJECT_NAME_STRATEGY | KEY_SUBJECT_NAME_STRATEGY => {
+                if SubjectNameStrategy::parse(value.trim()).is_none() {
+                    return Err(bad("must be topic, record or topic_record".into()));
                 }
             }
             _ => {
@@ -129,6 +173,13 @@ mod tests {
             (set.retention_bytes, set.max_message_bytes, set.min_insync_replicas),
             (Some(1 << 20), Some(1000), 2)
         );
+        assert_eq!((none.value_schema, none.key_schema), (None, None));
+        let validated = TopicConfig::of(&configs(&[
+            (VALUE_SCHEMA_VALIDATION, "true"),
+            (KEY_SCHEMA_VALIDATION, "false"),
+            (KEY_SUBJECT_NAME_STRATEGY, "record"),
+        ]));
+        assert_eq!((validated.value_schema, validated.key_schema), (Some(SubjectNameStrategy::Topic), None));
     }
 
     #[test]
@@ -141,6 +192,8 @@ mod tests {
             (&[(RETENTION_BYTES, "0")], "retention.bytes"),
             (&[(MIN_INSYNC_REPLICAS, "4")], "replication factor, 3"),
             (&[(MAX_MESSAGE_BYTES, "2000000")], "broker's limit"),
+            (&[(VALUE_SCHEMA_VALIDATION, "yes")], "true or false"),
+            (&[(KEY_SUBJECT_NAME_STRATEGY, "by-color")], "topic, record or topic_record"),
         ] {
             let err = check(pairs).unwrap_err();
             assert!(err.contains(needle), "{err:?} should contain {needle:?}");

@@ -90,7 +90,9 @@ fn flag(params: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> 
         None => Ok(false),
         Some(v) if v == "true" => Ok(true),
         Some(v) if v == "false" => Ok(false),
-        Some(v) => Err(RegistryError::InvalidRequest(format!("query parameter {name}={v} is not true or false")).into()),
+        Some(v) => {
+            Err(RegistryError::InvalidRequest(format!("query parameter {name}={v} is not true or false")).into())
+        }
     }
 }
 
@@ -247,8 +249,11 @@ struct ReferenceBody {
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, code: 422, message: format!("Unprocessable Entity: {e}") })
+    serde_json::from_slice(body).map_err(|e| ApiError {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        code: 422,
+        message: format!("Unprocessable Entity: {e}"),
+    })
 }
 
 fn schema_input(body: &Bytes) -> Result<SchemaInput, ApiError> {
@@ -262,10 +267,9 @@ fn schema_input(body: &Bytes) -> Result<SchemaInput, ApiError> {
         .references
         .into_iter()
         .map(|r| {
-            let version = u32::try_from(r.version)
-                .ok()
-                .filter(|v| *v >= 1)
-                .ok_or_else(|| RegistryError::InvalidSchema(format!("reference {:?} has version {}", r.name, r.version)))?;
+            let version = u32::try_from(r.version).ok().filter(|v| *v >= 1).ok_or_else(|| {
+                RegistryError::InvalidSchema(format!("reference {:?} has version {}", r.name, r.version))
+            })?;
             Ok(SchemaReference { name: r.name, subject: r.subject, version })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
@@ -280,7 +284,12 @@ async fn register(State(broker): State<Broker>, Path(subject): Path<String>, bod
     }
 }
 
-async fn lookup(State(broker): State<Broker>, Path(subject): Path<String>, Query(params): Params, body: Bytes) -> Answer {
+async fn lookup(
+    State(broker): State<Broker>,
+    Path(subject): Path<String>,
+    Query(params): Params,
+    body: Bytes,
+) -> Answer {
     let schema = schema_input(&body)?;
     let request = RegistryRequest::Lookup { subject, schema, deleted: flag(&params, "deleted")? };
     match call(&broker, request).await? {
@@ -365,7 +374,13 @@ async fn delete_subject_config(State(broker): State<Broker>, Path(subject): Path
     delete_config(&broker, Some(subject)).await
 }
 
-async fn check(broker: &Broker, subject: String, version: Option<VersionSpec>, params: &HashMap<String, String>, body: &Bytes) -> Answer {
+async fn check(
+    broker: &Broker,
+    subject: String,
+    version: Option<VersionSpec>,
+    params: &HashMap<String, String>,
+    body: &Bytes,
+) -> Answer {
     let schema = schema_input(body)?;
     let verbose = flag(params, "verbose")?;
     match call(broker, RegistryRequest::CheckCompatibility { subject, version, schema }).await? {
@@ -380,7 +395,12 @@ async fn check(broker: &Broker, subject: String, version: Option<VersionSpec>, p
     }
 }
 
-async fn check_all(State(broker): State<Broker>, Path(subject): Path<String>, Query(params): Params, body: Bytes) -> Answer {
+async fn check_all(
+    State(broker): State<Broker>,
+    Path(subject): Path<String>,
+    Query(params): Params,
+    body: Bytes,
+) -> Answer {
     check(&broker, subject, None, &params, &body).await
 }
 

@@ -52,6 +52,7 @@ pub enum Reason {
     OffsetOutOfRange,
     RecordTooLarge,
     BatchTooLarge,
+    SchemaValidationFailed,
     InvalidRequest,
     TopicAlreadyExists,
     InvalidTopicName,
@@ -88,7 +89,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order of the documented table.
-    pub const ALL: [Reason; 40] = [
+    pub const ALL: [Reason; 41] = [
         Reason::NotLeader,
         Reason::LeaderNotAvailable,
         Reason::UnknownTopic,
@@ -97,6 +98,7 @@ impl Reason {
         Reason::OffsetOutOfRange,
         Reason::RecordTooLarge,
         Reason::BatchTooLarge,
+        Reason::SchemaValidationFailed,
         Reason::InvalidRequest,
         Reason::TopicAlreadyExists,
         Reason::InvalidTopicName,
@@ -214,6 +216,17 @@ impl Reason {
                 true,
                 "the batch exceeds the batch size or record count limit (the message names which)",
                 "",
+            ),
+            Reason::SchemaValidationFailed => row(
+                "SCHEMA_VALIDATION_FAILED",
+                Some(InvalidArgument),
+                false,
+                true,
+                "the topic validates records against the schema registry (`value.schema.validation`, \
+                 `key.schema.validation`) and a record's key or value carries no registered schema id, one not \
+                 registered under the subject its strategy names, or bytes that are not a value of that schema; \
+                 nothing of the batch was appended",
+                "`record_index`, `field` (key or value)",
             ),
             Reason::InvalidRequest => row(
                 "INVALID_REQUEST",

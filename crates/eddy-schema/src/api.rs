@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RegistryError, RegistryResult};
+use crate::format::Source;
 use crate::registry::{
     RegisterPlan, Registry, RegistryCommand, RegistryOutcome, SchemaInput, StoredSchema, VersionSpec,
 };
@@ -73,6 +74,11 @@ pub enum RegistryRequest {
         version: Option<VersionSpec>,
         schema: SchemaInput,
     },
+    /// What a broker needs to validate values written with schema `id`: its source with the
+    /// references resolved, and the subjects listing it.
+    Resolve {
+        id: u32,
+    },
 }
 
 /// A subject's version with its schema.
@@ -97,6 +103,7 @@ pub enum RegistryReply {
     Deleted(Vec<u32>),
     Compatibility(Compatibility),
     Compatible { messages: Vec<String> },
+    Resolved { source: Source, subjects: Vec<String> },
 }
 
 /// What the leader does with a request.
@@ -192,6 +199,19 @@ pub fn plan(registry: &Registry, request: &RegistryRequest) -> RegistryResult<St
         }
         RegistryRequest::CheckCompatibility { subject, version, schema } => {
             answer(RegistryReply::Compatible { messages: registry.check_compatibility(subject, *version, schema)? })
+        }
+        RegistryRequest::Resolve { id } => {
+            let stored = registry.schema(*id)?;
+            let input = SchemaInput {
+                schema_type: stored.schema_type,
+                schema: stored.schema.clone(),
+                references: stored.references.clone(),
+            };
+            let source = registry.resolve(&input)?;
+            let mut subjects: Vec<String> =
+                registry.subject_versions_of(*id, false)?.into_iter().map(|(subject, _)| subject).collect();
+            subjects.dedup();
+            answer(RegistryReply::Resolved { source, subjects })
         }
     }
 }

@@ -29,4 +29,4 @@ pub use registry::{
     RegisterPlan, Registry, RegistryCommand, RegistryOutcome, SchemaInput, StoredSchema, Subject, SubjectVersion,
     VersionSpec,
 };
-pub use types::{Compatibility, SchemaReference, SchemaType};
+pub use types::{Compatibility, SchemaReference, SchemaType, SubjectNameStrategy};

@@ -129,6 +129,59 @@ impl fmt::Display for Compatibility {
     }
 }
 
+/// How a topic's records name the subject their schema must be registered under (the
+/// Confluent serializers' `subject.name.strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SubjectNameStrategy {
+    /// `<topic>-value` (or `-key`): one schema lineage per topic. The default.
+    Topic,
+    /// The record's full name (an Avro record's, a Protobuf message's, a JSON schema's `title`):
+    /// one lineage per event type, whatever topic carries it.
+    Record,
+    /// `<topic>-<record full name>`: per event type within a topic.
+    TopicRecord,
+}
+
+impl SubjectNameStrategy {
+    pub const ALL: [SubjectNameStrategy; 3] =
+        [SubjectNameStrategy::Topic, SubjectNameStrategy::Record, SubjectNameStrategy::TopicRecord];
+
+    /// The short name Eddy's topic configs use.
+    pub fn name(self) -> &'static str {
+        match self {
+            SubjectNameStrategy::Topic => "topic",
+            SubjectNameStrategy::Record => "record",
+            SubjectNameStrategy::TopicRecord => "topic_record",
+        }
+    }
+
+    /// Parses the short name or the Confluent class name
+    /// (`io.confluent.kafka.serializers.subject.TopicNameStrategy`, ...).
+    pub fn parse(text: &str) -> Option<SubjectNameStrategy> {
+        let class = text.rsplit('.').next().unwrap_or(text);
+        match (text, class) {
+            ("topic", _) | (_, "TopicNameStrategy") => Some(SubjectNameStrategy::Topic),
+            ("record", _) | (_, "RecordNameStrategy") => Some(SubjectNameStrategy::Record),
+            ("topic_record", _) | (_, "TopicRecordNameStrategy") => Some(SubjectNameStrategy::TopicRecord),
+            _ => None,
+        }
+    }
+
+    /// Whether the subject depends on the record's name (so on the value, not only the topic).
+    pub fn needs_record_name(self) -> bool {
+        self != SubjectNameStrategy::Topic
+    }
+
+    /// The subject of a key (`is_key`) or value of `topic` whose schema names `record`.
+    pub fn subject(self, topic: &str, is_key: bool, record: &str) -> String {
+        match self {
+            SubjectNameStrategy::Topic => format!("{topic}-{}", if is_key { "key" } else { "value" }),
+            SubjectNameStrategy::Record => record.to_string(),
+            SubjectNameStrategy::TopicRecord => format!("{topic}-{record}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +197,19 @@ mod tests {
         }
         assert_eq!(SchemaType::parse("XML"), None);
         assert_eq!(Compatibility::parse("SIDEWAYS"), None);
+    }
+
+    #[test]
+    fn strategies_name_subjects() {
+        assert_eq!(
+            SubjectNameStrategy::parse("io.confluent.kafka.serializers.subject.RecordNameStrategy"),
+            Some(SubjectNameStrategy::Record)
+        );
+        assert_eq!(SubjectNameStrategy::parse("topic_record"), Some(SubjectNameStrategy::TopicRecord));
+        assert_eq!(SubjectNameStrategy::parse("by-color"), None);
+        assert_eq!(SubjectNameStrategy::Topic.subject("orders", false, "shop.Order"), "orders-value");
+        assert_eq!(SubjectNameStrategy::Topic.subject("orders", true, "shop.Order"), "orders-key");
+        assert_eq!(SubjectNameStrategy::TopicRecord.subject("orders", false, "shop.Order"), "orders-shop.Order");
     }
 
     #[test]

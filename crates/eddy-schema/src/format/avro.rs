@@ -49,6 +49,15 @@ impl AvroSchema {
         }
     }
 
+    pub(super) fn record_name(&self) -> Result<String, String> {
+        match &self.schema {
+            Schema::Record(r) => Ok(r.name.fullname(None)),
+            Schema::Enum(e) => Ok(e.name.fullname(None)),
+            Schema::Fixed(f) => Ok(f.name.fullname(None)),
+            _ => Err("the schema is not a named type (record, enum or fixed), so it names no record".into()),
+        }
+    }
+
     pub(super) fn validate(&self, payload: &[u8]) -> Result<(), String> {
         // Referenced types first: resolving a schema needs the names it refers to known.
         let schemata: Vec<&Schema> = self.named.iter().chain(std::iter::once(&self.schema)).collect();

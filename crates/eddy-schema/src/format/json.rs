@@ -68,6 +68,14 @@ impl JsonSchema {
         problems
     }
 
+    pub(super) fn record_name(&self) -> Result<String, String> {
+        self.schema
+            .get("title")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| "the JSON schema has no \"title\", so it names no record".into())
+    }
+
     pub(super) fn validate(&self, payload: &[u8]) -> Result<(), String> {
         let value: Value = serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
         match self.validator.iter_errors(&value).next() {

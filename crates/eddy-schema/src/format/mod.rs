@@ -14,7 +14,7 @@ use crate::error::{RegistryError, RegistryResult};
 use crate::types::SchemaType;
 
 /// A schema's text and, resolved from the registry, the schemas it references (transitively).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Source {
     pub schema_type: SchemaType,
     pub schema: String,
@@ -22,7 +22,7 @@ pub struct Source {
 }
 
 /// A referenced schema and the name its referrer uses for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NamedSource {
     pub name: String,
     pub source: Source,
@@ -111,6 +111,17 @@ impl ParsedSchema {
             Kind::Avro(s) => s.validate(payload),
             Kind::Json(s) => s.validate(payload),
             Kind::Protobuf(s) => s.validate(payload),
+        }
+    }
+
+    /// The full name of the record `payload` is a value of (see
+    /// [`crate::SubjectNameStrategy::Record`]): an Avro named type's full name, the Protobuf
+    /// message its indexes name, a JSON schema's `title`.
+    pub fn record_name(&self, payload: &[u8]) -> Result<String, String> {
+        match &self.kind {
+            Kind::Avro(s) => s.record_name(),
+            Kind::Json(s) => s.record_name(),
+            Kind::Protobuf(s) => s.record_name(payload),
         }
     }
 

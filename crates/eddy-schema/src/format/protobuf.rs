@@ -74,6 +74,11 @@ impl ProtobufSchema {
         problems
     }
 
+    pub(super) fn record_name(&self, payload: &[u8]) -> Result<String, String> {
+        let (indexes, _) = message_indexes(payload)?;
+        Ok(self.message_at(&indexes)?.full_name().to_string())
+    }
+
     pub(super) fn validate(&self, payload: &[u8]) -> Result<(), String> {
         let (indexes, rest) = message_indexes(payload)?;
         let descriptor = self.message_at(&indexes)?;
