@@ -5,8 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eddy_controller::{ControllerReply, ControllerRequest, TopicConfig, is_internal_topic};
-
-use crate::registry::SchemaValidator;
 use eddy_partition::{PartitionCommand, PartitionResponse, Proposal, ProposeError, ReadLimits, RecordBatch, Replica};
 use eddy_proto::v1::{self, eddy_server::Eddy};
 use tonic::{Request, Response, Status};
@@ -23,6 +21,7 @@ use crate::convert;
 use crate::error::BrokerError;
 use crate::fetch_gate::FetchGate;
 use crate::producers::{self, ProducerIds};
+use crate::registry::SchemaValidator;
 use crate::replicas::LocalReplicas;
 
 use eddy_limits::{FETCH_BYTES_MAX, FETCH_RECORDS_MAX};
