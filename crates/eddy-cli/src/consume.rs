@@ -5,6 +5,7 @@ use std::sync::Arc;
 use clap::Args;
 use std::time::Duration;
 
+use eddy_client::schema::SchemaRegistry;
 use eddy_client::{Client, ClientError, Consumer, ConsumerConfig, OffsetReset, v1};
 use serde_json::json;
 
@@ -45,6 +46,10 @@ pub struct ConsumeArgs {
     /// With --group: how often consumed offsets are committed, in ms.
     #[arg(long, default_value_t = 1_000, requires = "group")]
     commit_interval_ms: u64,
+    /// Decode keys and values that carry a schema id (the schema registry's wire format) with
+    /// their schema, and print them as JSON; others print as text.
+    #[arg(long)]
+    decode: bool,
 }
 
 /// How long one fetch waits for new records.
@@ -91,22 +96,51 @@ async fn read_partition(
     }
 }
 
-fn print(format: Format, partition: u32, record: &v1::StoredRecord) {
+/// A key or value as printed: decoded with its schema when asked and it names one, else text.
+async fn shown(bytes: &[u8], decoder: Option<&SchemaRegistry>, what: &str, offset: u64) -> serde_json::Value {
+    if let Some(registry) = decoder
+        && eddy_schema::wire::split(bytes).is_ok()
+    {
+        match registry.decode_json(bytes).await {
+            Ok((_, value)) => return value,
+            Err(e) => eprintln!("warning: the {what} at offset {offset} does not decode, printed as text: {e}"),
+        }
+    }
+    serde_json::Value::String(text(bytes))
+}
+
+async fn print(format: Format, partition: u32, record: &v1::StoredRecord, decoder: Option<&SchemaRegistry>) {
+    let value = shown(&record.value, decoder, "value", record.offset).await;
     match format {
-        Format::Json => json_line(&json!({
-            "partition": partition,
-            "offset": record.offset,
-            "key": record.key.as_deref().map(text),
-            "value": text(&record.value),
-            "timestamp": record.timestamp_ms,
-        })),
-        Format::Table => println!("{}", text(&record.value)),
+        Format::Json => {
+            let key = match record.key.as_deref() {
+                Some(key) => shown(key, decoder, "key", record.offset).await,
+                None => serde_json::Value::Null,
+            };
+            json_line(&json!({
+                "partition": partition,
+                "offset": record.offset,
+                "key": key,
+                "value": value,
+                "timestamp": record.timestamp_ms,
+            }))
+        }
+        Format::Table => match value {
+            serde_json::Value::String(text) => println!("{text}"),
+            decoded => println!("{decoded}"),
+        },
     }
 }
 
 /// `eddy consume TOPIC --group G`: a group member until Ctrl-C (or SIGTERM), then commits and
 /// leaves.
-async fn run_group(args: &ConsumeArgs, group: &str, client: Arc<Client>, format: Format) -> Result<(), CliError> {
+async fn run_group(
+    args: &ConsumeArgs,
+    group: &str,
+    client: Arc<Client>,
+    decoder: Option<&SchemaRegistry>,
+    format: Format,
+) -> Result<(), CliError> {
     client.partition_count(&args.topic).await?;
     let config = ConsumerConfig {
         group_id: Some(group.to_string()),
@@ -137,7 +171,7 @@ async fn run_group(args: &ConsumeArgs, group: &str, client: Arc<Client>, format:
                         headers: Vec::new(),
                         timestamp_ms: record.timestamp_ms,
                     };
-                    print(format, record.partition, &stored);
+                    print(format, record.partition, &stored, decoder).await;
                     printed += 1;
                 }
                 if args.max_records.is_some_and(|max| printed >= max) {
@@ -152,9 +186,15 @@ async fn run_group(args: &ConsumeArgs, group: &str, client: Arc<Client>, format:
     outcome.and(closed)
 }
 
-pub async fn run(args: &ConsumeArgs, client: Arc<Client>, format: Format) -> Result<(), CliError> {
+pub async fn run(
+    args: &ConsumeArgs,
+    client: Arc<Client>,
+    registry: SchemaRegistry,
+    format: Format,
+) -> Result<(), CliError> {
+    let decoder = args.decode.then_some(&registry);
     if let Some(group) = &args.group {
-        return run_group(args, group, client, format).await;
+        return run_group(args, group, client, decoder, format).await;
     }
     let count = client.partition_count(&args.topic).await?;
     let partitions: Vec<u32> = match args.partition {
@@ -204,7 +244,7 @@ pub async fn run(args: &ConsumeArgs, client: Arc<Client>, format: Format) -> Res
         match item {
             Ok((partition, record)) => {
                 printed += 1;
-                print(format, partition, &record);
+                print(format, partition, &record, decoder).await;
                 if args.max_records.is_some_and(|max| printed >= max) {
                     break;
                 }

@@ -8,6 +8,7 @@ mod error;
 mod group;
 mod output;
 mod produce;
+mod schema;
 mod server;
 mod topic;
 
@@ -36,6 +37,10 @@ struct Cli {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// The schema registry: any broker's HTTP listener (`eddy dev` prints it), or any
+    /// Confluent-compatible registry.
+    #[arg(long, global = true, env = "EDDY_SCHEMA_REGISTRY", default_value = "http://127.0.0.1:8081")]
+    schema_registry: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -62,9 +67,16 @@ enum Command {
     /// Manage one broker (decommission).
     #[command(subcommand)]
     Broker(cluster::BrokerCommand),
+    /// Register, inspect and check schemas in the schema registry.
+    #[command(subcommand)]
+    Schema(schema::SchemaCommand),
     /// Measure produce or consume throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+fn registry(cli: &Cli) -> Result<eddy_client::schema::SchemaRegistry, CliError> {
+    Ok(eddy_client::schema::SchemaRegistry::new(&cli.schema_registry)?)
 }
 
 fn client(cli: &Cli) -> Result<Arc<Client>, CliError> {
@@ -77,8 +89,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Server(args) => server::run(args).await,
         Command::Dev(args) => dev::run(args, cli.format).await,
         Command::Topic(command) => topic::run(command, &*client(&cli)?, cli.format).await,
-        Command::Produce(args) => produce::run(args, client(&cli)?, cli.format).await,
-        Command::Consume(args) => consume::run(args, client(&cli)?, cli.format).await,
+        Command::Produce(args) => produce::run(args, client(&cli)?, registry(&cli)?, cli.format).await,
+        Command::Consume(args) => consume::run(args, client(&cli)?, registry(&cli)?, cli.format).await,
+        Command::Schema(command) => schema::run(command, &registry(&cli)?, cli.format).await,
         Command::Group(command) => group::run(command, &*client(&cli)?, cli.format).await,
         Command::Cluster(command) => cluster::run(command, &*client(&cli)?, cli.format).await,
         Command::Broker(command) => cluster::run_broker(command, &*client(&cli)?, cli.format).await,

@@ -21,6 +21,12 @@ pub enum ClientError {
     /// The caller's input is invalid before anything was sent.
     #[error("{0}")]
     Invalid(String),
+    /// The schema registry answered with an error (its HTTP status and API error code).
+    #[error("{message} (schema registry error {code}, HTTP {status})")]
+    Registry { status: u16, code: u32, message: String },
+    /// A value does not match its schema, or bytes are not a value of the schema they name.
+    #[error("{0}")]
+    Schema(String),
 }
 
 impl ClientError {
@@ -69,6 +75,10 @@ impl ClientError {
             ClientError::Unreachable(_) => Reason::Unreachable.as_str(),
             ClientError::Timeout(_) => Reason::Timeout.as_str(),
             ClientError::Invalid(_) => Reason::InvalidArgument.as_str(),
+            // The registry lives in the controller: its server-side failures are retriable.
+            ClientError::Registry { status, .. } if *status >= 500 => Reason::ControllerUnavailable.as_str(),
+            ClientError::Registry { .. } => Reason::InvalidRequest.as_str(),
+            ClientError::Schema(_) => Reason::SchemaValidationFailed.as_str(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The Eddy Rust client: admin calls (topics, cluster, groups), an idempotent ordered
 //! [`Producer`], a [`Consumer`] of assigned partitions or of a consumer group, and fetches that
-//! follow partition leaders.
+//! follow partition leaders; and [`schema::SchemaRegistry`], the schema registry's client and
+//! the serializers of the wire format Confluent's clients share.
 //!
 //! API boundary: this crate speaks only the public `eddy.v1` gRPC contract. It never links
 //! RocksDB or the broker (its doc examples run against an in-memory broker, a dev-dependency).
@@ -10,6 +11,7 @@ pub mod consumer;
 pub mod error;
 mod groups;
 pub mod producer;
+pub mod schema;
 
 pub use client::{Client, ClientConfig, Connect, TcpConnect, endpoint};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, SeekTo, TopicPartition};

@@ -10,6 +10,8 @@ mod avro;
 mod json;
 mod protobuf;
 
+pub use protobuf::message_indexes;
+
 use crate::error::{RegistryError, RegistryResult};
 use crate::types::SchemaType;
 
@@ -122,6 +124,30 @@ impl ParsedSchema {
             Kind::Avro(s) => s.record_name(),
             Kind::Json(s) => s.record_name(),
             Kind::Protobuf(s) => s.record_name(payload),
+        }
+    }
+
+    /// Encodes a value given as JSON in this schema's format (the payload after the wire
+    /// format's header): an Avro datum, the JSON text itself once validated, or a Protobuf
+    /// message (the schema's first message, with its message index).
+    pub fn encode_json(&self, value: &serde_json::Value) -> Result<Vec<u8>, String> {
+        match &self.kind {
+            Kind::Avro(s) => s.encode_json(value),
+            Kind::Json(s) => {
+                let bytes = value.to_string().into_bytes();
+                s.validate(&bytes)?;
+                Ok(bytes)
+            }
+            Kind::Protobuf(s) => s.encode_json(value),
+        }
+    }
+
+    /// Decodes a payload (after the wire format's header) of this schema to JSON.
+    pub fn decode_json(&self, payload: &[u8]) -> Result<serde_json::Value, String> {
+        match &self.kind {
+            Kind::Avro(s) => s.decode_json(payload),
+            Kind::Json(_) => serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}")),
+            Kind::Protobuf(s) => s.decode_json(payload),
         }
     }
 

@@ -79,6 +79,23 @@ impl ProtobufSchema {
         Ok(self.message_at(&indexes)?.full_name().to_string())
     }
 
+    pub(super) fn encode_json(&self, json: &serde_json::Value) -> Result<Vec<u8>, String> {
+        let descriptor = self.message_at(&[0])?;
+        let message = DynamicMessage::deserialize(descriptor.clone(), json.clone())
+            .map_err(|e| format!("not a {} message: {e}", descriptor.full_name()))?;
+        let mut out = crate::wire::PROTOBUF_FIRST_MESSAGE.to_vec();
+        message.encode(&mut out).map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    pub(super) fn decode_json(&self, payload: &[u8]) -> Result<serde_json::Value, String> {
+        let (indexes, rest) = message_indexes(payload)?;
+        let descriptor = self.message_at(&indexes)?;
+        let message = DynamicMessage::decode(descriptor.clone(), rest)
+            .map_err(|e| format!("not a {} message: {e}", descriptor.full_name()))?;
+        serde_json::to_value(&message).map_err(|e| e.to_string())
+    }
+
     pub(super) fn validate(&self, payload: &[u8]) -> Result<(), String> {
         let (indexes, rest) = message_indexes(payload)?;
         let descriptor = self.message_at(&indexes)?;
@@ -170,7 +187,7 @@ fn wire_class(kind: &Kind) -> String {
 
 /// Splits the wire format's message indexes (a zigzag varint count, then that many zigzag
 /// varints; a lone 0 means the first message) from the encoded message.
-pub(crate) fn message_indexes(payload: &[u8]) -> Result<(Vec<usize>, &[u8]), String> {
+pub fn message_indexes(payload: &[u8]) -> Result<(Vec<usize>, &[u8]), String> {
     /// More nesting than any real schema has; a bound on what a hostile count can make us read.
     const DEPTH_MAX: i64 = 64;
     let mut rest = payload;
