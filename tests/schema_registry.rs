@@ -61,3 +61,152 @@ fn confluent_clients_register_evolve_and_read_through_a_controller_failover() {
     cluster.wait_healthy();
     verify(&format!("http://{}", cluster.node(controller).http), &expected);
 }
+
+/// Runs `eddy ARGS` against the cluster and its registry (node 1's HTTP listener), with `stdin`.
+fn eddy_with(cluster: &Cluster, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(support::eddy_bin())
+        .args(args)
+        .args(["--brokers", &cluster.brokers(), "--schema-registry", &format!("http://{}", cluster.node(1).http)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run eddy");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("eddy output")
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "eddy failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn a_validating_topic_refuses_records_without_a_matching_schema_and_appends_nothing_of_their_batch() {
+    let cluster = Cluster::start(3);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let order = support::write_file(
+        dir.path(),
+        "order.avsc",
+        r#"{"type":"record","name":"OrderCreated","namespace":"shop","fields":[{"name":"order_id","type":"string"},{"name":"cents","type":"long"}]}"#,
+    );
+    let payment = support::write_file(
+        dir.path(),
+        "payment.json",
+        r#"{"title":"shop.PaymentProcessed","type":"object","properties":{"order_id":{"type":"string"}},"required":["order_id"]}"#,
+    );
+    let registered = ok(&eddy_with(
+        &cluster,
+        &[
+            "schema",
+            "register",
+            "orders-value",
+            "--type",
+            "avro",
+            "--file",
+            order.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        "",
+    ));
+    let order_id =
+        serde_json::from_str::<serde_json::Value>(&registered).expect("JSON")["id"].as_u64().expect("id") as u32;
+    // The record strategy: a JSON schema names its record by its title.
+    ok(&eddy_with(
+        &cluster,
+        &["schema", "register", "shop.PaymentProcessed", "--type", "json", "--file", payment.to_str().unwrap()],
+        "",
+    ));
+    cluster.eddy_json(&[
+        "topic",
+        "create",
+        "orders",
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "3",
+        "--config",
+        "value.schema.validation=true",
+    ]);
+    cluster.eddy_json(&[
+        "topic",
+        "create",
+        "payments",
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "3",
+        "--config",
+        "value.schema.validation=true",
+        "--config",
+        "value.subject.name.strategy=record",
+    ]);
+    cluster.wait_leaders("orders");
+    cluster.wait_leaders("payments");
+
+    // The CLI encodes with the subject's schema; a line that does not fit it is refused there.
+    let produced = eddy_with(
+        &cluster,
+        &["produce", "orders", "--value-schema", "orders-value"],
+        "{\"order_id\":\"o-1\",\"cents\":1250}\n{\"order_id\":\"o-2\",\"cents\":\"lots\"}\n{\"order_id\":\"o-3\",\"cents\":7}\n",
+    );
+    assert!(!produced.status.success(), "a line that does not fit the schema fails the command");
+    assert!(String::from_utf8_lossy(&produced.stderr).contains("line 2 was not produced"), "{produced:?}");
+    ok(&eddy_with(
+        &cluster,
+        &["produce", "payments", "--value-schema", "shop.PaymentProcessed"],
+        "{\"order_id\":\"o-1\"}\n",
+    ));
+
+    // Through the client: a batch whose second record is plain text, or names another schema, or
+    // does not decode, is refused whole, naming the record.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let client = eddy_client::Client::new(vec![cluster.node(1).address.clone()], eddy_client::ClientConfig::default())
+        .expect("client");
+    let framed = |id: u32, payload: &[u8]| bytes::Bytes::from(eddy_schema::wire::frame(id, payload));
+    // order_id "o-9" (zigzag length 3), cents 5 (zigzag 10).
+    let good = framed(order_id, &[6, b'o', b'-', b'9', 10]);
+    for (bad, needle) in [
+        (bytes::Bytes::from_static(b"{\"order_id\":\"o-9\"}"), "magic byte"),
+        (framed(order_id + 100, &[6, b'o', b'-', b'9', 10]), "not registered"),
+        (framed(order_id, &[6, b'o']), "not a value of schema"),
+    ] {
+        let records = [good.clone(), bad, good.clone()]
+            .into_iter()
+            .map(|value| eddy_client::v1::Record { value, ..Default::default() })
+            .collect();
+        let refused = runtime
+            .block_on(client.produce(support::produce_request("orders", 0, records)))
+            .expect_err("a batch with an invalid record is refused");
+        assert_eq!(refused.reason(), "SCHEMA_VALIDATION_FAILED", "{refused}");
+        assert!(refused.to_string().contains("record 1 ") && refused.to_string().contains(needle), "{refused}");
+    }
+    let accepted = runtime
+        .block_on(client.produce(support::produce_request(
+            "orders",
+            0,
+            vec![eddy_client::v1::Record { value: good, ..Default::default() }],
+        )))
+        .expect("a valid record is accepted");
+
+    // Nothing of the refused batches was appended: o-1 and o-3 from the CLI, then the one above.
+    assert_eq!(accepted.base_offset, 2, "{accepted:?}");
+    let consumed = ok(&eddy_with(
+        &cluster,
+        &["consume", "orders", "--from-beginning", "--exit-at-end", "--decode", "--format", "json"],
+        "",
+    ));
+    let values: Vec<serde_json::Value> = consumed
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line")["value"].clone())
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            serde_json::json!({"order_id": "o-1", "cents": 1250}),
+            serde_json::json!({"order_id": "o-3", "cents": 7}),
+            serde_json::json!({"order_id": "o-9", "cents": 5}),
+        ]
+    );
+}
