@@ -53,6 +53,14 @@ pub enum Event {
     /// After healing, one replica of the retained topic read from the leader's log start;
     /// `error` when the replica no longer held that offset.
     RetainedReplica { node: u64, records: Vec<ReadRecord>, error: Option<String> },
+    /// The schema registry acknowledged `schema` under `subject` as `version` with `id`.
+    SchemaAck { process: String, subject: String, schema: String, id: u32, version: u32 },
+    /// The registry refused `schema` under `subject` as incompatible.
+    SchemaRefused { process: String, subject: String, schema: String },
+    /// After healing: every subject's versions (version, id), and the schema of every id listed.
+    SchemaFinal { subjects: Vec<(String, Vec<(u32, u32)>)>, schemas: Vec<(u32, String)> },
+    /// After healing, the registry could not be read.
+    SchemaFinalFailed { reason: String },
     /// A fault started or ended.
     Fault { description: String },
     /// `node` is the leader of `group` in `term` (sampled from the node's Raft metrics).
@@ -160,6 +168,18 @@ pub fn trace_lines(entries: &[Entry]) -> Vec<String> {
                         let _ = write!(line, "replica n{node} retained: {}", render(records));
                     }
                 },
+                Event::SchemaAck { process, subject, schema, id, version } => {
+                    let _ = write!(line, "schema  {process} {subject} v{version} = id {id}: {schema}");
+                }
+                Event::SchemaRefused { process, subject, schema } => {
+                    let _ = write!(line, "schema  {process} {subject} refused: {schema}");
+                }
+                Event::SchemaFinal { subjects, schemas } => {
+                    let _ = write!(line, "schema  final {subjects:?}, {} schemas", schemas.len());
+                }
+                Event::SchemaFinalFailed { reason } => {
+                    let _ = write!(line, "schema  final FAILED: {reason}");
+                }
                 Event::Fault { description } => {
                     let _ = write!(line, "fault   {description}");
                 }

@@ -435,6 +435,14 @@ pub fn run(options: &Options) -> Report {
     sim.client("final-reader", workload::final_reader(plan.clone(), history.clone()));
     sim.client("retained-producer", workload::retained_producer(plan.clone(), history.clone(), ready.clone()));
     sim.client("retained-final", workload::retained_final(plan.clone(), history.clone()));
+    // The schema registry (held by the controller): two registrars, then a read after healing.
+    for index in 0..2 {
+        sim.client(
+            format!("registrar-{index}"),
+            workload::registrar(plan.clone(), index, history.clone(), ready.clone()),
+        );
+    }
+    sim.client("registry-final", workload::registry_final(plan.clone(), history.clone()));
     // Membership changes under the faults: a rebalance a third of the way through, and (with a
     // broker to spare) the drain of the last broker halfway; crashes longer than the replacement
     // delay move replicas off the crashed brokers as well.

@@ -17,6 +17,10 @@
 //! - `member-N` are consumer-group members (the real `Consumer`, subscribed to the topic in
 //!   [`GROUP`]): one crashes halfway and one joins halfway; they record deliveries with their
 //!   member epochs and every commit. `group-final` then reads the group's committed offsets.
+//! - `registrar-N` register schemas in the schema registry (through the controller RPC the
+//!   brokers forward its HTTP API over): an evolving record under their own subject and a shared
+//!   one, and now and then an incompatible one; `registry-final` reads the registry after
+//!   healing (see `checker/schemas.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -547,5 +551,130 @@ pub async fn operator(plan: Plan, rebalance_ms: u64, decommission: Option<(u64, 
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }
+    Ok(())
+}
+
+/// The controller client a registry workload uses: the same RPC every broker forwards the
+/// registry's HTTP requests over, to whichever voter leads.
+fn registry_client(plan: &Plan) -> eddy_controller::ControllerClient {
+    let peers = Arc::new(eddy_raft::transport::Peers::new(Arc::new(SimConnector { keepalive: plan.keepalive })));
+    eddy_controller::ControllerClient::new(plan.brokers(), peers, plan.request_timeout)
+}
+
+async fn registry_call(
+    client: &eddy_controller::ControllerClient,
+    request: eddy_schema::api::RegistryRequest,
+) -> Result<eddy_schema::api::RegistryReply, eddy_controller::ControllerError> {
+    match client.call(&eddy_controller::ControllerRequest::Registry(request)).await? {
+        eddy_controller::ControllerReply::Registry(reply) => Ok(reply),
+        other => Err(eddy_controller::ControllerError::Unavailable(format!("unexpected reply {other:?}"))),
+    }
+}
+
+/// The `fields` first fields of the workload's evolving record: each version adds one, with a
+/// default, so every version reads every earlier one (BACKWARD, the default level).
+fn evolving_schema(fields: u32) -> String {
+    let fields: Vec<String> =
+        (0..fields).map(|f| format!(r#"{{"name":"f{f}","type":"string","default":""}}"#)).collect();
+    format!(r#"{{"type":"record","name":"Event","fields":[{}]}}"#, fields.join(","))
+}
+
+/// A schema BACKWARD refuses after any evolving one: f0 changes from string to int.
+const INCOMPATIBLE_SCHEMA: &str =
+    r#"{"type":"record","name":"Event","doc":"Incompatible","fields":[{"name":"f0","type":"int"}]}"#;
+
+/// Registers schemas while the faults run: an evolving record under its own subject and under
+/// a subject every registrar shares (so one schema is registered concurrently by several
+/// clients, and must get one id), and now and then one that breaks compatibility.
+pub async fn registrar(plan: Plan, index: u32, history: History, ready: Arc<AtomicBool>) -> SimResult {
+    use eddy_schema::api::{RegistryReply, RegistryRequest};
+    use eddy_schema::{RegistryError, SchemaInput, SchemaType};
+    until_ready(&ready).await;
+    let client = registry_client(&plan);
+    let process = format!("registrar-{index}");
+    let own = format!("r{index}-value");
+    let mut fields = 0u32;
+    let mut own_acked = false;
+    let mut step = 0u64;
+    while now_ms() < plan.send_until_ms {
+        step += 1;
+        let (subject, schema) = if own_acked && step % 5 == 0 {
+            (own.clone(), INCOMPATIBLE_SCHEMA.to_string())
+        } else if step % 2 == 0 {
+            ("shared-value".to_string(), evolving_schema(fields.max(1)))
+        } else {
+            fields += 1;
+            (own.clone(), evolving_schema(fields))
+        };
+        let input = SchemaInput { schema_type: SchemaType::Avro, schema: schema.clone(), references: Vec::new() };
+        match registry_call(&client, RegistryRequest::Register { subject: subject.clone(), schema: input }).await {
+            Ok(RegistryReply::Registered { id, version }) => {
+                own_acked |= subject == own;
+                history.record(Event::SchemaAck { process: process.clone(), subject, schema, id, version });
+            }
+            Err(eddy_controller::ControllerError::Registry(RegistryError::Incompatible { .. })) => {
+                history.record(Event::SchemaRefused { process: process.clone(), subject, schema });
+            }
+            Ok(other) => history.record(Event::Note { text: format!("{process}: unexpected reply {other:?}") }),
+            Err(e) => history.record(Event::Note { text: format!("{process}: register {subject}: {e}") }),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Ok(())
+}
+
+/// After healing, reads every subject's versions and the schema of every id they list.
+pub async fn registry_final(plan: Plan, history: History) -> SimResult {
+    use eddy_schema::VersionSpec;
+    use eddy_schema::api::{RegistryReply, RegistryRequest};
+    tokio::time::sleep(Duration::from_millis(plan.final_read_ms.saturating_sub(now_ms()))).await;
+    let client = registry_client(&plan);
+    let deadline = plan.final_read_ms + plan.final_read_budget_ms;
+    let mut last_error = String::from("never attempted");
+    while now_ms() < deadline {
+        let read = async {
+            let RegistryReply::Subjects(names) =
+                registry_call(&client, RegistryRequest::Subjects { deleted: true, prefix: None }).await?
+            else {
+                return Err(eddy_controller::ControllerError::Unavailable("subjects".into()));
+            };
+            let mut subjects = Vec::new();
+            let mut schemas = BTreeMap::new();
+            for subject in names {
+                let RegistryReply::Versions(numbers) =
+                    registry_call(&client, RegistryRequest::Versions { subject: subject.clone(), deleted: true })
+                        .await?
+                else {
+                    return Err(eddy_controller::ControllerError::Unavailable("versions".into()));
+                };
+                let mut versions = Vec::new();
+                for number in numbers {
+                    let request = RegistryRequest::Version {
+                        subject: subject.clone(),
+                        version: VersionSpec::Number(number),
+                        deleted: true,
+                    };
+                    let RegistryReply::Version(view) = registry_call(&client, request).await? else {
+                        return Err(eddy_controller::ControllerError::Unavailable("version".into()));
+                    };
+                    schemas.insert(view.id, view.schema.schema.clone());
+                    versions.push((view.version, view.id));
+                }
+                subjects.push((subject, versions));
+            }
+            Ok((subjects, schemas.into_iter().collect::<Vec<_>>()))
+        };
+        match read.await {
+            Ok((subjects, schemas)) => {
+                history.record(Event::SchemaFinal { subjects, schemas });
+                return Ok(());
+            }
+            Err(e) => {
+                last_error = e.to_string();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    history.record(Event::SchemaFinalFailed { reason: last_error });
     Ok(())
 }

@@ -158,6 +158,11 @@ impl Broker {
         Ok(Broker { inner })
     }
 
+    /// The cluster's name (its configuration's `cluster_name`).
+    pub fn cluster_name(&self) -> &str {
+        &self.inner.config.cluster_name
+    }
+
     pub fn node_id(&self) -> u64 {
         self.inner.node_id
     }

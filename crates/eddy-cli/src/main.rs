@@ -1,5 +1,6 @@
 //! `eddy`: the Eddy server, a local dev cluster, and the client commands.
 
+mod asyncapi;
 mod bench;
 mod cluster;
 mod consume;
@@ -70,6 +71,8 @@ enum Command {
     /// Register, inspect and check schemas in the schema registry.
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
+    /// Write the cluster's AsyncAPI 3.0 document: topics, event types and their schemas.
+    Asyncapi(asyncapi::AsyncapiArgs),
     /// Measure produce or consume throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -92,6 +95,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Produce(args) => produce::run(args, client(&cli)?, registry(&cli)?, cli.format).await,
         Command::Consume(args) => consume::run(args, client(&cli)?, registry(&cli)?, cli.format).await,
         Command::Schema(command) => schema::run(command, &registry(&cli)?, cli.format).await,
+        Command::Asyncapi(args) => asyncapi::run(args, &registry(&cli)?).await,
         Command::Group(command) => group::run(command, &*client(&cli)?, cli.format).await,
         Command::Cluster(command) => cluster::run(command, &*client(&cli)?, cli.format).await,
         Command::Broker(command) => cluster::run_broker(command, &*client(&cli)?, cli.format).await,

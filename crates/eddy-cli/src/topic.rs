@@ -17,7 +17,8 @@ pub enum TopicCommand {
         #[arg(long, default_value_t = 1)]
         replication_factor: u32,
         /// A topic config KEY=VALUE (repeatable): retention.ms, retention.bytes,
-        /// max.message.bytes, min.insync.replicas.
+        /// max.message.bytes, min.insync.replicas, value.schema.validation,
+        /// key.schema.validation, value.subject.name.strategy, key.subject.name.strategy.
         #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config)]
         configs: Vec<(String, String)>,
     },

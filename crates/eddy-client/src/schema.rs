@@ -309,6 +309,16 @@ impl SchemaRegistry {
             .ok_or_else(|| ClientError::Schema(format!("unexpected answer {answer}")))
     }
 
+    /// The cluster's AsyncAPI 3.0 document (`GET /asyncapi.json` of a broker's HTTP listener),
+    /// with only the topics matching `topics` (`*` matches any run of characters), if given.
+    pub async fn asyncapi(&self, topics: Option<&str>) -> ClientResult<Value> {
+        let path = match topics {
+            Some(pattern) => format!("/asyncapi.json?topics={}", segment(pattern).replace("%2A", "*")),
+            None => "/asyncapi.json".to_string(),
+        };
+        self.get(&path).await
+    }
+
     /// The schema `id` names, parsed with its references (cached).
     pub async fn parsed(&self, id: u32) -> ClientResult<Arc<ParsedSchema>> {
         if let Some(parsed) = self.parsed.lock().expect("schema cache").get(&id) {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use eddy_schema::SubjectNameStrategy;
+use eddy_schema::{SubjectNameStrategy, asyncapi};
 
 use crate::error::ControllerError;
 
@@ -36,7 +36,7 @@ pub const KEY_SUBJECT_NAME_STRATEGY: &str = "key.subject.name.strategy";
 pub const RETENTION_MS_DEFAULT: i64 = 7 * 24 * 60 * 60 * 1000;
 
 /// Every key a topic accepts, with what it means (for error messages and docs).
-pub const KEYS: [(&str, &str); 8] = [
+pub const KEYS: [(&str, &str); 12] = [
     (RETENTION_MS, "milliseconds to keep records, -1 for ever (default 604800000, 7 days)"),
     (RETENTION_BYTES, "bytes to keep per partition, -1 for no limit (default -1)"),
     (MAX_MESSAGE_BYTES, "largest record in bytes, 1 to the broker's record_size_max_bytes (default: that limit)"),
@@ -51,7 +51,14 @@ pub const KEYS: [(&str, &str); 8] = [
         "subject of a validated value's schema: topic, record or topic_record (default topic)",
     ),
     (KEY_SUBJECT_NAME_STRATEGY, "subject of a validated key's schema: topic, record or topic_record (default topic)"),
+    (asyncapi::DESCRIPTION, "the topic's description in the cluster's AsyncAPI document"),
+    (asyncapi::SENDERS, "services that write to the topic, comma-separated (AsyncAPI send operations)"),
+    (asyncapi::RECEIVERS, "services that read the topic, comma-separated (AsyncAPI receive operations)"),
+    (asyncapi::SUBJECTS, "subjects of the event types the topic carries, comma-separated (AsyncAPI messages)"),
 ];
+
+/// Longest value of a free-text config (the AsyncAPI ones), in bytes.
+pub const TEXT_VALUE_LEN_MAX: usize = 4_096;
 
 /// A topic's configuration, read from its stored configs with defaults for keys not set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +137,11 @@ pub fn validate(
             VALUE_SCHEMA_VALIDATION | KEY_SCHEMA_VALIDATION => {
                 if !["true", "false"].contains(&value.trim().to_ascii_lowercase().as_str()) {
                     return Err(bad("must be true or false".into()));
+                }
+            }
+            asyncapi::DESCRIPTION | asyncapi::SENDERS | asyncapi::RECEIVERS | asyncapi::SUBJECTS => {
+                if value.len() > TEXT_VALUE_LEN_MAX {
+                    return Err(bad(format!("longer than {TEXT_VALUE_LEN_MAX} bytes")));
                 }
             }
             VALUE_SUBJECT_NAME_STRATEGY | KEY_SUBJECT_NAME_STRATEGY => {

@@ -79,6 +79,8 @@ pub enum RegistryRequest {
     Resolve {
         id: u32,
     },
+    /// The latest version of every subject with one not deleted (for AsyncAPI documents).
+    Latest,
 }
 
 /// A subject's version with its schema.
@@ -104,6 +106,7 @@ pub enum RegistryReply {
     Compatibility(Compatibility),
     Compatible { messages: Vec<String> },
     Resolved { source: Source, subjects: Vec<String> },
+    Latest(Vec<VersionView>),
 }
 
 /// What the leader does with a request.
@@ -199,6 +202,14 @@ pub fn plan(registry: &Registry, request: &RegistryRequest) -> RegistryResult<St
         }
         RegistryRequest::CheckCompatibility { subject, version, schema } => {
             answer(RegistryReply::Compatible { messages: registry.check_compatibility(subject, *version, schema)? })
+        }
+        RegistryRequest::Latest => {
+            let mut views = Vec::new();
+            for subject in registry.subjects(false, None) {
+                let (version, id) = registry.version(&subject, VersionSpec::Latest, false)?;
+                views.push(VersionView { subject, version, id, schema: registry.schema(id)?.clone() });
+            }
+            answer(RegistryReply::Latest(views))
         }
         RegistryRequest::Resolve { id } => {
             let stored = registry.schema(*id)?;

@@ -8,6 +8,7 @@
 //!   change it; and [`registry::Registry::plan_register`], the checks a leader runs before it
 //!   proposes a registration.
 //! - [`wire`]: the wire format of a value that names its schema (magic byte 0, 4-byte id).
+//! - [`asyncapi`]: the AsyncAPI 3.0 document of a cluster's topics and their event types.
 //!
 //! Where it runs: the registry's state is part of the controller's Raft state machine, so ids
 //! and versions are replicated and survive what the controller survives; every broker serves
@@ -17,6 +18,7 @@
 //! commands in the same order gives the same registry on every replica.
 
 pub mod api;
+pub mod asyncapi;
 pub mod error;
 pub mod format;
 pub mod registry;

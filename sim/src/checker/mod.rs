@@ -16,6 +16,7 @@ mod groups;
 mod liveness;
 mod raft;
 mod retention;
+mod schemas;
 mod single_value;
 
 use std::collections::BTreeMap;
@@ -67,11 +68,18 @@ pub enum Property {
     /// record at or above the log start is missing or moved, the log start passed what
     /// `retention.bytes` allows, or a replica lost records the leader retains (`retention.rs`).
     RetentionLost,
+    /// A schema id named two schemas, one schema got two ids, or an acknowledged id no longer
+    /// names its schema after healing (`schemas.rs`).
+    SchemaIdChanged,
+    /// An acknowledged version of a subject is missing or names another id after healing.
+    SchemaVersionLost,
+    /// The registry acknowledged a schema its compatibility level forbids.
+    SchemaIncompatibleAccepted,
 }
 
 impl Property {
     /// Every property.
-    pub const ALL: [Property; 18] = [
+    pub const ALL: [Property; 21] = [
         Property::AcknowledgedLost,
         Property::AcknowledgedMoved,
         Property::CommittedLost,
@@ -90,6 +98,9 @@ impl Property {
         Property::GroupCommitLost,
         Property::GroupBehind,
         Property::RetentionLost,
+        Property::SchemaIdChanged,
+        Property::SchemaVersionLost,
+        Property::SchemaIncompatibleAccepted,
     ];
 
     /// Whether a violation means data was lost, rewritten or invented (not merely unavailable).
@@ -118,6 +129,9 @@ impl Property {
             Property::GroupCommitLost => "group_commit_lost",
             Property::GroupBehind => "group_behind",
             Property::RetentionLost => "retention_lost",
+            Property::SchemaIdChanged => "schema_id_changed",
+            Property::SchemaVersionLost => "schema_version_lost",
+            Property::SchemaIncompatibleAccepted => "schema_incompatible_accepted",
         }
     }
 }
@@ -256,6 +270,10 @@ impl Model {
                 | Event::GroupStarted { .. }
                 | Event::GroupCommit { .. }
                 | Event::GroupFinal { .. }
+                | Event::SchemaAck { .. }
+                | Event::SchemaRefused { .. }
+                | Event::SchemaFinal { .. }
+                | Event::SchemaFinalFailed { .. }
                 | Event::Fault { .. }
                 | Event::Note { .. } => {}
             }
@@ -284,6 +302,7 @@ pub fn check(entries: &[Entry], partitions: u32) -> Verdict {
     raft::check(&model, &mut anomalies);
     groups::check(entries, &model, &mut anomalies);
     retention::check(entries, &mut anomalies);
+    schemas::check(entries, &mut anomalies);
     let records_checked = model.finals.values().map(|(records, _)| records.len() as u64).sum();
     Verdict { anomalies, records_checked }
 }

@@ -509,3 +509,55 @@ fn retention_flags_records_lost_otherwise() {
     });
     assert_flags(&diverged, Property::RetentionLost);
 }
+
+fn schema_ack(process: &str, subject: &str, schema: &str, id: u32, version: u32) -> Event {
+    Event::SchemaAck { process: process.into(), subject: subject.into(), schema: schema.into(), id, version }
+}
+
+/// Two registrars: one evolves its subject, both register the first schema under a shared one.
+fn registry() -> Builder {
+    clean()
+        .push(schema_ack("registrar-0", "r0-value", "A", 1, 1))
+        .push(schema_ack("registrar-0", "shared-value", "A", 1, 1))
+        .push(schema_ack("registrar-1", "shared-value", "A", 1, 1))
+        .push(schema_ack("registrar-0", "r0-value", "B", 2, 2))
+        .push(Event::SchemaRefused {
+            process: "registrar-0".into(),
+            subject: "r0-value".into(),
+            schema: "Incompatible".into(),
+        })
+}
+
+fn registry_final(subjects: Vec<(&str, Vec<(u32, u32)>)>, schemas: Vec<(u32, &str)>) -> Event {
+    Event::SchemaFinal {
+        subjects: subjects.into_iter().map(|(s, v)| (s.to_string(), v)).collect(),
+        schemas: schemas.into_iter().map(|(id, s)| (id, s.to_string())).collect(),
+    }
+}
+
+#[test]
+fn schemas_pass_a_registry_that_kept_everything() {
+    let history = registry().push(registry_final(
+        vec![("r0-value", vec![(1, 1), (2, 2)]), ("shared-value", vec![(1, 1)])],
+        vec![(1, "A"), (2, "B")],
+    ));
+    let verdict = history.verdict();
+    assert!(verdict.anomalies.is_empty(), "{:?}", verdict.anomalies);
+}
+
+#[test]
+fn schemas_flag_lost_versions_changed_ids_and_accepted_incompatibilities() {
+    let lost = registry()
+        .push(registry_final(vec![("r0-value", vec![(1, 1)]), ("shared-value", vec![(1, 1)])], vec![(1, "A")]));
+    assert_flags(&lost, Property::SchemaVersionLost);
+    let renamed = registry().push(registry_final(
+        vec![("r0-value", vec![(1, 1), (2, 2)]), ("shared-value", vec![(1, 1)])],
+        vec![(1, "A"), (2, "C")],
+    ));
+    assert_flags(&renamed, Property::SchemaIdChanged);
+    let reused = registry().push(schema_ack("registrar-1", "r1-value", "C", 2, 1));
+    assert_flags(&reused, Property::SchemaIdChanged);
+    let accepted = registry().push(schema_ack("registrar-0", "r0-value", "Incompatible", 3, 3));
+    assert_flags(&accepted, Property::SchemaIncompatibleAccepted);
+    assert_flags(&registry().push(Event::SchemaFinalFailed { reason: "no leader".into() }), Property::Unavailable);
+}
