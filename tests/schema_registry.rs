@@ -210,3 +210,87 @@ fn a_validating_topic_refuses_records_without_a_matching_schema_and_appends_noth
         ]
     );
 }
+
+/// The node_modules of the AsyncAPI initiative's validators (`scripts/npm-env`), when the npm
+/// registry is reachable.
+fn official_validators() -> Option<String> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/npm-env");
+    let out = Command::new(script).stderr(Stdio::inherit()).output().expect("run scripts/npm-env");
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !path.is_empty()).then_some(path)
+}
+
+#[test]
+fn the_clusters_asyncapi_document_validates_with_tools_that_are_not_ours() {
+    let cluster = Cluster::start(3);
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/schemas");
+    let example = |file: &str| examples.join(file).to_string_lossy().to_string();
+    for (subject, kind, file) in [
+        ("orders-value", "avro", "OrderCreated.avsc"),
+        ("shop.payments.PaymentProcessed", "json", "PaymentProcessed.json"),
+        ("shop.payments.PaymentFailed", "json", "PaymentFailed.json"),
+        ("shipments-value", "protobuf", "OrderShipped.proto"),
+    ] {
+        ok(&eddy_with(&cluster, &["schema", "register", subject, "--type", kind, "--file", &example(file)], ""));
+    }
+    for args in [
+        &[
+            "orders",
+            "--config",
+            "asyncapi.senders=order-service",
+            "--config",
+            "asyncapi.receivers=inventory-service,payment-service",
+        ][..],
+        &[
+            "payments",
+            "--config",
+            "value.subject.name.strategy=record",
+            "--config",
+            "asyncapi.subjects=shop.payments.PaymentProcessed,shop.payments.PaymentFailed",
+        ],
+        &["shipments", "--config", "asyncapi.description=Parcels leaving the warehouse"],
+        &["audit"],
+    ] {
+        let mut create = vec!["topic", "create"];
+        create.extend_from_slice(args);
+        cluster.eddy_json(&create);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let modules = official_validators();
+    if modules.is_none() {
+        eprintln!("the npm registry is unreachable: the AsyncAPI initiative's JSON Schema and parser are not run");
+    }
+    for file in ["cluster.json", "cluster.yaml"] {
+        let path = dir.path().join(file).to_string_lossy().to_string();
+        ok(&eddy_with(&cluster, &["asyncapi", "--output", &path], ""));
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/asyncapi_validate.py");
+        let mut validate = Command::new(python());
+        validate.args(["-W", "ignore"]).arg(&script).args([path.as_str(), "orders", "payments", "shipments", "audit"]);
+        match &modules {
+            Some(m) => validate.env("NODE_MODULES", m),
+            None => validate.env_remove("NODE_MODULES"),
+        };
+        let out = validate.output().expect("run the validators");
+        let report = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{file} does not validate:\n{report}\n{}", String::from_utf8_lossy(&out.stderr));
+        for line in ["pydantic-asyncapi: valid", "asyncapi3: valid", "payload schemas: 3 valid"] {
+            assert!(report.contains(line), "{file}: {report}");
+        }
+        if modules.is_some() {
+            assert!(report.contains("@asyncapi/parser: valid (4 channels, 5 messages)"), "{file}: {report}");
+        }
+        eprintln!("{file}:\n{report}");
+    }
+    // The document says what the cluster holds.
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("cluster.json")).expect("read")).expect("JSON");
+    assert_eq!(doc["operations"]["payment-service_receive_orders"]["action"], "receive");
+    assert_eq!(doc["channels"]["payments"]["messages"].as_object().map(|m| m.len()), Some(2));
+    assert_eq!(doc["channels"]["shipments"]["description"], "Parcels leaving the warehouse");
+    let only = ok(&eddy_with(&cluster, &["asyncapi", "--topic", "pay*"], ""));
+    let only: serde_json::Value = serde_json::from_str(&only).expect("JSON");
+    assert_eq!(
+        only["channels"].as_object().map(|c| c.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["payments".to_string()])
+    );
+}

@@ -1,5 +1,5 @@
 // Parses an AsyncAPI document with the AsyncAPI initiative's parser (@asyncapi/parser) and its
-// Avro schema parser; exits non-zero on any error-level diagnostic.
+// Avro and Protobuf schema parsers; exits non-zero on any error-level diagnostic.
 import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -7,9 +7,11 @@ import path from "node:path";
 const require = createRequire(path.join(process.env.NODE_PATH, "noop.js"));
 const { Parser } = require("@asyncapi/parser");
 const { AvroSchemaParser } = require("@asyncapi/avro-schema-parser");
+const { ProtoBuffSchemaParser } = require("@asyncapi/protobuf-schema-parser");
 
 const parser = new Parser();
 parser.registerSchemaParser(AvroSchemaParser());
+parser.registerSchemaParser(ProtoBuffSchemaParser());
 const { document, diagnostics } = await parser.parse(readFileSync(process.argv[2], "utf8"));
 const errors = diagnostics.filter((d) => d.severity === 0);
 for (const d of diagnostics) {

@@ -1,10 +1,11 @@
 """Validates an AsyncAPI 3.0 document (a file, JSON or YAML) with validators that are not Eddy's:
 
 - pydantic-asyncapi and asyncapi3 (PyPI), models of the AsyncAPI 3.0 specification;
-- the payload schemas it embeds: Avro with fastavro, JSON Schema with jsonschema;
+- the payload schemas it embeds: Avro with fastavro, JSON Schema with jsonschema (Protobuf ones
+  are compiled by the official parser's Protobuf schema parser, below);
 - with NODE_MODULES set (scripts/npm-env, when the npm registry is reachable): the AsyncAPI
   initiative's JSON Schema of 3.0.0 (@asyncapi/specs) with jsonschema, and the official parser
-  (@asyncapi/parser with its Avro schema parser) through node.
+  (@asyncapi/parser with its Avro and Protobuf schema parsers) through node.
 
     asyncapi_validate.py DOCUMENT [EXPECTED_CHANNEL ...]
 """
@@ -44,11 +45,18 @@ for name, message in document.get("components", {}).get("messages", {}).items():
     payload = message.get("payload")
     if not payload:
         continue
+    if "schemaFormat" not in payload:
+        # An AsyncAPI schema (JSON Schema's superset): a topic without a registered schema.
+        jsonschema.Draft7Validator.check_schema(payload)
+        continue
     fmt = payload["schemaFormat"]
     if fmt.startswith("application/vnd.apache.avro"):
         fastavro.parse_schema(payload["schema"])
     elif fmt.startswith("application/schema+json"):
         jsonschema.validators.validator_for(payload["schema"]).check_schema(payload["schema"])
+    elif fmt.startswith("application/vnd.google.protobuf"):
+        assert isinstance(payload["schema"], str) and "message" in payload["schema"], payload
+        continue
     else:
         raise AssertionError(f"{name}: unexpected schemaFormat {fmt}")
     checked += 1

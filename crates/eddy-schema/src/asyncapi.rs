@@ -6,9 +6,9 @@
 //! those its value subject name strategy implies (`<topic>-value` for `topic`, every
 //! `<topic>-<record>` for `topic_record`; the `record` strategy names no subject by itself, so such
 //! a topic lists its event types in `asyncapi.subjects`). A `<topic>-key` subject describes keys.
-//! Avro and JSON Schema payloads are embedded with their `schemaFormat`; a Protobuf one is
-//! referenced (the registry's address of its text), as AsyncAPI has no Protobuf schema format
-//! every tool reads.
+//! Payload schemas are embedded with their `schemaFormat` (Avro and JSON Schema as JSON, Protobuf
+//! as its `.proto` text) and referenced (the registry's address of the schema's text, in the
+//! message's `externalDocs`).
 
 use std::collections::BTreeMap;
 
@@ -59,9 +59,10 @@ pub struct Cluster {
     pub registry_url: Option<String>,
 }
 
-/// An id as AsyncAPI's keys allow (`[A-Za-z0-9._-]`): other characters become `_`.
+/// An id as every tool accepts in AsyncAPI's keys (`[A-Za-z0-9_-]`; some refuse the dots the
+/// specification allows in component keys): other characters become `_`.
 fn key(text: &str) -> String {
-    text.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect()
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-') { c } else { '_' }).collect()
 }
 
 fn list(configs: &BTreeMap<String, String>, name: &str) -> Vec<String> {
@@ -111,20 +112,31 @@ fn value_subjects<'a>(topic: &Topic, subjects: &'a BTreeMap<&str, &VersionView>)
     }
 }
 
-/// The schema of a payload as a Multi Format Schema Object; `None` for Protobuf (referenced).
-fn payload(view: &VersionView) -> Option<Value> {
-    let format = match view.schema.schema_type {
-        SchemaType::Avro => "application/vnd.apache.avro+json;version=1.9.0",
-        SchemaType::Json => "application/schema+json;version=draft-07",
-        SchemaType::Protobuf => return None,
+/// The schema of a payload, as a Multi Format Schema Object.
+fn payload(view: &VersionView) -> Value {
+    let (format, schema) = match view.schema.schema_type {
+        // A registered Avro or JSON schema is JSON text.
+        SchemaType::Avro => {
+            ("application/vnd.apache.avro+json;version=1.9.0", serde_json::from_str(&view.schema.schema))
+        }
+        SchemaType::Json => ("application/schema+json;version=draft-07", serde_json::from_str(&view.schema.schema)),
+        SchemaType::Protobuf => ("application/vnd.google.protobuf;version=3", Ok(json!(view.schema.schema))),
     };
-    // A registered Avro or JSON schema is JSON text.
-    let schema: Value = serde_json::from_str(&view.schema.schema).ok()?;
-    Some(json!({"schemaFormat": format, "schema": schema}))
+    json!({"schemaFormat": format, "schema": schema.unwrap_or_else(|_| json!(view.schema.schema))})
 }
 
 fn schema_url(view: &VersionView, registry_url: Option<&str>) -> Option<String> {
-    registry_url.map(|base| format!("{base}/subjects/{}/versions/{}/schema", key(&view.subject), view.version))
+    registry_url.map(|base| format!("{base}/subjects/{}/versions/{}/schema", url_segment(&view.subject), view.version))
+}
+
+/// Percent-encodes a subject for a URL path segment.
+fn url_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn content_type(schema_type: SchemaType) -> &'static str {
@@ -148,26 +160,17 @@ fn message(view: &VersionView, key_view: Option<&VersionView>, registry_url: Opt
             view.schema.schema_type, view.id, view.subject, view.version
         )),
     );
-    match payload(view) {
-        Some(p) => {
-            m.insert("payload".into(), p);
-        }
-        None => {
-            if let Some(url) = schema_url(view, registry_url) {
-                m.insert(
-                    "externalDocs".into(),
-                    json!({"description": format!("The {} schema in the registry", view.schema.schema_type), "url": url}),
-                );
-            }
-        }
+    m.insert("payload".into(), payload(view));
+    if let Some(url) = schema_url(view, registry_url) {
+        m.insert(
+            "externalDocs".into(),
+            json!({"description": format!("The {} schema in the registry", view.schema.schema_type), "url": url}),
+        );
     }
     let mut eddy = json!({
         "subject": view.subject, "version": view.version, "schemaId": view.id,
         "schemaType": view.schema.schema_type.name(),
     });
-    if view.schema.schema_type == SchemaType::Protobuf {
-        eddy["schema"] = json!(view.schema.schema);
-    }
     if let Some(k) = key_view {
         eddy["key"] = json!({"subject": k.subject, "version": k.version, "schemaId": k.id, "schemaType": k.schema.schema_type.name()});
     }
@@ -211,11 +214,12 @@ pub fn document(cluster: &Cluster, topics: Option<&str>) -> Value {
         }
         if views.is_empty() {
             // No registered schema: records are bytes.
-            let id = format!("{channel_id}.record");
+            let id = format!("{channel_id}_record");
             messages.insert(
                 id.clone(),
                 json!({"name": format!("{} record", topic.name), "contentType": "application/octet-stream",
-                       "summary": "A record of the topic; no schema is registered for it"}),
+                       "summary": "A record of the topic; no schema is registered for it",
+                       "payload": {"description": "Bytes: no schema is registered for this topic"}}),
             );
             channel_messages.insert(id.clone(), json!({"$ref": format!("#/components/messages/{id}")}));
         }
@@ -243,8 +247,8 @@ pub fn document(cluster: &Cluster, topics: Option<&str>) -> Value {
             channel_messages.keys().map(|m| json!({"$ref": format!("#/channels/{channel_id}/messages/{m}")})).collect();
         let mut add = |action: &str, service: Option<&str>| {
             let id = match service {
-                Some(s) => key(&format!("{s}.{action}.{}", topic.name)),
-                None => key(&format!("{action}.{}", topic.name)),
+                Some(s) => key(&format!("{s}_{action}_{}", topic.name)),
+                None => key(&format!("{action}_{}", topic.name)),
             };
             let summary = match (service, action) {
                 (Some(s), "send") => format!("{s} writes to {}", topic.name),
@@ -350,11 +354,12 @@ mod tests {
         assert_eq!(order["payload"]["schema"]["name"], "OrderCreated");
         assert_eq!(order["x-eddy"]["key"]["subject"], "orders-key");
         let shipped = &doc["components"]["messages"]["shipments-value"];
-        assert!(shipped.get("payload").is_none());
+        assert_eq!(shipped["payload"]["schemaFormat"], "application/vnd.google.protobuf;version=3");
+        assert_eq!(shipped["payload"]["schema"], "syntax = \"proto3\"; message S {}");
         assert_eq!(shipped["externalDocs"]["url"], "http://127.0.0.1:8081/subjects/shipments-value/versions/1/schema");
-        assert_eq!(doc["operations"]["order-service.send.orders"]["action"], "send");
-        assert_eq!(doc["operations"]["payment.receive.orders"]["action"], "receive");
-        assert_eq!(doc["operations"]["send.shipments"]["channel"]["$ref"], "#/channels/shipments");
+        assert_eq!(doc["operations"]["order-service_send_orders"]["action"], "send");
+        assert_eq!(doc["operations"]["payment_receive_orders"]["action"], "receive");
+        assert_eq!(doc["operations"]["send_shipments"]["channel"]["$ref"], "#/channels/shipments");
         let only = document(&cluster, Some("ship*"));
         assert!(only["channels"].get("orders").is_none() && only["channels"].get("shipments").is_some());
     }
