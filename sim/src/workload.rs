@@ -598,9 +598,9 @@ pub async fn registrar(plan: Plan, index: u32, history: History, ready: Arc<Atom
     let mut step = 0u64;
     while now_ms() < plan.send_until_ms {
         step += 1;
-        let (subject, schema) = if own_acked && step % 5 == 0 {
+        let (subject, schema) = if own_acked && step.is_multiple_of(5) {
             (own.clone(), INCOMPATIBLE_SCHEMA.to_string())
-        } else if step % 2 == 0 {
+        } else if step.is_multiple_of(2) {
             ("shared-value".to_string(), evolving_schema(fields.max(1)))
         } else {
             fields += 1;

@@ -57,7 +57,7 @@ fn the_e_commerce_examples_parse_and_round_trip() {
 #[test]
 fn the_documented_evolutions_of_order_created() {
     let v1 = parse(SchemaType::Avro, include_str!("../../../examples/schemas/OrderCreated.avsc"));
-    let mut with = |field: serde_json::Value| {
+    let with = |field: serde_json::Value| {
         let mut schema: serde_json::Value =
             serde_json::from_str(include_str!("../../../examples/schemas/OrderCreated.avsc")).unwrap();
         schema["fields"].as_array_mut().unwrap().push(field);
