@@ -294,3 +294,84 @@ fn the_clusters_asyncapi_document_validates_with_tools_that_are_not_ours() {
         Some(vec!["payments".to_string()])
     );
 }
+
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Parcel {
+    order_id: String,
+    grams: i64,
+}
+
+/// The example's `shop.shipping.OrderShipped`, as prost derives it.
+#[derive(Clone, PartialEq, prost::Message)]
+struct OrderShipped {
+    #[prost(string, tag = "1")]
+    order_id: String,
+    #[prost(string, tag = "2")]
+    carrier: String,
+    #[prost(string, tag = "3")]
+    tracking_number: String,
+    #[prost(int64, tag = "4")]
+    shipped_at_ms: i64,
+}
+
+impl prost::Name for OrderShipped {
+    const NAME: &'static str = "OrderShipped";
+    const PACKAGE: &'static str = "shop.shipping";
+}
+
+#[test]
+fn the_rust_client_serializes_serde_and_prost_values_that_a_validating_topic_accepts() {
+    let cluster = Cluster::start(1);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let parcel = support::write_file(
+        dir.path(),
+        "parcel.avsc",
+        r#"{"type":"record","name":"Parcel","namespace":"shop","fields":[{"name":"order_id","type":"string"},{"name":"grams","type":"long"}]}"#,
+    );
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/schemas/OrderShipped.proto");
+    ok(&eddy_with(&cluster, &["schema", "register", "parcels-value", "--type", "avro", "--file", parcel.to_str().unwrap()], ""));
+    ok(&eddy_with(&cluster, &["schema", "register", "shipments-value", "--type", "protobuf", "--file", shipped.to_str().unwrap()], ""));
+    for topic in ["parcels", "shipments"] {
+        cluster.eddy_json(&["topic", "create", topic, "--config", "value.schema.validation=true"]);
+        cluster.wait_leaders(topic);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let registry = eddy_client::schema::SchemaRegistry::new(&format!("http://{}", cluster.node(1).http)).expect("registry");
+        let client = eddy_client::Client::new(vec![cluster.node(1).address.clone()], eddy_client::ClientConfig::default())
+            .expect("client");
+        let produce_and_read = |topic: &'static str, value: Vec<u8>| {
+            let client = &client;
+            async move {
+                let record = eddy_client::v1::Record { value: value.into(), ..Default::default() };
+                let produced = client.produce(support::produce_request(topic, 0, vec![record])).await.expect("accepted");
+                let request = eddy_client::v1::FetchRequest {
+                    topic: topic.into(),
+                    partition: 0,
+                    offset: produced.base_offset,
+                    max_bytes: 0,
+                    max_records: 1,
+                    max_wait_ms: 0,
+                    read_from_follower: false,
+                };
+                client.fetch(request).await.expect("fetch").records.remove(0).value
+            }
+        };
+        let sent = Parcel { order_id: "o-1".into(), grams: 1200 };
+        let bytes = registry.serialize("parcels-value", &sent).await.expect("serialize");
+        let read = produce_and_read("parcels", bytes).await;
+        assert_eq!(registry.deserialize::<Parcel>(&read).await.expect("deserialize"), sent);
+
+        let sent = OrderShipped { order_id: "o-1".into(), carrier: "post".into(), tracking_number: "T1".into(), shipped_at_ms: 7 };
+        let bytes = registry.serialize_protobuf("shipments-value", &sent).await.expect("serialize");
+        let read = produce_and_read("shipments", bytes).await;
+        assert_eq!(registry.deserialize_protobuf::<OrderShipped>(&read).await.expect("deserialize"), sent);
+
+        // A prost type the subject's schema does not start with, and bytes of another schema.
+        let wrong = registry.serialize_protobuf("parcels-value", &sent).await.expect_err("another schema");
+        assert_eq!(wrong.reason(), "SCHEMA_VALIDATION_FAILED", "{wrong}");
+        assert!(registry.deserialize::<Parcel>(&read).await.is_err(), "a Protobuf value is not a Parcel");
+        let missing = registry.serialize("no-such-value", &Parcel { order_id: "x".into(), grams: 1 }).await.expect_err("no subject");
+        assert!(matches!(missing, eddy_client::ClientError::Registry { status: 404, code: 40401, .. }), "{missing}");
+    });
+}

@@ -6,7 +6,8 @@
 //! when any record's value (key) does not carry the id of a schema registered under the subject
 //! its strategy names, or is not a value of that schema. Schemas are fetched from the controller
 //! leader once and kept parsed ([`SchemaValidator`]): an id names the same schema forever, so
-//! only which subjects list it can change, and that is fetched again when it no longer matches.
+//! only which subjects list it can change, and that is fetched again when a record names a
+//! subject the cached list lacks, and every 30 s.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -38,9 +39,6 @@ async fn call(controller: &ControllerClient, request: RegistryRequest) -> Result
 
 /// Schemas a broker keeps parsed for validation, at most; past it the oldest fetched goes.
 const CACHED_SCHEMAS_MAX: usize = 4_096;
-/// How often the subjects listing a cached schema may be fetched again when a record names a
-/// subject they do not include (it may have been registered there since).
-const SUBJECTS_REFRESH_MIN: Duration = Duration::from_secs(1);
 /// How long the subjects listing a schema are trusted when they do include the subject a record
 /// names (a version deleted since is noticed within this).
 const SUBJECTS_TRUSTED_FOR: Duration = Duration::from_secs(30);
@@ -126,8 +124,9 @@ impl SchemaValidator {
             String::new()
         };
         let subject = strategy.subject(topic, is_key, &record);
-        let stale = cached.fetched.elapsed() > SUBJECTS_TRUSTED_FOR;
-        if stale || (!cached.subjects.contains(&subject) && cached.fetched.elapsed() > SUBJECTS_REFRESH_MIN) {
+        // A subject the cached list lacks may have registered the schema since: ask again before
+        // refusing (once per refused batch, as the first failing record ends the check).
+        if cached.fetched.elapsed() > SUBJECTS_TRUSTED_FOR || !cached.subjects.contains(&subject) {
             cached = self.cached(id, true).await?;
         }
         if !cached.subjects.contains(&subject) {
