@@ -329,22 +329,33 @@ fn the_rust_client_serializes_serde_and_prost_values_that_a_validating_topic_acc
         r#"{"type":"record","name":"Parcel","namespace":"shop","fields":[{"name":"order_id","type":"string"},{"name":"grams","type":"long"}]}"#,
     );
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/schemas/OrderShipped.proto");
-    ok(&eddy_with(&cluster, &["schema", "register", "parcels-value", "--type", "avro", "--file", parcel.to_str().unwrap()], ""));
-    ok(&eddy_with(&cluster, &["schema", "register", "shipments-value", "--type", "protobuf", "--file", shipped.to_str().unwrap()], ""));
+    ok(&eddy_with(
+        &cluster,
+        &["schema", "register", "parcels-value", "--type", "avro", "--file", parcel.to_str().unwrap()],
+        "",
+    ));
+    ok(&eddy_with(
+        &cluster,
+        &["schema", "register", "shipments-value", "--type", "protobuf", "--file", shipped.to_str().unwrap()],
+        "",
+    ));
     for topic in ["parcels", "shipments"] {
         cluster.eddy_json(&["topic", "create", topic, "--config", "value.schema.validation=true"]);
         cluster.wait_leaders(topic);
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
-        let registry = eddy_client::schema::SchemaRegistry::new(&format!("http://{}", cluster.node(1).http)).expect("registry");
-        let client = eddy_client::Client::new(vec![cluster.node(1).address.clone()], eddy_client::ClientConfig::default())
-            .expect("client");
+        let registry =
+            eddy_client::schema::SchemaRegistry::new(&format!("http://{}", cluster.node(1).http)).expect("registry");
+        let client =
+            eddy_client::Client::new(vec![cluster.node(1).address.clone()], eddy_client::ClientConfig::default())
+                .expect("client");
         let produce_and_read = |topic: &'static str, value: Vec<u8>| {
             let client = &client;
             async move {
                 let record = eddy_client::v1::Record { value: value.into(), ..Default::default() };
-                let produced = client.produce(support::produce_request(topic, 0, vec![record])).await.expect("accepted");
+                let produced =
+                    client.produce(support::produce_request(topic, 0, vec![record])).await.expect("accepted");
                 let request = eddy_client::v1::FetchRequest {
                     topic: topic.into(),
                     partition: 0,
@@ -362,7 +373,12 @@ fn the_rust_client_serializes_serde_and_prost_values_that_a_validating_topic_acc
         let read = produce_and_read("parcels", bytes).await;
         assert_eq!(registry.deserialize::<Parcel>(&read).await.expect("deserialize"), sent);
 
-        let sent = OrderShipped { order_id: "o-1".into(), carrier: "post".into(), tracking_number: "T1".into(), shipped_at_ms: 7 };
+        let sent = OrderShipped {
+            order_id: "o-1".into(),
+            carrier: "post".into(),
+            tracking_number: "T1".into(),
+            shipped_at_ms: 7,
+        };
         let bytes = registry.serialize_protobuf("shipments-value", &sent).await.expect("serialize");
         let read = produce_and_read("shipments", bytes).await;
         assert_eq!(registry.deserialize_protobuf::<OrderShipped>(&read).await.expect("deserialize"), sent);
@@ -371,7 +387,10 @@ fn the_rust_client_serializes_serde_and_prost_values_that_a_validating_topic_acc
         let wrong = registry.serialize_protobuf("parcels-value", &sent).await.expect_err("another schema");
         assert_eq!(wrong.reason(), "SCHEMA_VALIDATION_FAILED", "{wrong}");
         assert!(registry.deserialize::<Parcel>(&read).await.is_err(), "a Protobuf value is not a Parcel");
-        let missing = registry.serialize("no-such-value", &Parcel { order_id: "x".into(), grams: 1 }).await.expect_err("no subject");
+        let missing = registry
+            .serialize("no-such-value", &Parcel { order_id: "x".into(), grams: 1 })
+            .await
+            .expect_err("no subject");
         assert!(matches!(missing, eddy_client::ClientError::Registry { status: 404, code: 40401, .. }), "{missing}");
     });
 }
