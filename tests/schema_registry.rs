@@ -81,6 +81,14 @@ fn ok(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// `eddy schema register SUBJECT --type KIND --file FILE`: the schema's id.
+fn register(cluster: &Cluster, subject: &str, kind: &str, file: &std::path::Path) -> u32 {
+    let args =
+        ["schema", "register", subject, "--type", kind, "--file", file.to_str().expect("a path"), "--format", "json"];
+    let registered: serde_json::Value = serde_json::from_str(&ok(&eddy_with(cluster, &args, ""))).expect("JSON");
+    registered["id"].as_u64().expect("an id") as u32
+}
+
 #[test]
 fn a_validating_topic_refuses_records_without_a_matching_schema_and_appends_nothing_of_their_batch() {
     let cluster = Cluster::start(3);
@@ -95,29 +103,9 @@ fn a_validating_topic_refuses_records_without_a_matching_schema_and_appends_noth
         "payment.json",
         r#"{"title":"shop.PaymentProcessed","type":"object","properties":{"order_id":{"type":"string"}},"required":["order_id"]}"#,
     );
-    let registered = ok(&eddy_with(
-        &cluster,
-        &[
-            "schema",
-            "register",
-            "orders-value",
-            "--type",
-            "avro",
-            "--file",
-            order.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-        "",
-    ));
-    let order_id =
-        serde_json::from_str::<serde_json::Value>(&registered).expect("JSON")["id"].as_u64().expect("id") as u32;
+    let order_id = register(&cluster, "orders-value", "avro", &order);
     // The record strategy: a JSON schema names its record by its title.
-    ok(&eddy_with(
-        &cluster,
-        &["schema", "register", "shop.PaymentProcessed", "--type", "json", "--file", payment.to_str().unwrap()],
-        "",
-    ));
+    register(&cluster, "shop.PaymentProcessed", "json", &payment);
     cluster.eddy_json(&[
         "topic",
         "create",
@@ -224,14 +212,13 @@ fn official_validators() -> Option<String> {
 fn the_clusters_asyncapi_document_validates_with_tools_that_are_not_ours() {
     let cluster = Cluster::start(3);
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/schemas");
-    let example = |file: &str| examples.join(file).to_string_lossy().to_string();
     for (subject, kind, file) in [
         ("orders-value", "avro", "OrderCreated.avsc"),
         ("shop.payments.PaymentProcessed", "json", "PaymentProcessed.json"),
         ("shop.payments.PaymentFailed", "json", "PaymentFailed.json"),
         ("shipments-value", "protobuf", "OrderShipped.proto"),
     ] {
-        ok(&eddy_with(&cluster, &["schema", "register", subject, "--type", kind, "--file", &example(file)], ""));
+        register(&cluster, subject, kind, &examples.join(file));
     }
     for args in [
         &[
@@ -329,16 +316,8 @@ fn the_rust_client_serializes_serde_and_prost_values_that_a_validating_topic_acc
         r#"{"type":"record","name":"Parcel","namespace":"shop","fields":[{"name":"order_id","type":"string"},{"name":"grams","type":"long"}]}"#,
     );
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/schemas/OrderShipped.proto");
-    ok(&eddy_with(
-        &cluster,
-        &["schema", "register", "parcels-value", "--type", "avro", "--file", parcel.to_str().unwrap()],
-        "",
-    ));
-    ok(&eddy_with(
-        &cluster,
-        &["schema", "register", "shipments-value", "--type", "protobuf", "--file", shipped.to_str().unwrap()],
-        "",
-    ));
+    register(&cluster, "parcels-value", "avro", &parcel);
+    register(&cluster, "shipments-value", "protobuf", &shipped);
     for topic in ["parcels", "shipments"] {
         cluster.eddy_json(&["topic", "create", topic, "--config", "value.schema.validation=true"]);
         cluster.wait_leaders(topic);

@@ -15,15 +15,8 @@ pub enum SchemaCommand {
     /// Register a schema under a subject (a new version, unless the subject already holds it).
     Register {
         subject: String,
-        /// The schema's format.
-        #[arg(long = "type", value_enum)]
-        schema_type: TypeArg,
-        /// File holding the schema text (.avsc, .json, .proto).
-        #[arg(long)]
-        file: PathBuf,
-        /// A schema it references: NAME=SUBJECT:VERSION (repeatable).
-        #[arg(long = "reference", value_parser = parse_reference)]
-        references: Vec<SchemaReference>,
+        #[command(flatten)]
+        schema: SchemaFile,
     },
     /// List subjects with their latest version.
     List {
@@ -43,12 +36,8 @@ pub enum SchemaCommand {
     #[command(disable_version_flag = true)]
     Check {
         subject: String,
-        #[arg(long = "type", value_enum)]
-        schema_type: TypeArg,
-        #[arg(long)]
-        file: PathBuf,
-        #[arg(long = "reference", value_parser = parse_reference)]
-        references: Vec<SchemaReference>,
+        #[command(flatten)]
+        schema: SchemaFile,
         /// Check against this version only (default: the versions the subject's level checks).
         #[arg(long)]
         version: Option<String>,
@@ -69,6 +58,20 @@ pub enum SchemaCommand {
         #[arg(long)]
         permanent: bool,
     },
+}
+
+/// A schema given on the command line: its format, its file and what it references.
+#[derive(Debug, clap::Args)]
+pub struct SchemaFile {
+    /// The schema's format.
+    #[arg(long = "type", value_enum)]
+    schema_type: TypeArg,
+    /// File holding the schema text (.avsc, .json, .proto).
+    #[arg(long)]
+    file: PathBuf,
+    /// A schema it references: NAME=SUBJECT:VERSION (repeatable).
+    #[arg(long = "reference", value_parser = parse_reference)]
+    references: Vec<SchemaReference>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -110,16 +113,16 @@ fn version(text: &str) -> Result<VersionSpec, CliError> {
     VersionSpec::parse(text).map_err(|e| CliError::Usage(e.to_string()))
 }
 
-fn input(schema_type: TypeArg, file: &PathBuf, references: &[SchemaReference]) -> Result<SchemaInput, CliError> {
-    let schema = std::fs::read_to_string(file)
-        .map_err(|e| CliError::Usage(format!("cannot read the schema file {}: {e}", file.display())))?;
-    Ok(SchemaInput { schema_type: schema_type.into(), schema, references: references.to_vec() })
+fn input(given: &SchemaFile) -> Result<SchemaInput, CliError> {
+    let schema = std::fs::read_to_string(&given.file)
+        .map_err(|e| CliError::Usage(format!("cannot read the schema file {}: {e}", given.file.display())))?;
+    Ok(SchemaInput { schema_type: given.schema_type.into(), schema, references: given.references.clone() })
 }
 
 pub async fn run(command: &SchemaCommand, registry: &SchemaRegistry, format: Format) -> Result<(), CliError> {
     match command {
-        SchemaCommand::Register { subject, schema_type, file, references } => {
-            let schema = input(*schema_type, file, references)?;
+        SchemaCommand::Register { subject, schema } => {
+            let schema = input(schema)?;
             let (id, version) = registry.register(subject, &schema).await?;
             match format {
                 Format::Json => json_line(&json!({"subject": subject, "id": id, "version": version})),
@@ -189,8 +192,8 @@ pub async fn run(command: &SchemaCommand, registry: &SchemaRegistry, format: For
                 }
             }
         }
-        SchemaCommand::Check { subject, schema_type, file, references, version: v } => {
-            let schema = input(*schema_type, file, references)?;
+        SchemaCommand::Check { subject, schema, version: v } => {
+            let schema = input(schema)?;
             let against = v.as_deref().map(version).transpose()?;
             let problems = registry.check(subject, against, &schema).await?;
             match format {

@@ -116,6 +116,16 @@ fn schema_of(answer: &Value) -> ClientResult<SchemaInput> {
     Ok(SchemaInput { schema_type, schema, references })
 }
 
+/// The numbers of a JSON array answer (versions).
+fn numbers(answer: &Value) -> Vec<u32> {
+    answer.as_array().into_iter().flatten().filter_map(|v| v.as_u64().and_then(|v| u32::try_from(v).ok())).collect()
+}
+
+/// The strings of a JSON array answer (subjects, messages).
+fn strings(answer: &Value) -> Vec<String> {
+    answer.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect()
+}
+
 fn number(answer: &Value, field: &str) -> ClientResult<u32> {
     answer[field]
         .as_u64()
@@ -204,24 +214,19 @@ impl SchemaRegistry {
     /// Every subject with a version not deleted.
     pub async fn subjects(&self) -> ClientResult<Vec<String>> {
         let answer = self.get("/subjects").await?;
-        Ok(answer.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        Ok(strings(&answer))
     }
 
     /// Every subject, those whose versions are all soft-deleted included.
     pub async fn subjects_with_deleted(&self) -> ClientResult<Vec<String>> {
         let answer = self.get("/subjects?deleted=true").await?;
-        Ok(answer.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        Ok(strings(&answer))
     }
 
     /// A subject's version numbers.
     pub async fn versions(&self, subject: &str) -> ClientResult<Vec<u32>> {
         let answer = self.get(&format!("/subjects/{}/versions", segment(subject))).await?;
-        Ok(answer
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_u64().and_then(|v| u32::try_from(v).ok()))
-            .collect())
+        Ok(numbers(&answer))
     }
 
     /// A version of a subject.
@@ -250,12 +255,7 @@ impl SchemaRegistry {
         }
         path.push_str("?verbose=true");
         let answer = self.request(http::Method::POST, &path, Some(schema_body(schema))).await?;
-        let messages: Vec<String> = answer["messages"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| m.as_str().map(str::to_string))
-            .collect();
+        let messages = strings(&answer["messages"]);
         match answer["is_compatible"].as_bool() {
             Some(true) => Ok(Vec::new()),
             Some(false) if messages.is_empty() => Ok(vec!["incompatible".into()]),
@@ -290,12 +290,7 @@ impl SchemaRegistry {
         let path = format!("/subjects/{}?permanent={permanent}", segment(subject));
         let answer = self.request(http::Method::DELETE, &path, None).await?;
         self.latest.lock().expect("latest cache").remove(subject);
-        Ok(answer
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_u64().and_then(|v| u32::try_from(v).ok()))
-            .collect())
+        Ok(numbers(&answer))
     }
 
     /// Deletes one version of a subject (soft, or `permanent` after a soft delete).
