@@ -13,14 +13,14 @@ use openraft::errors::ClientWriteError;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use eddy_schema::api::{self as schema_api, RegistryReply, RegistryRequest, Step};
+use eddy_schema::{Registry, RegistryError};
+
 use crate::error::ControllerError;
 use crate::metadata::{
     BrokerInfo, ClusterMetadata, ControllerCommand, ControllerResponse, validate_producer_name, validate_topic_name,
 };
 use crate::placement::{place, rebalance, replacement};
-use eddy_schema::api::{self as schema_api, RegistryReply, RegistryRequest, Step};
-use eddy_schema::{Registry, RegistryError};
-
 use crate::rpc::{
     ControllerReply, ControllerRequest, ControllerResult, HeartbeatRequest, HeartbeatResponse, Leadership, Moves,
 };
