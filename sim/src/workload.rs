@@ -561,16 +561,6 @@ fn registry_client(plan: &Plan) -> eddy_controller::ControllerClient {
     eddy_controller::ControllerClient::new(plan.brokers(), peers, plan.request_timeout)
 }
 
-async fn registry_call(
-    client: &eddy_controller::ControllerClient,
-    request: eddy_schema::api::RegistryRequest,
-) -> Result<eddy_schema::api::RegistryReply, eddy_controller::ControllerError> {
-    match client.call(&eddy_controller::ControllerRequest::Registry(request)).await? {
-        eddy_controller::ControllerReply::Registry(reply) => Ok(reply),
-        other => Err(eddy_controller::ControllerError::Unavailable(format!("unexpected reply {other:?}"))),
-    }
-}
-
 /// The `fields` first fields of the workload's evolving record: each version adds one, with a
 /// default, so every version reads every earlier one (BACKWARD, the default level).
 fn evolving_schema(fields: u32) -> String {
@@ -607,7 +597,7 @@ pub async fn registrar(plan: Plan, index: u32, history: History, ready: Arc<Atom
             (own.clone(), evolving_schema(fields))
         };
         let input = SchemaInput { schema_type: SchemaType::Avro, schema: schema.clone(), references: Vec::new() };
-        match registry_call(&client, RegistryRequest::Register { subject: subject.clone(), schema: input }).await {
+        match client.registry(RegistryRequest::Register { subject: subject.clone(), schema: input }).await {
             Ok(RegistryReply::Registered { id, version }) => {
                 own_acked |= subject == own;
                 history.record(Event::SchemaAck { process: process.clone(), subject, schema, id, version });
@@ -634,7 +624,7 @@ pub async fn registry_final(plan: Plan, history: History) -> SimResult {
     while now_ms() < deadline {
         let read = async {
             let RegistryReply::Subjects(names) =
-                registry_call(&client, RegistryRequest::Subjects { deleted: true, prefix: None }).await?
+                client.registry(RegistryRequest::Subjects { deleted: true, prefix: None }).await?
             else {
                 return Err(eddy_controller::ControllerError::Unavailable("subjects".into()));
             };
@@ -642,8 +632,7 @@ pub async fn registry_final(plan: Plan, history: History) -> SimResult {
             let mut schemas = BTreeMap::new();
             for subject in names {
                 let RegistryReply::Versions(numbers) =
-                    registry_call(&client, RegistryRequest::Versions { subject: subject.clone(), deleted: true })
-                        .await?
+                    client.registry(RegistryRequest::Versions { subject: subject.clone(), deleted: true }).await?
                 else {
                     return Err(eddy_controller::ControllerError::Unavailable("versions".into()));
                 };
@@ -654,7 +643,7 @@ pub async fn registry_final(plan: Plan, history: History) -> SimResult {
                         version: VersionSpec::Number(number),
                         deleted: true,
                     };
-                    let RegistryReply::Version(view) = registry_call(&client, request).await? else {
+                    let RegistryReply::Version(view) = client.registry(request).await? else {
                         return Err(eddy_controller::ControllerError::Unavailable("version".into()));
                     };
                     schemas.insert(view.id, view.schema.schema.clone());

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use eddy_controller::{ControllerClient, ControllerError, ControllerReply, ControllerRequest, TopicConfig};
+use eddy_controller::{ControllerClient, ControllerError, TopicConfig};
 use eddy_partition::Record;
 use eddy_schema::api::{RegistryReply, RegistryRequest};
 use eddy_schema::{ParsedSchema, RegistryError, SubjectNameStrategy, wire};
@@ -29,9 +29,8 @@ impl Broker {
 }
 
 async fn call(controller: &ControllerClient, request: RegistryRequest) -> Result<RegistryReply, RegistryError> {
-    match controller.call(&ControllerRequest::Registry(request)).await {
-        Ok(ControllerReply::Registry(reply)) => Ok(reply),
-        Ok(other) => Err(RegistryError::Forwarding(format!("unexpected controller reply {other:?}"))),
+    match controller.registry(request).await {
+        Ok(reply) => Ok(reply),
         Err(ControllerError::Registry(e)) => Err(e),
         Err(e) => Err(RegistryError::Forwarding(e.to_string())),
     }

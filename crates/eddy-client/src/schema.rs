@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use eddy_schema::api::path_segment as segment;
 use eddy_schema::{
     Compatibility, NamedSource, ParsedSchema, SchemaInput, SchemaReference, SchemaType, Source, VersionSpec, wire,
 };
@@ -67,18 +68,6 @@ impl std::fmt::Debug for SchemaRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SchemaRegistry").field("base", &self.base).finish_non_exhaustive()
     }
-}
-
-/// Percent-encodes a subject for a path segment.
-fn segment(text: &str) -> String {
-    let mut out = String::new();
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(byte as char),
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
 }
 
 fn version_text(version: VersionSpec) -> String {

@@ -88,4 +88,15 @@ impl ControllerClient {
         *self.leader.lock().expect("leader lock") = None;
         Err(ControllerError::Unavailable(last_error))
     }
+
+    /// Sends a schema registry request to the controller leader, which holds the registry.
+    pub async fn registry(
+        &self,
+        request: eddy_schema::api::RegistryRequest,
+    ) -> Result<eddy_schema::api::RegistryReply, ControllerError> {
+        match self.call(&crate::rpc::ControllerRequest::Registry(request)).await? {
+            crate::rpc::ControllerReply::Registry(reply) => Ok(reply),
+            other => Err(ControllerError::Unavailable(format!("unexpected controller reply {other:?}"))),
+        }
+    }
 }

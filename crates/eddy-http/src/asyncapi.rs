@@ -59,9 +59,7 @@ async fn as_json(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let doc = build(&broker, &headers, &params).await?;
-    let body = serde_json::to_string_pretty(&doc).map_err(|e| eddy_schema::RegistryError::Store(e.to_string()))?;
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+    respond(&broker, &headers, &params, false).await
 }
 
 async fn as_yaml(
@@ -69,7 +67,21 @@ async fn as_yaml(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let doc = build(&broker, &headers, &params).await?;
-    let body = serde_norway::to_string(&doc).map_err(|e| eddy_schema::RegistryError::Store(e.to_string()))?;
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/yaml")], body).into_response())
+    respond(&broker, &headers, &params, true).await
+}
+
+async fn respond(
+    broker: &Broker,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+    yaml: bool,
+) -> Result<Response, ApiError> {
+    let doc = build(broker, headers, params).await?;
+    let failed = |e: String| ApiError::from(eddy_schema::RegistryError::Store(e));
+    let (content_type, body) = if yaml {
+        ("application/yaml", serde_norway::to_string(&doc).map_err(|e| failed(e.to_string()))?)
+    } else {
+        ("application/json", serde_json::to_string_pretty(&doc).map_err(|e| failed(e.to_string()))?)
+    };
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response())
 }

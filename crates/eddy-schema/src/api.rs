@@ -109,6 +109,16 @@ pub enum RegistryReply {
     Latest(Vec<VersionView>),
 }
 
+/// Percent-encodes a subject (or any text) for one segment of a URL path of the registry's API.
+pub fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// What the leader does with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {

@@ -126,17 +126,9 @@ fn payload(view: &VersionView) -> Value {
 }
 
 fn schema_url(view: &VersionView, registry_url: Option<&str>) -> Option<String> {
-    registry_url.map(|base| format!("{base}/subjects/{}/versions/{}/schema", url_segment(&view.subject), view.version))
-}
-
-/// Percent-encodes a subject for a URL path segment.
-fn url_segment(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    registry_url.map(|base| {
+        format!("{base}/subjects/{}/versions/{}/schema", crate::api::path_segment(&view.subject), view.version)
+    })
 }
 
 fn content_type(schema_type: SchemaType) -> &'static str {

@@ -164,8 +164,6 @@ pub struct Registry {
     subjects: BTreeMap<String, Subject>,
     /// The global level, if set ([`Compatibility::DEFAULT`] otherwise).
     compatibility: Option<Compatibility>,
-    /// Bytes of schema text held.
-    schema_bytes: usize,
 }
 
 /// Refuses a subject name the API could not carry or a log would show confusingly.
@@ -235,17 +233,17 @@ impl Registry {
         let id = match self.ids.get(&key) {
             Some(id) => *id,
             None => {
-                if self.schema_bytes + schema.schema.len() > REGISTRY_BYTES_MAX {
+                // Summed when a new schema comes (rare), rather than kept beside the schemas.
+                let held: usize = self.schemas.values().map(|s| s.schema.len()).sum();
+                if held + schema.schema.len() > REGISTRY_BYTES_MAX {
                     return Err(RegistryError::Store(format!(
-                        "the registry holds {} bytes of schemas; {REGISTRY_BYTES_MAX} at most",
-                        self.schema_bytes
+                        "the registry holds {held} bytes of schemas; {REGISTRY_BYTES_MAX} at most"
                     )));
                 }
                 let id = self.last_id.checked_add(1).ok_or_else(|| RegistryError::Store("no schema id left".into()))?;
                 self.last_id = id;
                 self.schemas.insert(id, schema.clone());
                 self.ids.insert(key, id);
-                self.schema_bytes += schema.schema.len();
                 id
             }
         };
