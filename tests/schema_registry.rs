@@ -373,3 +373,81 @@ fn the_rust_client_serializes_serde_and_prost_values_that_a_validating_topic_acc
         assert!(matches!(missing, eddy_client::ClientError::Registry { status: 404, code: 40401, .. }), "{missing}");
     });
 }
+
+/// `eddy ARGS`: (exit code, stdout, stderr).
+fn run(cluster: &Cluster, args: &[&str]) -> (i32, String, String) {
+    let out = eddy_with(cluster, args, "");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn the_schema_cli_lists_gets_checks_configures_and_deletes_and_names_bad_input() {
+    let cluster = Cluster::start(1);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let v1_text = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"}]}"#;
+    let v1 = support::write_file(dir.path(), "v1.avsc", v1_text);
+    let breaking = support::write_file(
+        dir.path(),
+        "v2.avsc",
+        r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#,
+    );
+    let id = register(&cluster, "r-value", "avro", &v1);
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["--format", "json"]);
+        serde_json::from_str(&ok(&eddy_with(&cluster, &all, ""))).expect("JSON")
+    };
+    let listed = json(&["schema", "list"]);
+    assert_eq!(listed, serde_json::json!([{"subject": "r-value", "version": 1, "id": id, "type": "AVRO"}]));
+    let got = json(&["schema", "get", "r-value", "--version", "1"]);
+    assert_eq!((got["id"].as_u64(), got["schema"].as_str()), (Some(u64::from(id)), Some(v1_text)));
+
+    // An incompatible change: exit status 1, the problem printed, the reason named.
+    let (code, stdout, stderr) =
+        run(&cluster, &["schema", "check", "r-value", "--type", "avro", "--file", breaking.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("incompatible with r-value") && stdout.contains("Field 'a'"), "{stdout}");
+    assert!(stderr.contains("(INCOMPATIBLE)"), "{stderr}");
+    assert_eq!(json(&["schema", "config", "r-value", "--compatibility", "none"])["compatibility"], "NONE");
+    assert_eq!(json(&["schema", "config"])["compatibility"], "BACKWARD");
+    let (code, ..) =
+        run(&cluster, &["schema", "check", "r-value", "--type", "avro", "--file", breaking.to_str().unwrap()]);
+    assert_eq!(code, 0, "at NONE anything is compatible");
+
+    // Soft delete, then the subject is listed only with --deleted; permanent delete after that.
+    assert_eq!(json(&["schema", "delete", "r-value"])["deleted_versions"], serde_json::json!([1]));
+    assert_eq!(json(&["schema", "list"]), serde_json::json!([]));
+    assert_eq!(json(&["schema", "list", "--deleted"])[0]["subject"], "r-value");
+    assert_eq!(json(&["schema", "delete", "r-value", "--permanent"])["deleted_versions"], serde_json::json!([1]));
+
+    // Bad input: a clear sentence, a non-zero status, and the registry's code where it answered.
+    cluster.eddy_json(&["topic", "create", "orders"]);
+    let bad_file = dir.path().join("missing.avsc");
+    let invalid = support::write_file(dir.path(), "invalid.avsc", r#"{"type":"recrod"}"#);
+    for (args, status, needle) in [
+        (
+            vec!["schema", "register", "x", "--type", "avro", "--file", bad_file.to_str().unwrap()],
+            2,
+            "cannot read the schema file",
+        ),
+        (
+            vec!["schema", "register", "x", "--type", "avro", "--file", invalid.to_str().unwrap()],
+            1,
+            "schema registry error 42201",
+        ),
+        (
+            vec!["schema", "register", "x", "--type", "avro", "--file", v1.to_str().unwrap(), "--reference", "oops"],
+            2,
+            "NAME=SUBJECT:VERSION",
+        ),
+        (vec!["schema", "config", "--compatibility", "sideways"], 2, "unknown compatibility level"),
+        (vec!["schema", "get", "no-such-subject"], 1, "schema registry error 40401"),
+        (vec!["schema", "get", "r-value", "--version", "0"], 2, "not a valid version"),
+        (vec!["produce", "orders", "--value-schema", "no-such-subject"], 1, "40401"),
+    ] {
+        let (code, stdout, stderr) = run(&cluster, &args);
+        assert_eq!(code, status, "{args:?}: {stdout}{stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}

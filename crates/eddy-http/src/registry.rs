@@ -51,6 +51,7 @@ pub fn routes(broker: Broker) -> Router {
 }
 
 /// A registry error as the API shapes it.
+#[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     code: u32,
@@ -412,4 +413,39 @@ async fn check_version(
 ) -> Answer {
     let version = VersionSpec::parse(&version)?;
     check(&broker, subject, Some(version), &params, &body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(body: &str) -> (StatusCode, u32, String) {
+        match schema_input(&Bytes::from(body.to_string())) {
+            Ok(input) => panic!("{body} was accepted as {input:?}"),
+            Err(e) => (e.status, e.code, e.message),
+        }
+    }
+
+    #[test]
+    fn bodies_are_read_as_the_api_reads_them() {
+        let avro = schema_input(&Bytes::from_static(br#"{"schema": "\"string\""}"#)).unwrap();
+        assert_eq!((avro.schema_type, avro.schema.as_str()), (SchemaType::Avro, "\"string\""));
+        let proto = schema_input(&Bytes::from_static(
+            br#"{"schema": "x", "schemaType": "protobuf", "references": [{"name": "a.proto", "subject": "a", "version": 2}]}"#,
+        ))
+        .unwrap();
+        assert_eq!(proto.schema_type, SchemaType::Protobuf);
+        assert_eq!(proto.references, vec![SchemaReference { name: "a.proto".into(), subject: "a".into(), version: 2 }]);
+    }
+
+    #[test]
+    fn bad_bodies_get_the_apis_codes() {
+        assert_eq!(refused("{not json").0, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(refused(r#"{"schemaType": "AVRO"}"#).1, 422, "no schema");
+        let (status, code, message) = refused(r#"{"schema": "x", "schemaType": "XML"}"#);
+        assert_eq!((status, code), (StatusCode::UNPROCESSABLE_ENTITY, 42201));
+        assert!(message.contains("unknown schema type"), "{message}");
+        let (_, code, _) = refused(r#"{"schema": "x", "references": [{"name": "n", "subject": "s", "version": 0}]}"#);
+        assert_eq!(code, 42201);
+    }
 }
