@@ -16,9 +16,31 @@ pub fn eddy_bin() -> &'static str {
     env!("CARGO_BIN_EXE_eddy")
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, and one no other call in this test process returned.
+///
+/// Ports come from below the kernel's ephemeral range (32768 and up), so a client connection of a
+/// concurrently running test cannot take one between this call and the server binding it, and
+/// from a counter shared by the process's tests, so two clusters never get the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().expect("local addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Each test binary starts at its own place in the span (they run one after another, but a
+    // previous binary's ports may linger in TIME_WAIT).
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {FIRST} and {}", FIRST + SPAN)
 }
 
 /// The Python interpreter of the test environment (`scripts/python-env`: a virtual environment
@@ -212,20 +234,27 @@ impl Cluster {
     /// Waits until every running node is alive in `cluster describe`.
     pub fn wait_healthy(&self) {
         let running: Vec<u64> = self.nodes.iter().filter(|n| n.child.is_some()).map(|n| n.id).collect();
-        wait_for(Duration::from_secs(90), "every running broker to be alive", || {
+        let healthy = || {
             let out = self.eddy(&["cluster", "describe", "--format", "json"]);
             if !out.status.success() {
-                return None;
+                return false;
             }
-            let v: Value = serde_json::from_slice(&out.stdout).ok()?;
-            let alive: Vec<u64> = v["brokers"]
-                .as_array()?
-                .iter()
-                .filter(|b| b["alive"] == Value::Bool(true))
-                .filter_map(|b| b["id"].as_u64())
-                .collect();
-            (running.iter().all(|id| alive.contains(id)) && !v["controller_leader"].is_null()).then_some(())
-        });
+            let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) else { return false };
+            let Some(brokers) = v["brokers"].as_array() else { return false };
+            let alive: Vec<u64> =
+                brokers.iter().filter(|b| b["alive"] == Value::Bool(true)).filter_map(|b| b["id"].as_u64()).collect();
+            running.iter().all(|id| alive.contains(id)) && !v["controller_leader"].is_null()
+        };
+        let timeout = Duration::from_secs(90);
+        let deadline = Instant::now() + timeout;
+        while !healthy() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for brokers {running:?} to be alive\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Waits until every partition of `topic` has a leader.
