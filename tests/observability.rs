@@ -51,15 +51,13 @@ fn metrics_report_what_the_cluster_did() {
     }
 }
 
-/// gRPC health reports the client API as serving, and reflection lists Eddy's services.
+/// gRPC health reports the client API as serving, and reflection, in both of its versions (v1,
+/// and the v1alpha that grpcio's client, Postman and older grpcurl speak), lists Eddy's public
+/// services and describes none of the node-to-node ones.
 #[test]
 fn health_and_reflection_are_served() {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
     let cluster = Cluster::start(1);
     let address = format!("http://{}", cluster.nodes[0].address);
@@ -73,20 +71,54 @@ fn health_and_reflection_are_served() {
             .into_inner();
         assert_eq!(health.status, ServingStatus::Serving as i32);
 
-        let request = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        };
-        let mut answers = ServerReflectionClient::new(channel)
-            .server_reflection_info(futures::stream::iter([request]))
-            .await
-            .unwrap()
-            .into_inner();
-        let answer = answers.message().await.unwrap().expect("one reflection answer");
-        let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
-            panic!("unexpected reflection answer {answer:?}");
-        };
-        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-        assert!(names.contains(&"eddy.v1.Eddy".to_string()), "{names:?}");
+        // The same exchange in both versions: list the services, then ask for the file of a
+        // public and of an internal service.
+        macro_rules! reflect {
+            ($version:ident) => {{
+                use tonic_reflection::pb::$version::ServerReflectionRequest;
+                use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
+                use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
+                use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
+                let ask = |message: MessageRequest| ServerReflectionRequest {
+                    host: String::new(),
+                    message_request: Some(message),
+                };
+                let requests = [
+                    ask(MessageRequest::ListServices(String::new())),
+                    ask(MessageRequest::FileContainingSymbol("eddy.v1.Eddy".into())),
+                    ask(MessageRequest::FileContainingSymbol("eddy.internal.v1.RaftTransport".into())),
+                ];
+                let mut answers = ServerReflectionClient::new(channel.clone())
+                    .server_reflection_info(futures::stream::iter(requests))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                let mut next = async || answers.message().await.unwrap().expect("an answer").message_response;
+                let Some(MessageResponse::ListServicesResponse(list)) = next().await else {
+                    panic!("{} listed no services", stringify!($version));
+                };
+                let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+                names.sort();
+                let described = matches!(next().await, Some(MessageResponse::FileDescriptorResponse(_)));
+                // Refused either way: an error answer, or (tonic's) an error status ending the stream.
+                let internal = matches!(
+                    answers.message().await,
+                    Ok(Some(answer)) if matches!(answer.message_response, Some(MessageResponse::FileDescriptorResponse(_)))
+                );
+                (names, described, internal)
+            }};
+        }
+        let expected = [
+            "eddy.v1.Eddy",
+            "eddy.v1.Groups",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ];
+        for (version, (names, described, internal)) in [("v1", reflect!(v1)), ("v1alpha", reflect!(v1alpha))] {
+            assert_eq!(names, expected, "{version} lists the public services only");
+            assert!(described, "{version} describes eddy.v1.Eddy");
+            assert!(!internal, "{version} does not describe the Raft transport");
+        }
     });
 }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use prost::Message;
 
+/// The client-facing services, the ones gRPC reflection describes.
+const PUBLIC_PROTOS: &[&str] = &["eddy/v1/eddy.proto", "eddy/v1/groups.proto"];
 const PROTOS: &[&str] = &["eddy/v1/eddy.proto", "eddy/v1/groups.proto", "eddy/internal/v1/internal.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,8 +18,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let fds = protox::compile(PROTOS, [&root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    // The descriptor set is served by gRPC reflection so tools like grpcurl work without the files.
-    std::fs::write(out_dir.join("eddy_descriptor.bin"), fds.encode_to_vec())?;
+    // The public services' descriptors are served by gRPC reflection, so tools like grpcurl work
+    // without the files; the node-to-node services stay out of it.
+    let public = protox::compile(PUBLIC_PROTOS, [&root])?;
+    std::fs::write(out_dir.join("eddy_public_descriptor.bin"), public.encode_to_vec())?;
     // Every service decodes through `codec::EddyCodec`, which bounds a request before decoding it.
     tonic_prost_build::configure().bytes(".").codec_path("crate::codec::EddyCodec").compile_fds(fds)?;
     Ok(())

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use eddy_controller::{ControllerReply, ControllerRequest, TopicConfig, is_internal_topic};
 use eddy_partition::{PartitionCommand, PartitionResponse, Proposal, ProposeError, ReadLimits, RecordBatch, Replica};
 use eddy_proto::v1::{self, eddy_server::Eddy};
+use futures::Stream;
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use eddy_controller::ControllerClient;
@@ -19,7 +21,7 @@ use crate::cluster_view::{ClusterView, ClusterWatch};
 use crate::config::BrokerConfig;
 use crate::convert;
 use crate::error::BrokerError;
-use crate::fetch_gate::FetchGate;
+use crate::fetch_gate::{FetchGate, WaitSlot};
 use crate::producers::{self, ProducerIds};
 use crate::registry::SchemaValidator;
 use crate::replicas::LocalReplicas;
@@ -47,6 +49,8 @@ pub struct EddyApi {
     producer_ids: Arc<ProducerIds>,
     fetch_gate: Arc<FetchGate>,
     schemas: Arc<SchemaValidator>,
+    /// True once the broker stops: subscriptions end.
+    stopping: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for EddyApi {
@@ -70,6 +74,7 @@ impl EddyApi {
             producer_ids: Arc::new(ProducerIds::default()),
             fetch_gate: Arc::new(FetchGate::default()),
             schemas: inner.schemas.clone(),
+            stopping: inner.stopping.subscribe(),
         }
     }
 
@@ -114,6 +119,44 @@ impl EddyApi {
             Some(replica) => Ok(replica),
             None => self.leader_replica(view, topic, partition),
         }
+    }
+
+    /// The bounds of one read: the request's, clamped to the broker's maxima, or its defaults.
+    fn read_limits(&self, max_records: u32, max_bytes: u32) -> ReadLimits {
+        let config = &self.config;
+        ReadLimits {
+            max_records: match max_records {
+                0 => config.fetch_max_records_default,
+                n => n.min(FETCH_RECORDS_MAX),
+            } as usize,
+            max_bytes: match max_bytes {
+                0 => config.fetch_max_bytes_default,
+                n => n.min(FETCH_BYTES_MAX),
+            } as usize,
+        }
+    }
+
+    /// The offset `spec` names in `replica` (UNSPECIFIED is refused: the caller gives an offset).
+    async fn offset_of(&self, replica: &Replica, spec: i32, timestamp_ms: i64) -> Result<u64, BrokerError> {
+        let now = *replica.view.borrow();
+        let spec = v1::OffsetSpec::try_from(spec)
+            .map_err(|_| BrokerError::InvalidRequest(format!("unknown offset spec {spec}")))?;
+        Ok(match spec {
+            v1::OffsetSpec::Unspecified => {
+                return Err(BrokerError::InvalidRequest(
+                    "an offset spec (earliest, latest, timestamp) is required".into(),
+                ));
+            }
+            v1::OffsetSpec::Earliest => now.log_start_offset,
+            v1::OffsetSpec::Latest => now.high_watermark,
+            v1::OffsetSpec::Timestamp => {
+                let reader = replica.reader.clone();
+                self.storage_read(move || reader.offset_for_timestamp(timestamp_ms, now.high_watermark))
+                    .await?
+                    .map_err(|e| BrokerError::Storage { what: "the partition's time index", error: e.to_string() })?
+                    .max(now.log_start_offset)
+            }
+        })
     }
 
     fn partition_leader(&self, view: &ClusterView, group: u64) -> Option<u64> {
@@ -344,16 +387,7 @@ impl EddyApi {
             true => self.any_replica(&view, &request.topic, request.partition)?,
             false => self.reading_leader(&view, &request.topic, request.partition)?,
         };
-        let limits = ReadLimits {
-            max_records: match request.max_records {
-                0 => config.fetch_max_records_default,
-                n => n.min(FETCH_RECORDS_MAX),
-            } as usize,
-            max_bytes: match request.max_bytes {
-                0 => config.fetch_max_bytes_default,
-                n => n.min(FETCH_BYTES_MAX),
-            } as usize,
-        };
+        let limits = self.read_limits(request.max_records, request.max_bytes);
         let offset = request.offset;
         let mut views = replica.view.clone();
         let now = *views.borrow_and_update();
@@ -410,6 +444,46 @@ impl EddyApi {
         })
     }
 
+    /// Starts a subscription: checks the partition and the starting position, and takes a long
+    /// poll's place for the subscription's whole life.
+    async fn subscribe_inner(
+        &self,
+        request: v1::SubscribeRequest,
+        connection: Option<SocketAddr>,
+    ) -> Result<Subscription, BrokerError> {
+        let view = self.cluster.current();
+        let (topic, partition) = (request.topic, request.partition);
+        let replica = match request.read_from_follower {
+            true => self.any_replica(&view, &topic, partition)?,
+            false => self.reading_leader(&view, &topic, partition)?,
+        };
+        let next = match request.start {
+            0 => request.offset,
+            spec => self.offset_of(&replica, spec, request.timestamp_ms).await?,
+        };
+        let now = *replica.view.borrow();
+        let follower = request.read_from_follower && !replica.leadership().is_self;
+        if next < now.log_start_offset || (next > now.high_watermark && !follower) {
+            return Err(BrokerError::OffsetOutOfRange {
+                topic,
+                partition,
+                offset: next,
+                log_start_offset: now.log_start_offset,
+                high_watermark: now.high_watermark,
+            });
+        }
+        Ok(Subscription {
+            _slot: self.fetch_gate.wait_slot(connection)?,
+            api: self.clone(),
+            limits: self.read_limits(request.max_records, request.max_bytes),
+            follower_reads: request.read_from_follower,
+            replica,
+            topic,
+            partition,
+            next,
+        })
+    }
+
     /// ListOffsets at the partition's leader: this broker when it leads, else the leader it
     /// knows of (LEADER_NOT_AVAILABLE when none answers in time).
     pub(crate) async fn list_offsets_at_leader(
@@ -443,26 +517,8 @@ impl EddyApi {
     ) -> Result<v1::ListOffsetsResponse, BrokerError> {
         let view = self.cluster.current();
         let replica = self.reading_leader(&view, &request.topic, request.partition)?;
+        let offset = self.offset_of(&replica, request.spec, request.timestamp_ms).await?;
         let now = *replica.view.borrow();
-        let spec = v1::OffsetSpec::try_from(request.spec)
-            .map_err(|_| BrokerError::InvalidRequest(format!("unknown offset spec {}", request.spec)))?;
-        let offset = match spec {
-            v1::OffsetSpec::Unspecified => {
-                return Err(BrokerError::InvalidRequest(
-                    "an offset spec (earliest, latest, timestamp) is required".into(),
-                ));
-            }
-            v1::OffsetSpec::Earliest => now.log_start_offset,
-            v1::OffsetSpec::Latest => now.high_watermark,
-            v1::OffsetSpec::Timestamp => {
-                let reader = replica.reader.clone();
-                let ts = request.timestamp_ms;
-                self.storage_read(move || reader.offset_for_timestamp(ts, now.high_watermark))
-                    .await?
-                    .map_err(|e| BrokerError::Storage { what: "the partition's time index", error: e.to_string() })?
-                    .max(now.log_start_offset)
-            }
-        };
         let max_lag = Duration::from_millis(self.config.broker_session_timeout_ms);
         Ok(v1::ListOffsetsResponse {
             partition: request.partition,
@@ -672,6 +728,92 @@ impl EddyApi {
 }
 
 /// A handler's result as a gRPC answer (every service of the broker answers through it).
+/// How long an idle subscription waits before it checks again that its replica still leads.
+const SUBSCRIPTION_RECHECK: Duration = Duration::from_secs(1);
+
+/// One Subscribe stream between its batches: where it is in the partition and what it reads from.
+struct Subscription {
+    api: EddyApi,
+    replica: Arc<Replica>,
+    topic: String,
+    partition: u32,
+    follower_reads: bool,
+    /// The offset of the next record to push.
+    next: u64,
+    limits: ReadLimits,
+    _slot: WaitSlot,
+}
+
+impl Subscription {
+    /// The next batch of committed records, waiting for one to be committed; an error ends the
+    /// subscription.
+    async fn next_batch(&mut self) -> Result<v1::SubscribeResponse, BrokerError> {
+        let mut views = self.replica.view.clone();
+        let mut stopping = self.api.stopping.clone();
+        loop {
+            if *stopping.borrow_and_update() {
+                return Err(BrokerError::ShuttingDown);
+            }
+            if !self.follower_reads && !self.replica.leadership().is_self {
+                return Err(self.gone());
+            }
+            let now = *views.borrow_and_update();
+            let out_of_range = || BrokerError::OffsetOutOfRange {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                offset: self.next,
+                log_start_offset: now.log_start_offset,
+                high_watermark: now.high_watermark,
+            };
+            if self.next < now.log_start_offset {
+                return Err(out_of_range());
+            }
+            if self.next < now.high_watermark {
+                let _reserved = self.api.fetch_gate.reserve_bytes(self.limits.max_bytes).await?;
+                let (reader, offset, limits) = (self.replica.reader.clone(), self.next, self.limits);
+                let records = self
+                    .api
+                    .storage_read(move || reader.read(offset, now.high_watermark, limits))
+                    .await?
+                    .map_err(|e| BrokerError::Storage { what: "the partition's records", error: e.to_string() })?;
+                let Some((last, _)) = records.last() else {
+                    // Retention removed the records while they were read: the next round says so.
+                    continue;
+                };
+                self.next = last + 1;
+                let bytes: usize = records.iter().map(|(_, r)| r.size_bytes()).sum();
+                crate::metrics::record_fetch(&self.topic, records.len(), bytes);
+                return Ok(v1::SubscribeResponse {
+                    partition: self.partition,
+                    records: records.into_iter().map(|(o, r)| convert::stored_record_to_wire(o, r)).collect(),
+                    high_watermark: now.high_watermark,
+                    log_start_offset: now.log_start_offset,
+                });
+            }
+            tokio::select! {
+                changed = views.changed() => if changed.is_err() {
+                    // The replica was closed: the partition moved off this broker or was deleted.
+                    return Err(self.gone());
+                },
+                changed = stopping.changed() => if changed.is_err() {
+                    return Err(BrokerError::ShuttingDown);
+                },
+                _ = tokio::time::sleep(SUBSCRIPTION_RECHECK) => {}
+            }
+        }
+    }
+
+    /// Why this broker no longer serves the subscription: the topic is gone, or another broker
+    /// leads the partition now.
+    fn gone(&self) -> BrokerError {
+        let view = self.api.cluster.current();
+        match view.partition(&self.topic, self.partition) {
+            Ok(_) => self.api.not_leader(&view, &self.topic, self.partition, self.replica.group),
+            Err(e) => e,
+        }
+    }
+}
+
 pub(crate) fn reply<T>(result: Result<T, BrokerError>) -> Result<Response<T>, Status> {
     result.map(Response::new).map_err(Status::from)
 }
@@ -692,6 +834,26 @@ impl Eddy for EddyApi {
         request: Request<v1::ListOffsetsRequest>,
     ) -> Result<Response<v1::ListOffsetsResponse>, Status> {
         reply(self.list_offsets_inner(request.into_inner()).await)
+    }
+
+    type SubscribeStream = std::pin::Pin<Box<dyn Stream<Item = Result<v1::SubscribeResponse, Status>> + Send>>;
+
+    async fn subscribe(
+        &self,
+        request: Request<v1::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let connection = request.remote_addr();
+        let subscription = self.subscribe_inner(request.into_inner(), connection).await?;
+        // The next batch is read only when tonic asks for it, which it does once the connection
+        // has room for the last one: a subscriber that stops reading stops the reads.
+        let batches = futures::stream::unfold(Some(subscription), |subscription| async move {
+            let mut subscription = subscription?;
+            match subscription.next_batch().await {
+                Ok(batch) => Some((Ok(batch), Some(subscription))),
+                Err(e) => Some((Err(Status::from(e)), None)),
+            }
+        });
+        Ok(Response::new(Box::pin(batches)))
     }
 
     async fn alter_topic(

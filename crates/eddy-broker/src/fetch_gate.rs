@@ -1,5 +1,6 @@
 //! The bounds on the fetches one broker serves at once: how many may wait for records (long
-//! polls), over all connections and per connection, and how many bytes of answers may be read
+//! polls, and subscriptions, each of which holds a place for as long as it lasts), over all
+//! connections and per connection, and how many bytes of answers may be read
 //! at the same time. A fetch past a bound is answered BUSY (retriable, nothing done) instead of
 //! queueing without limit; see `eddy_limits` for the numbers.
 
@@ -36,15 +37,15 @@ impl Default for FetchGate {
     }
 }
 
-/// A long poll's place, given back when dropped.
+/// A long poll's place (or a subscription's, for its whole life), given back when dropped.
 #[derive(Debug)]
-pub struct WaitSlot<'a> {
-    gate: &'a FetchGate,
+pub struct WaitSlot {
+    gate: Arc<FetchGate>,
     connection: Option<SocketAddr>,
     _permit: OwnedSemaphorePermit,
 }
 
-impl Drop for WaitSlot<'_> {
+impl Drop for WaitSlot {
     fn drop(&mut self) {
         if let Some(connection) = self.connection {
             let mut counts = self.gate.waits_per_connection.lock().expect("fetch gate lock");
@@ -78,7 +79,7 @@ impl FetchGate {
 
     /// A place for one long poll from `connection` (unknown in the simulation, where only the
     /// broker-wide bound applies); BUSY when the broker or the connection is at its bound.
-    pub fn wait_slot(&self, connection: Option<SocketAddr>) -> Result<WaitSlot<'_>, BrokerError> {
+    pub fn wait_slot(self: &Arc<Self>, connection: Option<SocketAddr>) -> Result<WaitSlot, BrokerError> {
         let permit = self.waits.clone().try_acquire_owned().map_err(|_| busy("fetch_waits_max"))?;
         if let Some(connection) = connection {
             let mut counts = self.waits_per_connection.lock().expect("fetch gate lock");
@@ -88,7 +89,7 @@ impl FetchGate {
             }
             *count += 1;
         }
-        Ok(WaitSlot { gate: self, connection, _permit: permit })
+        Ok(WaitSlot { gate: self.clone(), connection, _permit: permit })
     }
 
     /// Reserves `bytes` of the answers being read, waiting for room a bounded time; BUSY after
@@ -122,7 +123,7 @@ mod tests {
 
     #[test]
     fn long_polls_are_bounded_per_connection_and_per_broker() {
-        let gate = FetchGate::new(1 << 20, 3, 2);
+        let gate = Arc::new(FetchGate::new(1 << 20, 3, 2));
         let a: SocketAddr = "127.0.0.1:1000".parse().unwrap();
         let b: SocketAddr = "127.0.0.1:1001".parse().unwrap();
         let first = gate.wait_slot(Some(a)).unwrap();
@@ -138,7 +139,7 @@ mod tests {
 
     #[test]
     fn a_refused_connection_slot_gives_back_the_broker_one() {
-        let gate = FetchGate::new(1 << 20, 10, 1);
+        let gate = Arc::new(FetchGate::new(1 << 20, 10, 1));
         let a: SocketAddr = "127.0.0.1:1000".parse().unwrap();
         let _held = gate.wait_slot(Some(a)).unwrap();
         for _ in 0..20 {

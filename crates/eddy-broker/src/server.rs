@@ -1,5 +1,5 @@
 //! The gRPC services a node serves on its one address: the client API and groups API, the Raft transport, the
-//! controller RPCs, gRPC health and reflection.
+//! controller RPCs, gRPC health and reflection (v1 and v1alpha, of the public services).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,9 +64,9 @@ impl Broker {
             .max_encoding_message_size(CONTROLLER_MESSAGE_MAX_BYTES);
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter.set_serving::<EddyServer<EddyApi>>().await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(eddy_proto::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
+        let reflection = public_reflection().build_v1()?;
+        // grpcio's reflection client, Postman and older grpcurl speak only v1alpha.
+        let reflection_v1alpha = public_reflection().build_v1alpha()?;
         let groups_api = GroupsApi::new(self);
         tokio::spawn(groups_api.clone().export_metrics(self.inner.stopping.subscribe()));
         let groups = GroupsServer::new(groups_api);
@@ -76,9 +76,22 @@ impl Broker {
             .add_service(raft)
             .add_service(controller)
             .add_service(health)
-            .add_service(reflection);
+            .add_service(reflection)
+            .add_service(reflection_v1alpha);
         Ok(routes)
     }
+}
+
+/// gRPC reflection over the client-facing services only (Eddy's, health and reflection itself):
+/// the node-to-node ones are neither listed nor described.
+fn public_reflection() -> tonic_reflection::server::Builder<'static> {
+    let builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(eddy_proto::PUBLIC_FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+    eddy_proto::PUBLIC_SERVICES.iter().fold(builder, |b, name| b.with_service_name(*name))
 }
 
 #[cfg(test)]

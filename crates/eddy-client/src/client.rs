@@ -359,7 +359,7 @@ impl Client {
         self.partition_counts.lock().expect("lock").contains_key(topic)
     }
 
-    async fn leader_of(&self, topic: &str, partition: u32) -> ClientResult<Option<String>> {
+    pub(crate) async fn leader_of(&self, topic: &str, partition: u32) -> ClientResult<Option<String>> {
         let key = (topic.to_string(), partition);
         if let Some(address) = self.leaders.lock().expect("lock").get(&key) {
             return Ok(Some(address.clone()));
@@ -372,6 +372,21 @@ impl Client {
             ));
         }
         Ok(self.leaders.lock().expect("lock").get(&key).cloned())
+    }
+
+    /// What a failed call to `address` for `topic`/`partition` says about the leader: the one a
+    /// NOT_LEADER answer names, or none known any more.
+    pub(crate) fn learn_leader(&self, topic: &str, partition: u32, address: &str, error: &ClientError) {
+        let key = (topic.to_string(), partition);
+        let mut leaders = self.leaders.lock().expect("lock");
+        match error.leader_address() {
+            Some(hint) if hint != address => {
+                leaders.insert(key, hint.to_string());
+            }
+            _ => {
+                leaders.remove(&key);
+            }
+        }
     }
 
     /// Runs `call` against the leader of `topic`/`partition`, following NOT_LEADER hints and
@@ -395,15 +410,7 @@ impl Client {
                     Ok(Ok(response)) => return Ok(response.into_inner()),
                     Ok(Err(status)) => {
                         let error = ClientError::from_status(&status);
-                        let mut leaders = self.leaders.lock().expect("lock");
-                        match error.leader_address() {
-                            Some(hint) if hint != address => {
-                                leaders.insert(key.clone(), hint.to_string());
-                            }
-                            _ => {
-                                leaders.remove(&key);
-                            }
-                        }
+                        self.learn_leader(topic, partition, &address, &error);
                         error
                     }
                     Err(_) => {

@@ -1,6 +1,6 @@
 //! The Eddy Rust client: admin calls (topics, cluster, groups), an idempotent ordered
 //! [`Producer`], a [`Consumer`] of assigned partitions or of a consumer group, and fetches that
-//! follow partition leaders; and [`schema::SchemaRegistry`], the schema registry's client and
+//! follow partition leaders; live [`Client::subscribe`] feeds of committed records; and [`schema::SchemaRegistry`], the schema registry's client and
 //! the serializers of the wire format Confluent's clients share.
 //!
 //! API boundary: this crate speaks only the public `eddy.v1` gRPC contract. It never links
@@ -12,9 +12,11 @@ pub mod error;
 mod groups;
 pub mod producer;
 pub mod schema;
+pub mod subscription;
 
 pub use client::{Client, ClientConfig, Connect, TcpConnect, endpoint};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, SeekTo, TopicPartition};
 pub use eddy_proto::{Reason, record_size_bytes, v1};
 pub use error::{ClientError, ClientResult};
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata, partition_for_key};
+pub use subscription::StartAt;

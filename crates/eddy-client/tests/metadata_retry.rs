@@ -79,6 +79,12 @@ impl v1::eddy_server::Eddy for FakeBroker {
         Err(Status::unimplemented("not scripted"))
     }
 
+    type SubscribeStream = futures::stream::Empty<Result<v1::SubscribeResponse, Status>>;
+
+    async fn subscribe(&self, _: Request<v1::SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
     async fn list_offsets(
         &self,
         _: Request<v1::ListOffsetsRequest>,

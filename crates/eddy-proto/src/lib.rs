@@ -43,5 +43,8 @@ pub mod internal {
     tonic::include_proto!("eddy.internal.v1");
 }
 
-/// Encoded descriptors of every service, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/eddy_descriptor.bin"));
+/// Encoded descriptors of the public services (`eddy.v1`), for gRPC reflection.
+pub const PUBLIC_FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/eddy_public_descriptor.bin"));
+
+/// The fully qualified names of the public gRPC services.
+pub const PUBLIC_SERVICES: &[&str] = &["eddy.v1.Eddy", "eddy.v1.Groups"];
