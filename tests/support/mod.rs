@@ -418,6 +418,26 @@ pub fn scrape_metrics(address: &str) -> String {
     response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
 }
 
+/// One HTTP/1.0 request to `address` (HOST:PORT) with an optional JSON body; returns the status
+/// and the body parsed as JSON (Null when it is not JSON).
+pub fn http_json(address: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the HTTP listener");
+    stream.set_read_timeout(Some(Duration::from_secs(90))).expect("read timeout");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
 /// The value of a metric line `name{labels} value` (first match whose labels contain `labels`).
 pub fn metric_value(body: &str, name: &str, labels: &str) -> Option<f64> {
     body.lines()

@@ -49,8 +49,8 @@ pub struct EddyApi {
     producer_ids: Arc<ProducerIds>,
     fetch_gate: Arc<FetchGate>,
     schemas: Arc<SchemaValidator>,
-    /// True once the broker stops: subscriptions end.
-    stopping: watch::Receiver<bool>,
+    /// True once the node stops serving: subscriptions end.
+    closing_streams: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for EddyApi {
@@ -74,7 +74,7 @@ impl EddyApi {
             producer_ids: Arc::new(ProducerIds::default()),
             fetch_gate: Arc::new(FetchGate::default()),
             schemas: inner.schemas.clone(),
-            stopping: inner.stopping.subscribe(),
+            closing_streams: inner.closing_streams.subscribe(),
         }
     }
 
@@ -749,7 +749,7 @@ impl Subscription {
     /// subscription.
     async fn next_batch(&mut self) -> Result<v1::SubscribeResponse, BrokerError> {
         let mut views = self.replica.view.clone();
-        let mut stopping = self.api.stopping.clone();
+        let mut stopping = self.api.closing_streams.clone();
         loop {
             if *stopping.borrow_and_update() {
                 return Err(BrokerError::ShuttingDown);

@@ -50,6 +50,9 @@ pub(crate) struct Inner {
     pub(crate) replicas: Arc<LocalReplicas>,
     pub(crate) heartbeat_now: Arc<Notify>,
     pub(crate) stopping: watch::Sender<bool>,
+    /// True once the node stops serving: open Subscribe streams end, so that the server's
+    /// graceful shutdown, which waits for every open call, can finish.
+    pub(crate) closing_streams: watch::Sender<bool>,
     pub(crate) coordinator: Arc<Coordinator>,
     /// Tombstoned groups whose local data this boot has already looked for (see reconcile).
     pub(crate) swept_tombstones: std::sync::Mutex<BTreeSet<u64>>,
@@ -139,6 +142,7 @@ impl Broker {
             replicas,
             heartbeat_now,
             stopping,
+            closing_streams: watch::channel(false).0,
             coordinator: coordinator.clone(),
             swept_tombstones: Default::default(),
             ping_answer: Default::default(),
@@ -161,6 +165,11 @@ impl Broker {
     /// The cluster's name (its configuration's `cluster_name`).
     pub fn cluster_name(&self) -> &str {
         &self.inner.config.cluster_name
+    }
+
+    /// The address this broker serves its gRPC API at, as other brokers and clients reach it.
+    pub fn address(&self) -> &str {
+        &self.inner.address
     }
 
     pub fn node_id(&self) -> u64 {
@@ -212,8 +221,15 @@ impl Broker {
         out
     }
 
+    /// Ends every open Subscribe stream (with SHUTTING_DOWN) and refuses new ones: call it when
+    /// the node stops serving, before the gRPC server waits for the open calls to finish.
+    pub fn close_streams(&self) {
+        self.inner.closing_streams.send_replace(true);
+    }
+
     /// Stops background tasks and every local Raft group.
     pub async fn shutdown(&self) {
+        self.close_streams();
         self.inner.stopping.send_replace(true);
         for replica in self.inner.replicas.all() {
             if let Err(e) = replica.raft.shutdown().await {

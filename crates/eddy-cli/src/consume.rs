@@ -1,12 +1,13 @@
 //! `eddy consume`: print a topic's records.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use clap::Args;
 use std::time::Duration;
 
 use eddy_client::schema::SchemaRegistry;
-use eddy_client::{Client, ClientError, Consumer, ConsumerConfig, OffsetReset, v1};
+use eddy_client::{Client, ClientError, Consumer, ConsumerConfig, OffsetReset, SeekTo, TopicPartition, v1};
 use serde_json::json;
 
 use crate::error::CliError;
@@ -154,7 +155,7 @@ async fn run_group(
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| CliError::Failed(format!("cannot watch for SIGTERM: {e}")))?;
     let mut printed = 0u64;
-    let outcome = loop {
+    let outcome = 'consume: loop {
         let records = tokio::select! {
             biased;
             _ = tokio::signal::ctrl_c() => break Ok(()),
@@ -163,7 +164,8 @@ async fn run_group(
         };
         match records {
             Ok(records) => {
-                for record in records {
+                let mut records = records.into_iter();
+                for record in records.by_ref() {
                     let stored = v1::StoredRecord {
                         offset: record.offset,
                         key: record.key,
@@ -173,6 +175,20 @@ async fn run_group(
                     };
                     print(format, record.partition, &stored, decoder).await;
                     printed += 1;
+                    if args.max_records.is_some_and(|max| printed >= max) {
+                        break;
+                    }
+                }
+                // Records polled but not printed are not consumed: the group's commit on exit
+                // covers exactly what was printed.
+                let mut unprinted: BTreeMap<TopicPartition, u64> = BTreeMap::new();
+                for record in records {
+                    unprinted.entry(TopicPartition::new(&record.topic, record.partition)).or_insert(record.offset);
+                }
+                for (partition, offset) in unprinted {
+                    if let Err(e) = consumer.seek(&partition, SeekTo::Offset(offset)).await {
+                        break 'consume Err(CliError::from(e));
+                    }
                 }
                 if args.max_records.is_some_and(|max| printed >= max) {
                     break Ok(());

@@ -69,6 +69,13 @@ pub enum LogFormat {
 }
 
 /// Environment variables the flags above read themselves; the generic EDDY_* provider skips them.
+/// How long a stopping node lets the HTTP API's open requests finish before it closes them.
+const HTTP_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long the HTTP API retries a request the cluster cannot serve yet (no leader, not enough
+/// replicas) before it answers with the error.
+const HTTP_RETRY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 const FLAG_ENV: &[&str] = &[
     "node_id",
     "data_dir",
@@ -226,7 +233,12 @@ pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
     let http = match http_listener {
         Some(listener) => {
             let mut stop = stop.clone();
-            let router = eddy_http::router(broker.clone());
+            // The REST API reaches the cluster through this broker, as any client would.
+            // An HTTP client gets an answer within seconds: retries end sooner than the library's.
+            let config = eddy_client::ClientConfig { retry_deadline: HTTP_RETRY_DEADLINE, ..Default::default() };
+            let client = eddy_client::Client::new(vec![broker.address().to_string()], config)
+                .map_err(|e| CliError::Failed(format!("cannot make the HTTP API's cluster client: {e}")))?;
+            let router = eddy_http::router(broker.clone(), Arc::new(client));
             let shutdown = async move {
                 let _ = stop.wait_for(|stopping| *stopping).await;
             };
@@ -238,15 +250,30 @@ pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
     let incoming = eddy_broker::server::nodelay_incoming(listener);
     let served = eddy_broker::server_builder()
         .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, shutdown_signal())
+        .serve_with_incoming_shutdown(incoming, {
+            let broker = broker.clone();
+            let stopping = stopping.clone();
+            async move {
+                shutdown_signal().await;
+                // Open streams (Subscribe, and the HTTP API's event streams) would hold the
+                // graceful shutdown open for as long as their clients stay.
+                broker.close_streams();
+                let _ = stopping.send(true);
+            }
+        })
         .await;
     tracing::info!("shutting down");
     let _ = stopping.send(true);
-    if let Some(http) = http {
-        match http.await {
-            Ok(Err(e)) => tracing::warn!(error = %e, "the HTTP listener failed"),
-            Err(e) => tracing::warn!(error = %e, "the HTTP listener panicked"),
-            Ok(Ok(())) => {}
+    if let Some(mut http) = http {
+        // An event stream the HTTP API relays from another broker does not end by itself.
+        match tokio::time::timeout(HTTP_DRAIN_TIMEOUT, &mut http).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the HTTP listener failed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "the HTTP listener panicked"),
+            Ok(Ok(Ok(()))) => {}
+            Err(_) => {
+                tracing::info!("closing the HTTP connections still open");
+                http.abort();
+            }
         }
     }
     broker.shutdown().await;

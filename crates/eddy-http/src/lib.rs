@@ -1,23 +1,35 @@
 //! The broker's HTTP listener (`--http-listen`): one axum server per broker, for every
-//! HTTP-facing service of the broker. Today it carries the schema registry's REST API, which
-//! follows the Confluent Schema Registry API so its clients, serializers and tools work
+//! HTTP-facing service of the broker: the REST API for records and administration with its
+//! OpenAPI document ([`rest`], errors as [`problem`] details), the schema registry's REST API,
+//! which follows the Confluent Schema Registry API so its clients, serializers and tools work
 //! unchanged ([`registry`]), and the cluster's AsyncAPI document ([`asyncapi`]).
 //!
 //! API boundary: the paths, bodies and error codes here are a public contract (docs/schemas.md).
 //! Handlers only translate: every decision is the broker's or the registry's.
 
 pub mod asyncapi;
+pub mod problem;
 pub mod registry;
+pub mod rest;
 
 use std::future::Future;
 
-use axum::Router;
-use eddy_broker::Broker;
+use std::sync::Arc;
 
-/// Every route of the broker's HTTP listener.
-pub fn router(broker: Broker) -> Router {
+use axum::Router;
+use axum::routing::get;
+use eddy_broker::Broker;
+use eddy_client::Client;
+
+/// Every route of the broker's HTTP listener. `client` reaches the cluster (the REST API's
+/// partition leaders and group coordinators).
+pub fn router(broker: Broker, client: Arc<Client>) -> Router {
+    let (rest, openapi) = rest::routes(rest::Gateway::new(client));
+    let openapi = Arc::new(openapi);
     // The registry's router answers what no other route takes (its fallback is the API's 404).
-    asyncapi::routes(broker.clone()).merge(registry::routes(broker))
+    rest.route("/openapi.json", get(move || async move { axum::Json(openapi.as_ref().clone()) }))
+        .merge(asyncapi::routes(broker.clone()))
+        .merge(registry::routes(broker))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes.
