@@ -64,6 +64,22 @@ def read_partition(base, topic, partition, offset=0):
     return answer["records"]
 
 
+def read_group(base, group, instance, count):
+    """Reads `count` records as member `instance` of `group` (from the earliest offset when the
+    group has no commits); returns their (partition, offset)s, checking nothing more comes."""
+    got = []
+    deadline = time.monotonic() + 60
+    while len(got) < count:
+        assert time.monotonic() < deadline, f"{group}/{instance} got {len(got)} of {count} records"
+        answer = ok(base, "GET", f"/groups/{group}/records?topics=orders&instance={instance}&reset=earliest"
+                                 f"&wait_ms=1000&max_records=7")
+        assert len(answer["records"]) <= 7, answer
+        got += [(r["partition"], r["offset"]) for r in answer["records"]]
+    extra = ok(base, "GET", f"/groups/{group}/records?topics=orders&instance={instance}&wait_ms=500")
+    assert extra["records"] == [] and extra["assignment"] == {"orders": [0, 1, 2]}, extra
+    return got
+
+
 class EventStream:
     """A Server-Sent Events reader over http.client, as a browser's EventSource reads."""
 
@@ -207,6 +223,25 @@ def records(a, b):
     assert len({e["id"].split(",")[0] for e in events}) == total, "one event per record"
     everything.close()
 
+    # A consumer group over HTTP: a member reads every partition, commits part of what it read;
+    # once it leaves (committing nothing more), the next member resumes at the commits.
+    stored = {p: read_partition(a, "orders", p) for p in range(3)}
+    expected = {(p, r["offset"]) for p, records in stored.items() for r in records}
+    got = read_group(a, "web", "w1", len(expected))
+    assert set(got) == expected and len(got) == len(expected), "each record once"
+    half = {p: len(records) // 2 for p, records in stored.items()}
+    commit = {"instance": "w1", "offsets": [{"topic": "orders", "partition": p, "offset": o} for p, o in half.items()]}
+    ok(a, "POST", "/groups/web/offsets", commit, status=204)
+    described = ok(b, "GET", "/groups/web")
+    assert {o["partition"]: o["committed_offset"] for o in described["offsets"]} == half, described
+    assert described["total_lag"] == len(expected) - sum(half.values()), described
+    ok(a, "DELETE", "/groups/web/instances/w1", status=204)
+    problem(a, "POST", "/groups/web/offsets", commit, 404, "UNKNOWN_MEMBER")
+    rest_of_it = {(p, r["offset"]) for p, records in stored.items() for r in records[half[p]:]}
+    got = read_group(a, "web", "w2", len(rest_of_it))
+    assert set(got) == rest_of_it and len(got) == len(rest_of_it), (sorted(got), sorted(rest_of_it))
+    problem(a, "GET", "/groups/web/records?topics=nope", None, 404, "UNKNOWN_TOPIC")
+
     # Errors: problem+json with the gRPC API's reason codes.
     problem(a, "GET", "/topics/nope", None, 404, "UNKNOWN_TOPIC")
     problem(a, "POST", "/topics/nope/records", {"records": [{"value": 1}]}, 404, "UNKNOWN_TOPIC")
@@ -235,7 +270,8 @@ def openapi(base):
     validate(document)
     paths = document["paths"]
     for path in ("/topics/{topic}/records", "/topics/{topic}/partitions/{partition}/records",
-                 "/topics/{topic}/stream", "/topics", "/topics/{topic}", "/cluster", "/groups", "/groups/{group}"):
+                 "/topics/{topic}/stream", "/topics", "/topics/{topic}", "/cluster", "/groups", "/groups/{group}",
+                 "/groups/{group}/records", "/groups/{group}/offsets", "/groups/{group}/instances/{instance}"):
         assert path in paths, f"{path} is not in the OpenAPI document: {sorted(paths)}"
     print(json.dumps({"openapi": document["openapi"], "paths": len(paths)}))
 

@@ -138,6 +138,11 @@ pub struct ConsumerConfig {
     pub fetch_max_wait: Duration,
     /// Most records held fetched but not yet returned by [`Consumer::poll`].
     pub prefetch_records_max: usize,
+    /// Whether what [`Consumer::poll`] returned counts as processed when partitions are taken
+    /// away (their positions are committed then). False for a consumer whose caller commits
+    /// explicitly what it processed ([`Consumer::commit_offsets`]), such as the HTTP API's
+    /// group consumers: a partition then moves on from the last explicit commit.
+    pub commit_on_revoke: bool,
 }
 
 impl Default for ConsumerConfig {
@@ -152,6 +157,7 @@ impl Default for ConsumerConfig {
             fetch_max_records: 500,
             fetch_max_wait: Duration::from_millis(500),
             prefetch_records_max: 10_000,
+            commit_on_revoke: true,
         }
     }
 }
@@ -230,7 +236,9 @@ pub struct Consumer {
     heartbeats: Option<tokio::task::JoinHandle<()>>,
     positions: BTreeMap<TopicPartition, Position>,
     buffer: VecDeque<ConsumerRecord>,
-    listener: Option<Box<dyn RebalanceListener>>,
+    /// In a mutex only so that the consumer is `Sync` (its futures are `Send`); it is reached
+    /// through `&mut self` and never contended.
+    listener: Option<std::sync::Mutex<Box<dyn RebalanceListener>>>,
     last_commit: Instant,
 }
 
@@ -291,7 +299,7 @@ impl Consumer {
 
     /// Sets a listener for partition changes.
     pub fn set_rebalance_listener(&mut self, listener: impl RebalanceListener + 'static) {
-        self.listener = Some(Box::new(listener));
+        self.listener = Some(std::sync::Mutex::new(Box::new(listener)));
     }
 
     /// The partitions the consumer reads now.
@@ -396,6 +404,12 @@ impl Consumer {
     /// Commits, leaves the group and stops heartbeating.
     pub async fn close(mut self) -> ClientResult<()> {
         let committed = if self.config.group_id.is_some() { self.commit().await } else { Ok(()) };
+        self.leave().await.and(committed)
+    }
+
+    /// Leaves the group and stops heartbeating without committing: the group's next member of
+    /// each partition starts from its last commit.
+    pub async fn leave(mut self) -> ClientResult<()> {
         self.stop.send_replace(true);
         if let Some(task) = self.heartbeats.take() {
             let _ = task.await;
@@ -412,10 +426,11 @@ impl Consumer {
                 self.client.group_heartbeat(leave).await?;
             }
         }
-        committed
+        Ok(())
     }
 
-    async fn commit_offsets(&mut self, offsets: BTreeMap<TopicPartition, u64>) -> ClientResult<()> {
+    /// Commits `offsets` (each the next offset to read of a partition this member owns).
+    pub async fn commit_offsets(&mut self, offsets: BTreeMap<TopicPartition, u64>) -> ClientResult<()> {
         if offsets.is_empty() || self.config.group_id.is_none() {
             return Ok(());
         }
@@ -439,7 +454,7 @@ impl Consumer {
             let gone: Vec<TopicPartition> = self.positions.keys().cloned().collect();
             self.drop_partitions(&gone);
             if let Some(listener) = &mut self.listener {
-                listener.on_lost(&gone);
+                listener.get_mut().expect("listener lock").on_lost(&gone);
             }
         }
         let revoked: Vec<TopicPartition> =
@@ -447,11 +462,13 @@ impl Consumer {
         if !revoked.is_empty() {
             let offsets =
                 revoked.iter().filter_map(|tp| self.positions.get(tp).map(|p| (tp.clone(), p.consumed))).collect();
-            if let Err(e) = self.commit_offsets(offsets).await {
+            if self.config.commit_on_revoke
+                && let Err(e) = self.commit_offsets(offsets).await
+            {
                 tracing::warn!(error = %e, "committing revoked partitions failed");
             }
             if let Some(listener) = &mut self.listener {
-                listener.on_revoked(&revoked);
+                listener.get_mut().expect("listener lock").on_revoked(&revoked);
             }
             self.drop_partitions(&revoked);
             let mut state = membership.state.lock().expect("member lock");
@@ -535,7 +552,7 @@ impl Consumer {
             self.positions.insert(tp, Position { fetch_offset: offset, consumed: offset });
         }
         if let Some(listener) = &mut self.listener {
-            listener.on_assigned(&partitions.into_iter().collect::<Vec<_>>());
+            listener.get_mut().expect("listener lock").on_assigned(&partitions.into_iter().collect::<Vec<_>>());
         }
         Ok(())
     }

@@ -67,6 +67,11 @@ impl Problem {
         }))
     }
 
+    /// Tells the client when to retry (the body's `retry_after_ms` and the Retry-After header).
+    pub fn set_retry_after_ms(&mut self, ms: u64) {
+        self.0.retry_after_ms = Some(ms);
+    }
+
     /// An invalid request (400 INVALID_REQUEST).
     pub fn invalid(detail: impl Into<String>) -> Problem {
         Problem::new(Reason::InvalidRequest, detail)
@@ -188,7 +193,7 @@ mod tests {
     #[test]
     fn a_busy_answer_says_when_to_retry() {
         let mut problem = Problem::new(Reason::Busy, "too many long polls");
-        problem.0.retry_after_ms = Some(100);
+        problem.set_retry_after_ms(100);
         let response = problem.into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");

@@ -7,6 +7,7 @@
 //! group coordinators through the Rust client library, so any broker answers for every topic.
 
 pub mod admin;
+pub mod groups;
 pub mod model;
 pub mod records;
 
@@ -25,18 +26,22 @@ use crate::problem::ProblemDetails;
 /// The largest request body: a produce request of this many bytes of JSON (413 beyond).
 pub const BODY_BYTES_MAX: usize = 32 << 20;
 
-/// What every handler shares: the cluster client.
+/// What every handler shares: the cluster client and the group members it keeps.
 #[derive(Clone)]
 pub struct Gateway {
     pub client: Arc<Client>,
+    instances: Arc<groups::Instances>,
     /// The partition the next keyless produce request goes to (modulo the partition count).
     next_keyless: Arc<AtomicU32>,
 }
 
 impl Gateway {
-    /// A gateway reaching the cluster through `client`.
+    /// A gateway reaching the cluster through `client`. Call it within a Tokio runtime: it
+    /// starts the task that retires idle group members.
     pub fn new(client: Arc<Client>) -> Gateway {
-        Gateway { client, next_keyless: Arc::new(AtomicU32::new(rand_start())) }
+        let instances = Arc::new(groups::Instances::default());
+        tokio::spawn(instances.clone().expire());
+        Gateway { client, instances, next_keyless: Arc::new(AtomicU32::new(rand_start())) }
     }
 
     fn next_partition(&self, partitions: u32) -> u32 {
@@ -78,6 +83,9 @@ pub fn routes(gateway: Gateway) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::describe_cluster))
         .routes(routes!(admin::list_groups))
         .routes(routes!(admin::describe_group))
+        .routes(routes!(groups::read))
+        .routes(routes!(groups::commit))
+        .routes(routes!(groups::remove))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(gateway)
         .split_for_parts();

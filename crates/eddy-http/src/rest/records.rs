@@ -43,6 +43,7 @@ const STREAM_KEEPALIVE: Duration = Duration::from_secs(15);
     post,
     path = "/topics/{topic}/records",
     tag = "records",
+    operation_id = "produce_records",
     params(("topic" = String, Path, description = "The topic"), ProduceQuery,
            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request append once")),
     request_body = ProduceBody,
@@ -186,6 +187,7 @@ pub fn idempotent_producer_id(topic: &str, key: &str) -> u64 {
     get,
     path = "/topics/{topic}/partitions/{partition}/records",
     tag = "records",
+    operation_id = "read_partition_records",
     params(("topic" = String, Path, description = "The topic"), ("partition" = u32, Path, description = "The partition"), ReadQuery),
     responses(
         (status = 200, description = "The records (possibly none)", body = RecordsAnswer),
@@ -256,6 +258,7 @@ pub struct StreamQuery {
     get,
     path = "/topics/{topic}/stream",
     tag = "records",
+    operation_id = "stream_records",
     params(("topic" = String, Path, description = "The topic"), StreamQuery,
            ("Last-Event-ID" = Option<String>, Header, description = "Resume after the records this event id names")),
     responses(
