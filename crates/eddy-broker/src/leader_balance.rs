@@ -39,7 +39,10 @@ async fn balance(inner: &Inner) {
         }
         let Some(replica) = inner.replicas.get(partition.group_id) else { continue };
         let leadership = replica.leadership();
-        if !(leadership.is_self && leadership.ready && leadership.log_applied && replica.is_caught_up(preferred)) {
+        // A transfer under way is not started again: it ends in a new term either way.
+        if !(leadership.is_self && leadership.ready && leadership.log_applied && replica.is_caught_up(preferred))
+            || replica.is_transferring()
+        {
             continue;
         }
         tracing::info!(
@@ -52,7 +55,7 @@ async fn balance(inner: &Inner) {
         metrics::counter!("eddy_leader_transfers_total").increment(1);
         // A quiet group ticks again first: the new leader must hear from this one.
         replica.wake(Duration::from_millis(inner.config.raft.election_timeout_min_ms)).await;
-        if let Err(e) = replica.raft.trigger().transfer_leader(preferred).await {
+        if let Err(e) = replica.transfer_leadership(preferred).await {
             tracing::warn!(group = partition.group_id, error = %e, "leadership transfer failed");
         }
         handed += 1;

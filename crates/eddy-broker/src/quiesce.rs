@@ -21,6 +21,10 @@
 //!   from the leader) starts an election at once: failover takes about [`LIVENESS_WINDOW`] more
 //!   than the election itself.
 //!
+//! A leader handing its leadership over (leader balancing) does not say it leads the group: it
+//! sends no heartbeats then, and should the target never take over, only the followers' election
+//! timers end the transfer.
+//!
 //! A leader keeps ticking while any other voter's broker is not live, so a leader cut off from
 //! its followers (which elect another) heartbeats into the partition and learns the new term as
 //! soon as it heals, instead of staying a quiet, stale leader.
@@ -98,8 +102,11 @@ pub(crate) async fn quiesce_loop(inner: Arc<Inner>) {
             let (tick, leads_group) = should_tick(replica, &mut seen, now, quiesce_after, &live, &|node, group| {
                 peers.get(&node).is_some_and(|p| p.leads.contains(&group))
             });
-            let ticking = tick || moving.contains(&replica.group);
-            if leads_group {
+            // A leader handing its leadership over is not a working leader: its followers must
+            // tick, so that their election timers end the transfer if its target never takes over.
+            let transferring = leads_group && replica.is_transferring();
+            let ticking = tick || transferring || moving.contains(&replica.group);
+            if leads_group && !transferring {
                 leading.push(replica.group);
             }
             if replica.set_ticking(ticking) {
