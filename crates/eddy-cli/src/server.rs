@@ -68,7 +68,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// Environment variables the flags above read themselves; the generic EDDY_* provider skips them.
 /// How long a stopping node lets the HTTP API's open requests finish before it closes them.
 const HTTP_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -76,6 +75,7 @@ const HTTP_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5
 /// replicas) before it answers with the error.
 const HTTP_RETRY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Environment variables the flags above read themselves; the generic EDDY_* provider skips them.
 const FLAG_ENV: &[&str] = &[
     "node_id",
     "data_dir",

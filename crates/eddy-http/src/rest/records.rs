@@ -89,6 +89,7 @@ pub async fn produce(
         }
         None => gateway.next_partition(partitions),
     };
+    let count = body.records.len();
     let mut batches: BTreeMap<u32, Vec<(usize, v1::Record)>> = BTreeMap::new();
     for (index, record) in body.records.into_iter().enumerate() {
         let key = match &record.key {
@@ -144,13 +145,10 @@ pub async fn produce(
             Ok::<_, Problem>((indexes, answer))
         }
     });
-    let mut positions: Vec<Option<RecordPosition>> = Vec::new();
+    let mut positions: Vec<Option<RecordPosition>> = (0..count).map(|_| None).collect();
     for result in futures::future::join_all(sends).await {
         let (indexes, answer) = result?;
         for (i, index) in indexes.into_iter().enumerate() {
-            if positions.len() <= index {
-                positions.resize_with(index + 1, || None);
-            }
             positions[index] = Some(RecordPosition {
                 partition: answer.partition,
                 offset: answer.base_offset + i as u64,
