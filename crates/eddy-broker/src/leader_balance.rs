@@ -41,7 +41,7 @@ async fn balance(inner: &Inner) {
         let leadership = replica.leadership();
         // A transfer under way is not started again: it ends in a new term either way.
         if !(leadership.is_self && leadership.ready && leadership.log_applied && replica.is_caught_up(preferred))
-            || replica.is_transferring()
+            || replica.transfer_pending().is_some()
         {
             continue;
         }

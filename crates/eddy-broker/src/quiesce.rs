@@ -21,9 +21,10 @@
 //!   from the leader) starts an election at once: failover takes about [`LIVENESS_WINDOW`] more
 //!   than the election itself.
 //!
-//! A leader handing its leadership over (leader balancing) does not say it leads the group: it
-//! sends no heartbeats then, and should the target never take over, only the followers' election
-//! timers end the transfer.
+//! A leader whose leadership transfer (leader balancing) has not completed within twice the
+//! longest election timeout stops saying it leads the group: it sends no heartbeats while
+//! transferring, and when the target never takes over, only the followers' election timers end
+//! the transfer.
 //!
 //! A leader keeps ticking while any other voter's broker is not live, so a leader cut off from
 //! its followers (which elect another) heartbeats into the partition and learns the new term as
@@ -68,6 +69,7 @@ struct Seen {
 /// stops. Does nothing when `quiesce_after_ms` is 0.
 pub(crate) async fn quiesce_loop(inner: Arc<Inner>) {
     let quiesce_after = Duration::from_millis(inner.config.quiesce_after_ms);
+    let transfer_stuck_after = Duration::from_millis(2 * inner.config.raft.election_timeout_max_ms);
     if quiesce_after.is_zero() {
         return;
     }
@@ -102,11 +104,13 @@ pub(crate) async fn quiesce_loop(inner: Arc<Inner>) {
             let (tick, leads_group) = should_tick(replica, &mut seen, now, quiesce_after, &live, &|node, group| {
                 peers.get(&node).is_some_and(|p| p.leads.contains(&group))
             });
-            // A leader handing its leadership over is not a working leader: its followers must
-            // tick, so that their election timers end the transfer if its target never takes over.
-            let transferring = leads_group && replica.is_transferring();
-            let ticking = tick || transferring || moving.contains(&replica.group);
-            if leads_group && !transferring {
+            // A leader whose leadership transfer has not completed in time is not a working
+            // leader (it neither heartbeats nor takes writes while transferring): its followers
+            // must tick, so that their election timers end the transfer.
+            let stuck =
+                leads_group && replica.transfer_pending().is_some_and(|pending| pending >= transfer_stuck_after);
+            let ticking = tick || stuck || moving.contains(&replica.group);
+            if leads_group && !stuck {
                 leading.push(replica.group);
             }
             if replica.set_ticking(ticking) {

@@ -29,8 +29,8 @@ pub struct Replica {
     sequencer: Arc<Sequencer>,
     /// Whether the group's Raft ticker runs (it is stopped while the group is quiesced).
     ticking: std::sync::atomic::AtomicBool,
-    /// The term in which this replica, leading, started handing its leadership over.
-    transfer_term: std::sync::Mutex<Option<u64>>,
+    /// The term in which this replica, leading, started handing its leadership over, and when.
+    transfer: std::sync::Mutex<Option<(u64, tokio::time::Instant)>>,
 }
 
 /// Why a replica could not be opened.
@@ -138,7 +138,7 @@ impl Replica {
             view,
             sequencer: Default::default(),
             ticking: std::sync::atomic::AtomicBool::new(true),
-            transfer_term: std::sync::Mutex::new(None),
+            transfer: std::sync::Mutex::new(None),
         })
     }
 
@@ -200,22 +200,24 @@ impl Replica {
     /// Hands this replica's leadership to `to` (Raft's leadership transfer: the leader stops
     /// heartbeating and accepting writes, and the target starts an election at once).
     pub async fn transfer_leadership(&self, to: u64) -> Result<(), openraft::errors::Fatal<crate::PartitionTypes>> {
-        *self.transfer_term.lock().expect("transfer lock") = Some(self.leadership().term);
+        *self.transfer.lock().expect("transfer lock") = Some((self.leadership().term, tokio::time::Instant::now()));
         self.raft.trigger().transfer_leader(to).await
     }
 
-    /// Whether this replica leads and is handing its leadership over, in the term it started
-    /// to. Until the transfer completes it refuses writes and sends no heartbeats, so it must not
-    /// be taken for a working leader: if the target never takes over (its message was lost, its
-    /// vote differs), the other replicas' election timers have to run out for a new term to end
-    /// the transfer.
-    pub fn is_transferring(&self) -> bool {
+    /// How long this replica has been handing its leadership over, while it still leads in the
+    /// term it started to; `None` when it is not. Until the transfer completes it refuses writes
+    /// and sends no heartbeats: should the target never take over (its message was lost, its
+    /// vote differs), only the other replicas' election timers end the transfer, with a new term.
+    pub fn transfer_pending(&self) -> Option<std::time::Duration> {
         let leadership = self.leadership();
-        let mut term = self.transfer_term.lock().expect("transfer lock");
-        if term.is_some() && !(leadership.is_self && *term == Some(leadership.term)) {
-            *term = None;
+        let mut transfer = self.transfer.lock().expect("transfer lock");
+        match *transfer {
+            Some((term, since)) if leadership.is_self && term == leadership.term => Some(since.elapsed()),
+            _ => {
+                *transfer = None;
+                None
+            }
         }
-        term.is_some()
     }
 
     /// Whether the group's Raft ticker runs on this node.
