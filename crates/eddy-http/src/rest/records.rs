@@ -102,10 +102,7 @@ pub async fn produce(
         };
         let partition = match (record.partition, &key) {
             (Some(p), _) if p >= partitions => {
-                return Err(Problem::new(
-                    eddy_client::Reason::UnknownPartition,
-                    format!("records[{index}].partition: topic {topic:?} has no partition {p} (it has {partitions})"),
-                ));
+                return Err(no_partition(&format!("records[{index}].partition: "), &topic, p, partitions));
             }
             (Some(p), _) => p,
             (None, Some(key)) => partition_for_key(key, partitions),
@@ -158,6 +155,14 @@ pub async fn produce(
     }
     let records = positions.into_iter().map(|p| p.expect("every record was sent")).collect();
     Ok(axum::Json(ProduceAnswer { topic, records }))
+}
+
+/// UNKNOWN_PARTITION for partition `p` of a topic of `partitions`; `what` names the field.
+fn no_partition(what: &str, topic: &str, p: u32, partitions: u32) -> Problem {
+    Problem::new(
+        eddy_client::Reason::UnknownPartition,
+        format!("{what}topic {topic:?} has no partition {p} (it has {partitions})"),
+    )
 }
 
 /// SHA-256 of the topic and an idempotency key.
@@ -274,12 +279,7 @@ pub async fn stream(
     let Query(query) = query?;
     let partitions = gateway.client.partition_count(&topic).await?;
     let chosen: Vec<u32> = match query.partition {
-        Some(p) if p >= partitions => {
-            return Err(Problem::new(
-                eddy_client::Reason::UnknownPartition,
-                format!("topic {topic:?} has no partition {p} (it has {partitions})"),
-            ));
-        }
+        Some(p) if p >= partitions => return Err(no_partition("", &topic, p, partitions)),
         Some(p) => vec![p],
         None => (0..partitions).collect(),
     };
