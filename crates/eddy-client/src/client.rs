@@ -87,6 +87,15 @@ pub(crate) struct Backoff {
     deadline: tokio::time::Instant,
 }
 
+/// How a request retried on a partition's leader failed.
+struct Failed {
+    /// The last attempt's error.
+    error: ClientError,
+    /// Whether an attempt before the last one reached a broker and failed without a definite
+    /// answer (a timeout, a lost connection, OUTCOME_UNKNOWN): it may have taken effect.
+    earlier_unknown: bool,
+}
+
 impl Backoff {
     pub(crate) fn new(config: &ClientConfig) -> Self {
         Self {
@@ -396,38 +405,62 @@ impl Client {
         topic: &str,
         partition: u32,
         timeout: Duration,
-        mut call: F,
+        call: F,
     ) -> ClientResult<T>
+    where
+        F: FnMut(EddyClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.on_leader_attempts(topic, partition, timeout, call).await.map_err(|failed| failed.error)
+    }
+
+    /// [`Self::on_leader`], telling also whether an attempt before the last one may have taken
+    /// effect: a request that changes something must not be reported by its last attempt alone.
+    async fn on_leader_attempts<T, F, Fut>(
+        &self,
+        topic: &str,
+        partition: u32,
+        timeout: Duration,
+        mut call: F,
+    ) -> Result<T, Failed>
     where
         F: FnMut(EddyClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let mut backoff = Backoff::new(&self.config);
         let key = (topic.to_string(), partition);
+        let mut earlier_unknown = false;
         loop {
-            let error = match self.leader_of(topic, partition).await {
-                Ok(Some(address)) => match tokio::time::timeout(timeout, call(self.stub(&address)?)).await {
-                    Ok(Ok(response)) => return Ok(response.into_inner()),
-                    Ok(Err(status)) => {
-                        let error = ClientError::from_status(&status);
-                        self.learn_leader(topic, partition, &address, &error);
-                        error
+            let failed = move |error| Failed { error, earlier_unknown };
+            let (error, sent) = match self.leader_of(topic, partition).await {
+                Ok(Some(address)) => {
+                    let stub = self.stub(&address).map_err(failed)?;
+                    match tokio::time::timeout(timeout, call(stub)).await {
+                        Ok(Ok(response)) => return Ok(response.into_inner()),
+                        Ok(Err(status)) => {
+                            let error = ClientError::from_status(&status);
+                            self.learn_leader(topic, partition, &address, &error);
+                            (error, true)
+                        }
+                        Err(_) => {
+                            self.leaders.lock().expect("lock").remove(&key);
+                            (ClientError::Timeout(format!("no answer from {address} for {topic}/{partition}")), true)
+                        }
                     }
-                    Err(_) => {
-                        self.leaders.lock().expect("lock").remove(&key);
-                        ClientError::Timeout(format!("no answer from {address} for {topic}/{partition}"))
-                    }
-                },
-                Ok(None) => ClientError::answer(Reason::NotLeader, format!("{topic}/{partition} has no leader yet")),
-                Err(e) => e,
+                }
+                Ok(None) => {
+                    (ClientError::answer(Reason::NotLeader, format!("{topic}/{partition} has no leader yet")), false)
+                }
+                Err(e) => (e, false),
             };
+            let failed = move |error| Failed { error, earlier_unknown };
             // A topic this client has seen is not given up on at the first UNKNOWN_TOPIC: the
             // broker that said so may have answered from metadata that was behind (a broker that
             // just restarted, or a controller that just failed over), so the client refreshes
             // its metadata and retries until its deadline. A topic never seen fails at once.
             let seen_before = error.is_unknown_topic() && self.has_seen(topic);
             if !error.is_retriable() && !seen_before {
-                return Err(error);
+                return Err(failed(error));
             }
             if seen_before {
                 self.leaders.lock().expect("lock").retain(|(t, _), _| t != topic);
@@ -438,21 +471,42 @@ impl Client {
                     // Given up: the next request describes the topic afresh.
                     self.partition_counts.lock().expect("lock").remove(topic);
                 }
-                return Err(error);
+                return Err(failed(error));
             }
+            earlier_unknown |= sent && !error.is_definite();
         }
     }
 
     /// Sends one batch to a partition's leader. Retries on leader changes: pair it with a
     /// producer identity to make those retries safe (see [`crate::Producer`]).
+    ///
+    /// The error is that of the last attempt, except when an earlier attempt's outcome is
+    /// unknown (its answer was lost) and the last one was refused only for where it went
+    /// (NOT_LEADER, LEADER_NOT_AVAILABLE, SHUTTING_DOWN until the retry deadline): the batch may
+    /// have been appended then, so the error is OUTCOME_UNKNOWN, never a promise that nothing
+    /// was written. A refusal that answers for the batch itself stands: OUT_OF_ORDER_SEQUENCE
+    /// or UNKNOWN_PRODUCER_ID (an appended batch would be in the producer's window),
+    /// PRODUCER_FENCED, or a refusal of its contents.
     pub async fn produce(&self, request: v1::ProduceRequest) -> ClientResult<v1::ProduceResponse> {
         let topic = request.topic.clone();
         let timeout = self.config.request_timeout;
-        self.on_leader(&topic, request.partition, timeout, |mut c| {
+        let attempts = self.on_leader_attempts(&topic, request.partition, timeout, |mut c| {
             let r = request.clone();
             async move { c.produce(r).await }
+        });
+        attempts.await.map_err(|Failed { error, earlier_unknown }| {
+            if earlier_unknown && error.is_definite() && error.is_retriable() {
+                ClientError::answer(
+                    Reason::OutcomeUnknown,
+                    format!(
+                        "an attempt's answer was lost and the retries ended with: {error}; the batch may or may not \
+                         have been appended"
+                    ),
+                )
+            } else {
+                error
+            }
         })
-        .await
     }
 
     /// Reads from a partition's leader.

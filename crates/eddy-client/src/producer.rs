@@ -551,8 +551,9 @@ impl PartitionSender {
             let result = self.client.produce(batch.request.clone()).await;
             if let Err(e) = &result {
                 if e.code() == Some(Reason::UnknownProducerId) && attempt == 0 {
-                    // Nothing was appended (a batch that had been would have renewed the
-                    // window): take the next epoch and send it again.
+                    // Nothing was appended: a batch that had been would be in the window, which
+                    // a partition forgets only after producer_idle_expiry_ms idle, far longer
+                    // than a retry deadline. Take the next epoch and send it again.
                     self.rewind(&batch);
                     if let (Some(identity), Some((epoch, _))) = (&self.identity, batch.stamp()) {
                         identity.retire(epoch).await;

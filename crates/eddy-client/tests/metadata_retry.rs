@@ -1,13 +1,18 @@
-//! The client against a scripted broker: how it treats UNKNOWN_TOPIC and METADATA_NOT_READY.
+//! The client against a scripted broker: how it treats UNKNOWN_TOPIC and METADATA_NOT_READY, and
+//! what a produce whose retries ended reports.
 //!
 //! A broker that restarted, or whose controller just failed over, may answer from metadata that
 //! is behind. The client must not take one such answer as the end of a topic it has seen.
+//!
+//! A produce retried after a lost answer may have been appended by the attempt whose answer was
+//! lost: the last attempt's NOT_LEADER must not be reported as the outcome (an idempotent
+//! producer would take it as "nothing written" and give the next batch the same sequence).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use eddy_client::{Client, ClientConfig, v1};
+use eddy_client::{Client, ClientConfig, Reason, v1};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -20,6 +25,10 @@ struct Script {
     produce_unknown_first: u32,
     /// DescribeTopic answers METADATA_NOT_READY this many times before it succeeds.
     describe_not_ready_first: u32,
+    /// Produce answers these errors (gRPC code, reason), one per attempt, before the rest.
+    produce_errors: Vec<(tonic::Code, &'static str)>,
+    /// Then answers this error every time, if set (instead of succeeding).
+    produce_always: Option<(tonic::Code, &'static str)>,
     /// Whether the topic exists at all.
     exists: bool,
     produces: AtomicU32,
@@ -40,6 +49,9 @@ impl v1::eddy_server::Eddy for FakeBroker {
         let n = self.0.produces.fetch_add(1, Ordering::SeqCst);
         if n < self.0.produce_unknown_first {
             return Err(error(tonic::Code::NotFound, "UNKNOWN_TOPIC"));
+        }
+        if let Some((code, reason)) = self.0.produce_errors.get(n as usize).or(self.0.produce_always.as_ref()) {
+            return Err(error(*code, reason));
         }
         let request = request.into_inner();
         Ok(Response::new(v1::ProduceResponse {
@@ -148,6 +160,11 @@ impl v1::eddy_server::Eddy for FakeBroker {
 
 /// Serves `script` on a loopback port and returns a client of it.
 async fn serve(script: Script) -> (Client, Arc<Script>) {
+    serve_until(script, Duration::from_secs(20)).await
+}
+
+/// [`serve`], with a client that gives up retrying after `retry_deadline`.
+async fn serve_until(script: Script, retry_deadline: Duration) -> (Client, Arc<Script>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     script.address.set(address.clone()).unwrap();
@@ -161,7 +178,7 @@ async fn serve(script: Script) -> (Client, Arc<Script>) {
     let config = ClientConfig {
         retry_backoff_initial: Duration::from_millis(5),
         retry_backoff_max: Duration::from_millis(20),
-        retry_deadline: Duration::from_secs(20),
+        retry_deadline,
         ..ClientConfig::default()
     };
     (Client::new(vec![address], config).unwrap(), script)
@@ -206,4 +223,39 @@ async fn metadata_not_ready_is_retried() {
     let topic = client.describe_topic("orders").await.expect("retried until the broker had metadata");
     assert_eq!(topic.partitions.len(), 1);
     assert_eq!(script.describes.load(Ordering::SeqCst), 4);
+}
+
+const LOST: (tonic::Code, &str) = (tonic::Code::Unavailable, "OUTCOME_UNKNOWN");
+const NOT_LEADER: (tonic::Code, &str) = (tonic::Code::Unavailable, "NOT_LEADER");
+
+#[tokio::test]
+async fn retries_ending_in_not_leader_after_a_lost_answer_report_an_unknown_outcome() {
+    let script =
+        Script { exists: true, produce_errors: vec![LOST], produce_always: Some(NOT_LEADER), ..Script::default() };
+    let (client, script) = serve_until(script, Duration::from_millis(300)).await;
+    let error = client.produce(record()).await.unwrap_err();
+    assert_eq!(error.code(), Some(Reason::OutcomeUnknown), "{error}");
+    assert!(!error.is_definite());
+    assert!(script.produces.load(Ordering::SeqCst) >= 2, "retried after the lost answer");
+}
+
+#[tokio::test]
+async fn retries_ending_in_not_leader_without_a_lost_answer_are_definite() {
+    let script = Script { exists: true, produce_always: Some(NOT_LEADER), ..Script::default() };
+    let (client, script) = serve_until(script, Duration::from_millis(300)).await;
+    let error = client.produce(record()).await.unwrap_err();
+    assert_eq!(error.code(), Some(Reason::NotLeader), "{error}");
+    assert!(error.is_definite(), "nothing was written: the batch's sequence may be reused");
+    assert!(script.produces.load(Ordering::SeqCst) >= 2);
+}
+
+#[tokio::test]
+async fn a_sequence_refusal_after_a_lost_answer_stands() {
+    // An appended batch would be in the producer's window: OUT_OF_ORDER_SEQUENCE answers for it.
+    let out_of_order = (tonic::Code::FailedPrecondition, "OUT_OF_ORDER_SEQUENCE");
+    let script = Script { exists: true, produce_errors: vec![LOST, out_of_order], ..Script::default() };
+    let (client, script) = serve(script).await;
+    let error = client.produce(record()).await.unwrap_err();
+    assert_eq!(error.code(), Some(Reason::OutOfOrderSequence), "{error}");
+    assert_eq!(script.produces.load(Ordering::SeqCst), 2);
 }
