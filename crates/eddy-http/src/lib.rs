@@ -2,12 +2,14 @@
 //! HTTP-facing service of the broker: the REST API for records and administration with its
 //! OpenAPI document ([`rest`], errors as [`problem`] details), the schema registry's REST API,
 //! which follows the Confluent Schema Registry API so its clients, serializers and tools work
-//! unchanged ([`registry`]), and the cluster's AsyncAPI document ([`asyncapi`]).
+//! unchanged ([`registry`]), GraphQL with subscriptions and GraphiQL ([`graphql`]), and the
+//! cluster's AsyncAPI document ([`asyncapi`]).
 //!
 //! API boundary: the paths, bodies and error codes here are a public contract (docs/schemas.md).
 //! Handlers only translate: every decision is the broker's or the registry's.
 
 pub mod asyncapi;
+pub mod graphql;
 pub mod problem;
 pub mod registry;
 pub mod rest;
@@ -24,10 +26,12 @@ use eddy_client::Client;
 /// Every route of the broker's HTTP listener. `client` reaches the cluster (the REST API's
 /// partition leaders and group coordinators).
 pub fn router(broker: Broker, client: Arc<Client>) -> Router {
-    let (rest, openapi) = rest::routes(rest::Gateway::new(client));
+    let gateway = rest::Gateway::new(client);
+    let (rest, openapi) = rest::routes(gateway.clone());
     let openapi = Arc::new(openapi);
     // The registry's router answers what no other route takes (its fallback is the API's 404).
     rest.route("/openapi.json", get(move || async move { axum::Json(openapi.as_ref().clone()) }))
+        .merge(graphql::routes(gateway))
         .merge(asyncapi::routes(broker.clone()))
         .merge(registry::routes(broker))
 }

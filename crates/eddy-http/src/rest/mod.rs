@@ -44,7 +44,7 @@ impl Gateway {
         Gateway { client, instances, next_keyless: Arc::new(AtomicU32::new(rand_start())) }
     }
 
-    fn next_partition(&self, partitions: u32) -> u32 {
+    pub(crate) fn next_partition(&self, partitions: u32) -> u32 {
         self.next_keyless.fetch_add(1, Ordering::Relaxed) % partitions.max(1)
     }
 }

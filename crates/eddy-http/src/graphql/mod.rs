@@ -1,0 +1,324 @@
+//! GraphQL at `/graphql`: queries of topics, groups and records, a `produce` mutation, and a
+//! `records` subscription pushing records as they commit, over WebSocket in both the
+//! `graphql-transport-ws` protocol and the legacy `graphql-ws` one (Apollo's
+//! subscriptions-transport-ws). A browser asking for `/graphql` gets GraphiQL, served from the
+//! broker itself (no CDN: it works on a network without internet access).
+//!
+//! Like the REST API, the schema is a client of the cluster: any broker answers for every topic
+//! and group. Errors carry the cluster's reason code (`NOT_LEADER`, `UNKNOWN_TOPIC`, ...) in
+//! their `code` extension.
+
+mod subscription;
+pub mod types;
+
+use std::sync::Arc;
+
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::{Context, ErrorExtensions, Object, Schema};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use eddy_client::{ClientError, partition_for_key, v1};
+
+pub use subscription::{BUFFER_RECORDS, SLOW_SUBSCRIBER, SubscriptionRoot};
+use types::{Cluster, Group, Header, Long, Produced, Record, Topic, ValueEncoding};
+
+use crate::rest::Gateway;
+use crate::rest::records::idempotent_producer_id;
+
+/// The schema served at `/graphql`.
+pub type EddySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+type GqlResult<T> = async_graphql::Result<T>;
+
+/// Most records one `records` query returns.
+pub const RECORDS_LIMIT_MAX: u32 = 10_000;
+
+/// Deepest query accepted (the schema's own nesting is at most five levels).
+const DEPTH_MAX: usize = 16;
+
+/// Largest query accepted, by async-graphql's complexity count (one per field).
+const COMPLEXITY_MAX: usize = 1_000;
+
+/// The schema, answering through `gateway`.
+pub fn schema(gateway: Gateway) -> EddySchema {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .data(gateway)
+        .limit_depth(DEPTH_MAX)
+        .limit_complexity(COMPLEXITY_MAX)
+        .finish()
+}
+
+/// `/graphql` (queries and mutations by POST or GET, subscriptions by WebSocket upgrade,
+/// GraphiQL for a browser) and GraphiQL's assets.
+pub fn routes(gateway: Gateway) -> Router {
+    let schema = schema(gateway);
+    Router::new()
+        .route("/graphql", get(get_graphql).post(post_graphql))
+        .route("/graphql/assets/{file}", get(asset))
+        .with_state(schema)
+}
+
+/// A `BAD_REQUEST`-coded error.
+fn invalid(message: impl Into<String>) -> async_graphql::Error {
+    async_graphql::Error::new(message.into()).extend_with(|_, e| e.set("code", "INVALID_ARGUMENT"))
+}
+
+/// A client error as a GraphQL error: the message, and the reason in the `code` extension.
+fn error_of(error: ClientError) -> async_graphql::Error {
+    let code = error.reason().to_string();
+    let retriable = error.is_retriable();
+    async_graphql::Error::new(error.to_string()).extend_with(move |_, e| {
+        e.set("code", code.as_str());
+        e.set("retriable", retriable);
+    })
+}
+
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// Every topic.
+    async fn topics(&self, ctx: &Context<'_>) -> GqlResult<Vec<Topic>> {
+        let gateway = ctx.data_unchecked::<Gateway>();
+        let topics = gateway.client.list_topics().await.map_err(error_of)?;
+        Ok(topics
+            .into_iter()
+            .map(|t| Topic {
+                name: t.name,
+                partition_count: t.partitions,
+                replication_factor: t.replication_factor,
+                described: Default::default(),
+            })
+            .collect())
+    }
+
+    /// One topic with its partitions and offsets; null when there is no such topic.
+    async fn topic(&self, ctx: &Context<'_>, name: String) -> GqlResult<Option<Topic>> {
+        let gateway = ctx.data_unchecked::<Gateway>();
+        match gateway.client.describe_topic(&name).await {
+            Ok(description) => Ok(Some(Topic::from_description(description))),
+            Err(e) if e.code() == Some(eddy_client::Reason::UnknownTopic) => Ok(None),
+            Err(e) => Err(error_of(e)),
+        }
+    }
+
+    /// The cluster: brokers and controller.
+    async fn cluster(&self, ctx: &Context<'_>) -> GqlResult<Cluster> {
+        let gateway = ctx.data_unchecked::<Gateway>();
+        Ok(gateway.client.describe_cluster().await.map_err(error_of)?.into())
+    }
+
+    /// Every consumer group, with members and lag when selected.
+    async fn groups(&self, ctx: &Context<'_>) -> GqlResult<Vec<Group>> {
+        let gateway = ctx.data_unchecked::<Gateway>();
+        let groups = gateway.client.list_groups().await.map_err(error_of)?;
+        Ok(groups
+            .into_iter()
+            .map(|g| Group { group_id: g.group_id, state: g.state, described: Default::default() })
+            .collect())
+    }
+
+    /// One consumer group; null when the cluster knows no such group.
+    async fn group(&self, ctx: &Context<'_>, id: String) -> GqlResult<Option<Group>> {
+        let gateway = ctx.data_unchecked::<Gateway>();
+        let described = gateway.client.describe_group(&id).await.map_err(error_of)?;
+        // The coordinator describes a group it never heard of as dead and empty (as Kafka does).
+        if described.state == "dead" && described.members.is_empty() && described.offsets.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Group {
+            group_id: described.group_id.clone(),
+            state: described.state.clone(),
+            described: Arc::new(tokio::sync::OnceCell::new_with(Some(described))),
+        }))
+    }
+
+    /// Records of one partition from `offset` (the oldest stored when omitted), at most
+    /// `limit` (100 by default, 10,000 at most). With `waitMs`, waits up to that long for a
+    /// record when there is none yet.
+    async fn records(
+        &self,
+        ctx: &Context<'_>,
+        topic: String,
+        partition: u32,
+        offset: Option<Long>,
+        limit: Option<u32>,
+        wait_ms: Option<u32>,
+    ) -> GqlResult<Vec<Record>> {
+        let gateway = ctx.data_unchecked::<Gateway>();
+        let (limit, wait_ms) = (limit.unwrap_or(100), wait_ms.unwrap_or(0));
+        if limit == 0 || limit > RECORDS_LIMIT_MAX {
+            return Err(invalid(format!("limit must be 1 to {RECORDS_LIMIT_MAX}")));
+        }
+        let offset = match offset {
+            Some(offset) => offset.offset("offset")?,
+            None => {
+                gateway
+                    .client
+                    .list_offsets(&topic, partition, v1::OffsetSpec::Earliest, 0)
+                    .await
+                    .map_err(error_of)?
+                    .offset
+            }
+        };
+        let request = v1::FetchRequest {
+            topic: topic.clone(),
+            partition,
+            offset,
+            max_bytes: 0,
+            max_records: limit,
+            max_wait_ms: wait_ms.min(30_000),
+            read_from_follower: false,
+        };
+        let answer = gateway.client.fetch(request).await.map_err(error_of)?;
+        let topic: Arc<str> = topic.into();
+        Ok(answer.records.into_iter().take(limit as usize).map(|r| Record::new(topic.clone(), partition, r)).collect())
+    }
+}
+
+pub struct MutationRoot;
+
+#[Object]
+impl MutationRoot {
+    /// Appends one record and answers where it went. A record with a key goes to the key's
+    /// partition (as every Eddy client picks it), one without to `partition` or the next in
+    /// turn. With `idempotencyKey`, sending the same mutation again appends nothing more and
+    /// answers the first append's offset (as the REST API's `Idempotency-Key`).
+    #[allow(clippy::too_many_arguments)]
+    async fn produce(
+        &self,
+        ctx: &Context<'_>,
+        topic: String,
+        key: Option<String>,
+        value: String,
+        encoding: Option<ValueEncoding>,
+        headers: Option<Vec<Header>>,
+        partition: Option<u32>,
+        idempotency_key: Option<String>,
+    ) -> GqlResult<Produced> {
+        let gateway = ctx.data_unchecked::<Gateway>();
+        let value = encoding.unwrap_or_default().decode(value, "value")?;
+        let partitions = gateway.client.partition_count(&topic).await.map_err(error_of)?;
+        let partition = match (partition, &key) {
+            (Some(p), _) if p >= partitions => {
+                return Err(error_of(ClientError::answer(
+                    eddy_client::Reason::UnknownPartition,
+                    format!("topic {topic:?} has no partition {p} (it has {partitions})"),
+                )));
+            }
+            (Some(p), _) => p,
+            (None, Some(key)) => partition_for_key(key.as_bytes(), partitions),
+            (None, None) => gateway.next_partition(partitions),
+        };
+        if let Some(key) = &idempotency_key
+            && (key.is_empty() || key.len() > 255)
+        {
+            return Err(invalid("idempotencyKey must have 1 to 255 characters"));
+        }
+        let record = v1::Record {
+            key: key.map(|k| k.into_bytes().into()),
+            value,
+            headers: headers
+                .into_iter()
+                .flatten()
+                .map(|h| v1::Header { key: h.name, value: h.value.into_bytes().into() })
+                .collect(),
+            timestamp_ms: 0,
+        };
+        let request = v1::ProduceRequest {
+            topic: topic.clone(),
+            partition,
+            records: vec![record],
+            acks: v1::Acks::All as i32,
+            producer: idempotency_key.map(|key| v1::ProducerIdentity {
+                producer_id: idempotent_producer_id(&topic, &key),
+                epoch: 0,
+                first_sequence: 0,
+            }),
+            timeout_ms: 0,
+        };
+        let answer = gateway.client.produce(request).await.map_err(error_of)?;
+        Ok(Produced {
+            topic,
+            partition: answer.partition,
+            offset: answer.base_offset.into(),
+            duplicate: answer.duplicate,
+        })
+    }
+}
+
+/// `GET /graphql`: a WebSocket upgrade for subscriptions, GraphiQL for a browser, or a query in
+/// the URL (GraphQL over HTTP).
+async fn get_graphql(State(schema): State<EddySchema>, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    if parts.headers.contains_key(header::UPGRADE) {
+        let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
+            Ok(protocol) => protocol,
+            Err(rejection) => return rejection.into_response(),
+        };
+        let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+            Ok(upgrade) => upgrade,
+            Err(rejection) => return rejection.into_response(),
+        };
+        return upgrade
+            .protocols(ALL_WEBSOCKET_PROTOCOLS)
+            .on_upgrade(move |socket| GraphQLWebSocket::new(socket, schema, protocol).serve())
+            .into_response();
+    }
+    if wants_html(&parts.headers) && !parts.uri.query().is_some_and(|q| q.contains("query=")) {
+        return graphiql();
+    }
+    match <GraphQLRequest as FromRequest<()>>::from_request(Request::from_parts(parts, body), &()).await {
+        Ok(request) => GraphQLResponse::from(schema.execute(request.into_inner()).await).into_response(),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+/// `POST /graphql`: a query or mutation.
+async fn post_graphql(State(schema): State<EddySchema>, request: GraphQLRequest) -> GraphQLResponse {
+    schema.execute(request.into_inner()).await.into()
+}
+
+/// Whether a request comes from a browser navigating to the page.
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// The GraphiQL page: its scripts and styles come from [`asset`], subscriptions go over the same
+/// URL.
+fn graphiql() -> Response {
+    Html(include_str!("../../assets/graphiql/graphiql.html")).into_response()
+}
+
+/// GraphiQL's files, built into the binary (`assets/graphiql/README.md` says what they are):
+/// name, content type, bytes.
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    ("graphiql.min.js", "text/javascript", include_bytes!("../../assets/graphiql/graphiql.min.js")),
+    ("graphiql.min.css", "text/css", include_bytes!("../../assets/graphiql/graphiql.min.css")),
+    ("react.production.min.js", "text/javascript", include_bytes!("../../assets/graphiql/react.production.min.js")),
+    (
+        "react-dom.production.min.js",
+        "text/javascript",
+        include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
+    ),
+    ("graphql-ws.min.js", "text/javascript", include_bytes!("../../assets/graphiql/graphql-ws.min.js")),
+];
+
+/// `GET /graphql/assets/{file}`.
+async fn asset(Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, bytes)) => (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+                (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400")),
+            ],
+            *bytes,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}
