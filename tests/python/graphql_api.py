@@ -17,7 +17,6 @@ import asyncio
 import base64
 import faulthandler
 import json
-import socket
 import sys
 import time
 import urllib.request
@@ -282,20 +281,19 @@ async def slow_async(base):
     # broker's buffer for it; the subscription ends with SLOW_SUBSCRIBER after what was buffered.
     # (The resumed subscriber below reads slower than the broker could push the backlog, and
     # is not cut off: it keeps taking records.)
-    sock = socket.create_connection((base.split("//")[1].split(":")[0], int(base.rsplit(":", 1)[1])))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    async with websockets.connect(ws_url(base), subprotocols=[TRANSPORT_WS], sock=sock, max_queue=1, ping_interval=None,
+    async with websockets.connect(ws_url(base), subprotocols=[TRANSPORT_WS], max_queue=1, ping_interval=None,
                                   max_size=None) as socket_:
         await socket_.send(json.dumps({"type": "connection_init"}))
         await raw_messages(socket_, lambda m: m["type"] == "connection_ack")
         query = "subscription { records(topic: \"firehose\") { partition offset value } }"
         await socket_.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
         await asyncio.sleep(1)
-        total = 4000
+        total = 8000
         started = time.monotonic()
         for _ in range(total // 100):
             await asyncio.to_thread(produce_rest, base, "firehose", ["x" * 4096] * 100)
-        # More than the socket buffers and the broker's 1,000 records for the subscriber wait;
+        # 32 MiB: more than the sockets' buffers and the broker's 1,000 records for the
+        # subscriber hold;
         # after 15 s without a read the broker gives up on it.
         produced = time.monotonic()
         await asyncio.sleep(20)
