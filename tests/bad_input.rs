@@ -139,6 +139,10 @@ fn bad_server_configuration_names_the_field() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("node_id"), "{}", stderr(&out));
 
+    let out = run(&["--node-id", "3", "--controller-voters", "1=127.0.0.1:1", "--http-cors-origins", "ftp://shop"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("http_cors_origins"), "{}", stderr(&out));
+
     let config = write_file(dir.path(), "bad.toml", "node_id = 1\nheartbeat_interval_ms = \"soon\"\n");
     let out = run(&["--config", config.to_str().unwrap(), "--controller-voters", "1=127.0.0.1:1"]);
     assert_eq!(out.status.code(), Some(2));

@@ -3,8 +3,9 @@
 //!
 //! - GraphiQL at `/graphql` renders with every script served by the broker, runs a query typed
 //!   into its editor, and shows a subscription's records as they are produced;
-//! - an EventSource on `/topics/orders/stream` receives the stored records; the broker behind
-//!   the page is then killed and restarted, the browser reconnects by itself with
+//! - an EventSource on a page of another broker (a cross-origin request, allowed by
+//!   `--http-cors-origins`) receives the stored records of `/topics/orders/stream`; the broker
+//!   serving the stream is then killed and restarted, the browser reconnects by itself with
 //!   `Last-Event-ID`, and the records produced afterwards arrive, in order and none twice.
 
 mod support;
@@ -24,7 +25,8 @@ fn graphiql_and_event_source_work_in_chromium() {
         assert!(out.status.success(), "scripts/chromium failed");
         String::from_utf8(out.stdout).expect("a path").trim().to_string()
     };
-    let mut cluster = Cluster::start(3);
+    // Any origin may call the brokers from a browser: the stream is read from another broker's page.
+    let mut cluster = Cluster::start_with_env(3, &[("EDDY_HTTP_CORS_ORIGINS", "*")]);
     let create = json!({"name": "orders", "partitions": 2, "replication_factor": 3});
     let (status, answer) = http_json(&cluster.node(2).http, "POST", "/topics", Some(&create));
     assert_eq!(status, 201, "{answer}");

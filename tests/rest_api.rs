@@ -9,7 +9,9 @@
 //! - openapi-spec-validator validates `/openapi.json`;
 //! - a group's lag is what its committed offsets leave;
 //! - a produce that cannot reach min.insync.replicas is answered 503 NOT_ENOUGH_REPLICAS;
-//! - grpcio's reflection client (v1alpha only) lists the public services and resolves them.
+//! - grpcio's reflection client (v1alpha only) lists the public services and resolves them;
+//! - a browser's cross-origin requests (a CORS preflight, simple requests) are answered for the
+//!   configured origin and not for another.
 
 mod support;
 
@@ -20,10 +22,12 @@ use support::{Cluster, http_json, run_python, wait_for};
 
 #[test]
 fn plain_http_clients_produce_read_stream_and_administer() {
-    let mut cluster = Cluster::start(3);
+    let mut cluster = Cluster::start_with_env(3, &[("EDDY_HTTP_CORS_ORIGINS", "https://shop.example")]);
     let url = |id: u64| format!("http://{}", cluster.node(id).http);
     let out = run_python("rest_api.py", &["records", &url(1), &url(2)]);
     eprintln!("records: {out}");
+    let out = run_python("rest_api.py", &["cors", &url(2), "https://shop.example"]);
+    eprintln!("cors: {out}");
     let out = run_python("rest_api.py", &["openapi", &url(3)]);
     eprintln!("openapi: {out}");
 

@@ -3,10 +3,11 @@ DevTools Protocol with the `websockets` library.
 
     browser.py CHROMIUM PAGE_URL OTHER_URL
 
-PAGE_URL and OTHER_URL are two brokers' HTTP listeners. In the browser, at PAGE_URL:
-1. GraphiQL loads at /graphql (its scripts from the broker, none from the internet), runs a query
+PAGE_URL and OTHER_URL are two brokers' HTTP listeners. In the browser:
+1. GraphiQL loads at PAGE_URL/graphql (its scripts from the broker, none from the internet), runs a query
    typed into its editor, and shows a subscription's records as they are produced;
-2. an EventSource follows /topics/orders/stream from the earliest record. Then the script prints
+2. an EventSource on a page of OTHER_URL (a cross-origin request, which the cluster's CORS origins
+   allow) follows PAGE_URL's /topics/orders/stream from the earliest record. Then the script prints
    "restart" and waits for a line on standard input: meanwhile the test restarts the broker
    behind PAGE_URL, so the browser's connection drops and EventSource reconnects by itself with
    Last-Event-ID. Records produced after that (through OTHER_URL) arrive, and none twice.
@@ -127,20 +128,22 @@ async def graphiql(browser, page_url, other_url):
 
 
 async def event_source(browser, page_url, other_url):
-    await browser.navigate(f"{page_url}/graphql")
+    # The page comes from the other broker: the stream is a cross-origin request, allowed by the
+    # cluster's CORS origins.
+    await browser.navigate(f"{other_url}/graphql")
     await browser.wait_for("document.readyState === 'complete'", "the page to load")
     stored = await browser.evaluate("""
         fetch('/topics/orders').then(r => r.json())
             .then(t => t.partitions.reduce((n, p) => n + p.high_watermark, 0))""")
     await browser.evaluate("""
         window.received = []; window.failures = 0;
-        window.stream = new EventSource('/topics/orders/stream?from=earliest&value_encoding=string');
+        window.stream = new EventSource('PAGE_URL/topics/orders/stream?from=earliest&value_encoding=string');
         window.stream.addEventListener('record', e => {
             const record = JSON.parse(e.data);
             window.received.push([record.partition, record.offset, record.value, e.lastEventId]);
         });
         window.stream.onerror = () => { window.failures += 1; };
-        true""")
+        true""".replace("PAGE_URL", page_url))
     await browser.wait_for(f"window.received.length >= {stored}", f"the {stored} stored records")
     # The broker behind the page restarts: the connection drops, EventSource reconnects by itself.
     print("restart", flush=True)

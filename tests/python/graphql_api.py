@@ -19,6 +19,7 @@ import faulthandler
 import json
 import sys
 import time
+import urllib.error
 import urllib.request
 
 from gql import Client, gql
@@ -162,6 +163,16 @@ def queries(a, b):
     assert no_partition["extensions"]["code"] == "UNKNOWN_PARTITION", no_partition
     bad_base64 = error_of(lambda: produce(client_a, "orders", "not base64!", encoding="BASE64"))
     assert bad_base64["extensions"]["code"] == "INVALID_ARGUMENT", bad_base64
+    # A body that is not a GraphQL request: 400 with a GraphQL error.
+    request = urllib.request.Request(f"{a}/graphql", data=b"not json", method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        urllib.request.urlopen(request, timeout=60)
+        raise AssertionError("a malformed body was accepted")
+    except urllib.error.HTTPError as error:
+        assert error.code == 400, error.code
+        answer = json.loads(error.read())
+        assert answer["errors"][0]["extensions"]["code"] == "INVALID_REQUEST", answer
     print(json.dumps({"produced": len(placed) + 2, "read": len(records)}))
 
 

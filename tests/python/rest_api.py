@@ -11,6 +11,8 @@ reflection client (which speaks only v1alpha).
                                        REASON (BODY is JSON, or - for none)
     rest_api.py group URL GROUP        prints the group's description (JSON)
     rest_api.py reflection GRPC        lists services over grpc.reflection.v1alpha
+    rest_api.py cors URL ORIGIN        cross-origin requests from ORIGIN are allowed, from
+                                       another origin not
 """
 
 import faulthandler
@@ -284,6 +286,34 @@ def group(base, name):
     print(json.dumps(ok(base, "GET", f"/groups/{name}")))
 
 
+def cors(base, allowed):
+    """A browser's cross-origin requests: allowed for `allowed`, not for another origin."""
+    url = urllib.parse.urlsplit(base)
+
+    def send(method, path, headers):
+        connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+        connection.request(method, path, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}
+
+    # The preflight of a produce with an idempotency key.
+    status_, headers = send("OPTIONS", "/topics/orders/records", {
+        "Origin": allowed, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,idempotency-key"})
+    assert status_ == 200, (status_, headers)
+    assert headers.get("access-control-allow-origin") == allowed, headers
+    assert "POST" in headers.get("access-control-allow-methods", ""), headers
+    assert "idempotency-key" in headers.get("access-control-allow-headers", "").lower(), headers
+    # A simple request from the allowed origin, and from another one.
+    status_, headers = send("GET", "/topics", {"Origin": allowed})
+    assert status_ == 200 and headers.get("access-control-allow-origin") == allowed, headers
+    status_, headers = send("GET", "/topics", {"Origin": "http://elsewhere.example"})
+    assert status_ == 200 and "access-control-allow-origin" not in headers, headers
+    print(json.dumps({"allowed": allowed}))
+
+
 def reflection(address):
     import grpc
     from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
@@ -301,4 +331,5 @@ if __name__ == "__main__":
     # A hang shows where it is instead of holding the test until its own timeout.
     faulthandler.dump_traceback_later(300, exit=True)
     command, args = sys.argv[1], sys.argv[2:]
-    {"records": records, "openapi": openapi, "status": status, "group": group, "reflection": reflection}[command](*args)
+    {"records": records, "openapi": openapi, "status": status, "group": group, "reflection": reflection,
+     "cors": cors}[command](*args)

@@ -59,8 +59,12 @@ pub struct BrokerConfig {
     pub controller_voters: Vec<ControllerVoter>,
     /// Prometheus `/metrics` address; none disables it.
     pub metrics_listen: Option<SocketAddr>,
-    /// Address of the broker's HTTP listener (the schema registry's REST API); none disables it.
+    /// Address of the broker's HTTP listener (the REST API, GraphQL, the schema registry's REST
+    /// API, the AsyncAPI document); none disables it.
     pub http_listen: Option<SocketAddr>,
+    /// Origins of web pages allowed to call the HTTP listener from a browser (CORS):
+    /// `scheme://host[:port]` each, or `*` for any. Empty (the default): no cross-origin access.
+    pub http_cors_origins: Vec<String>,
     /// Largest record accepted (key + value + headers), in bytes.
     pub record_size_max_bytes: u32,
     /// Largest produce batch accepted, in bytes (each record counted with its overhead, see
@@ -127,6 +131,7 @@ impl Default for BrokerConfig {
             controller_voters: Vec::new(),
             metrics_listen: None,
             http_listen: None,
+            http_cors_origins: Vec::new(),
             record_size_max_bytes: 1 << 20,
             batch_size_max_bytes: 16 << 20,
             batch_records_max: 65_536,
@@ -251,6 +256,14 @@ impl BrokerConfig {
         if self.offsets_partitions == 0 || self.offsets_partitions > self.partitions_per_topic_max {
             return Err(bad("offsets_partitions", "must be between 1 and partitions_per_topic_max"));
         }
+        for origin in &self.http_cors_origins {
+            if !valid_origin(origin) {
+                return Err(bad(
+                    "http_cors_origins",
+                    "each must be * or an origin scheme://host[:port] (http or https, no path)",
+                ));
+            }
+        }
         if self.producer_idle_expiry_ms < 1_000 {
             return Err(bad("producer_idle_expiry_ms", "must be at least 1000"));
         }
@@ -274,9 +287,38 @@ impl BrokerConfig {
     }
 }
 
+/// Whether `origin` is `*` or a web origin as a browser sends it: `http(s)://host[:port]`.
+fn valid_origin(origin: &str) -> bool {
+    if origin == "*" {
+        return true;
+    }
+    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
+        return false;
+    };
+    // A bracketed IPv6 host has colons of its own: a port follows the last one only outside
+    // the brackets.
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (rest, None),
+    };
+    !host.is_empty() && !rest.contains(['/', '?', '#', ' ']) && port.is_none_or(|p| p.parse::<u16>().is_ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cors_origins_are_web_origins() {
+        for good in ["*", "http://localhost:3000", "https://shop.example.com", "http://[::1]:8080", "http://[::1]"] {
+            assert!(valid_origin(good), "{good}");
+        }
+        for bad in ["", "localhost:3000", "ftp://x", "http://", "http://a/b", "https://a:port", "http://a:99999"] {
+            assert!(!valid_origin(bad), "{bad}");
+        }
+        let config = BrokerConfig { http_cors_origins: vec!["http://a/".into()], ..BrokerConfig::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("http_cors_origins"));
+    }
 
     #[test]
     fn controller_voters_parse_and_errors_name_the_problem() {

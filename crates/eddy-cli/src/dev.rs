@@ -178,7 +178,7 @@ pub async fn run(args: &DevArgs, format: Format) -> Result<(), CliError> {
         })),
         Format::Table => {
             println!("Eddy dev cluster is up: {} nodes, data under {}", nodes.len(), args.data_dir.display());
-            let mut out = table(&["NODE", "ADDRESS", "HTTP (SCHEMA REGISTRY)", "METRICS", "LOG"]);
+            let mut out = table(&["NODE", "ADDRESS", "HTTP (REST, GRAPHQL, REGISTRY)", "METRICS", "LOG"]);
             for n in &nodes {
                 out.add_row(vec![
                     n.id.to_string(),
@@ -191,6 +191,7 @@ pub async fn run(args: &DevArgs, format: Format) -> Result<(), CliError> {
             println!("{out}");
             println!("export EDDY_BROKERS={brokers}");
             println!("export EDDY_SCHEMA_REGISTRY=http://{}", nodes[0].http);
+            println!("GraphiQL: http://{}/graphql   REST API: http://{}/openapi.json", nodes[0].http, nodes[0].http);
             println!("Press Ctrl-C to stop the cluster.");
         }
     }

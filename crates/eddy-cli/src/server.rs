@@ -38,10 +38,15 @@ pub struct ServerArgs {
     /// Address for Prometheus /metrics (HOST:PORT).
     #[arg(long, env = "EDDY_METRICS_LISTEN")]
     metrics_listen: Option<String>,
-    /// Address of the HTTP listener (HOST:PORT): the schema registry's REST API, compatible with
-    /// the Confluent Schema Registry's.
+    /// Address of the HTTP listener (HOST:PORT): the REST API, GraphQL (with GraphiQL), the
+    /// schema registry's REST API (compatible with the Confluent Schema Registry's) and the
+    /// AsyncAPI document.
     #[arg(long, env = "EDDY_HTTP_LISTEN")]
     http_listen: Option<String>,
+    /// Web origins allowed to call the HTTP listener from a browser (CORS), comma-separated:
+    /// `https://shop.example.com,http://localhost:3000`, or `*` for any.
+    #[arg(long, env = "EDDY_HTTP_CORS_ORIGINS")]
+    http_cors_origins: Option<String>,
     /// This broker's rack (failure domain): a partition's replicas go to different racks.
     #[arg(long, env = "EDDY_RACK")]
     rack: Option<String>,
@@ -84,6 +89,7 @@ const FLAG_ENV: &[&str] = &[
     "controller_voters",
     "metrics_listen",
     "http_listen",
+    "http_cors_origins",
     "rack",
     "broker_session_timeout_ms",
     "replica_replacement_delay_ms",
@@ -138,6 +144,11 @@ pub fn load_config(args: &ServerArgs) -> Result<BrokerConfig, CliError> {
     }
     if let Some(http) = &args.http_listen {
         flags.insert("http_listen".into(), socket_address("http_listen", http)?.to_string().into());
+    }
+    if let Some(origins) = &args.http_cors_origins {
+        let origins: Vec<serde_json::Value> =
+            origins.split(',').map(str::trim).filter(|o| !o.is_empty()).map(|o| o.to_string().into()).collect();
+        flags.insert("http_cors_origins".into(), origins.into());
     }
     if let Some(rack) = &args.rack {
         flags.insert("rack".into(), rack.clone().into());
@@ -235,10 +246,11 @@ pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
             let mut stop = stop.clone();
             // The REST API reaches the cluster through this broker, as any client would.
             // An HTTP client gets an answer within seconds: retries end sooner than the library's.
-            let config = eddy_client::ClientConfig { retry_deadline: HTTP_RETRY_DEADLINE, ..Default::default() };
-            let client = eddy_client::Client::new(vec![broker.address().to_string()], config)
+            let client_config = eddy_client::ClientConfig { retry_deadline: HTTP_RETRY_DEADLINE, ..Default::default() };
+            let client = eddy_client::Client::new(vec![broker.address().to_string()], client_config)
                 .map_err(|e| CliError::Failed(format!("cannot make the HTTP API's cluster client: {e}")))?;
             let router = eddy_http::router(broker.clone(), Arc::new(client));
+            let router = eddy_http::with_cors(router, &config.http_cors_origins);
             let shutdown = async move {
                 let _ = stop.wait_for(|stopping| *stopping).await;
             };

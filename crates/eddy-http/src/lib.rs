@@ -36,6 +36,37 @@ pub fn router(broker: Broker, client: Arc<Client>) -> Router {
         .merge(registry::routes(broker))
 }
 
+/// `router`, answering browsers' cross-origin requests (CORS) from `origins` (`*`: any; none:
+/// no cross-origin access, the browser's default). Requests carry no credentials (no cookies are
+/// used), so any origin may be named.
+pub fn with_cors(router: Router, origins: &[String]) -> Router {
+    use axum::http::{HeaderName, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return router;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    let layer = CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::AUTHORIZATION,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("traceparent"),
+            HeaderName::from_static("tracestate"),
+        ])
+        .expose_headers([header::RETRY_AFTER, header::LOCATION])
+        .max_age(std::time::Duration::from_secs(600));
+    router.layer(layer)
+}
+
 /// Serves `router` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,

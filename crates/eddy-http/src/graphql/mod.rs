@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{Context, ErrorExtensions, Object, Schema};
+use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State, WebSocketUpgrade};
@@ -36,6 +37,9 @@ type GqlResult<T> = async_graphql::Result<T>;
 
 /// Most records one `records` query returns.
 pub const RECORDS_LIMIT_MAX: u32 = 10_000;
+
+/// The longest a `records` query waits for a record.
+const WAIT_MS_MAX: u32 = 30_000;
 
 /// Deepest query accepted (the schema's own nesting is at most five levels).
 const DEPTH_MAX: usize = 16;
@@ -79,7 +83,7 @@ fn error_of(error: ClientError) -> async_graphql::Error {
 
 pub struct QueryRoot;
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// Every topic.
     async fn topics(&self, ctx: &Context<'_>) -> GqlResult<Vec<Topic>> {
@@ -171,7 +175,7 @@ impl QueryRoot {
             offset,
             max_bytes: 0,
             max_records: limit,
-            max_wait_ms: wait_ms.min(30_000),
+            max_wait_ms: wait_ms.min(WAIT_MS_MAX),
             read_from_follower: false,
         };
         let answer = gateway.client.fetch(request).await.map_err(error_of)?;
@@ -182,7 +186,7 @@ impl QueryRoot {
 
 pub struct MutationRoot;
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Appends one record and answers where it went. A record with a key goes to the key's
     /// partition (as every Eddy client picks it), one without to `partition` or the next in
@@ -272,15 +276,30 @@ async fn get_graphql(State(schema): State<EddySchema>, request: Request) -> Resp
     if wants_html(&parts.headers) && !parts.uri.query().is_some_and(|q| q.contains("query=")) {
         return graphiql();
     }
-    match <GraphQLRequest as FromRequest<()>>::from_request(Request::from_parts(parts, body), &()).await {
-        Ok(request) => GraphQLResponse::from(schema.execute(request.into_inner()).await).into_response(),
-        Err(rejection) => rejection.into_response(),
-    }
+    let request = <GraphQLRequest as FromRequest<()>>::from_request(Request::from_parts(parts, body), &()).await;
+    execute(&schema, request).await
 }
 
 /// `POST /graphql`: a query or mutation.
-async fn post_graphql(State(schema): State<EddySchema>, request: GraphQLRequest) -> GraphQLResponse {
-    schema.execute(request.into_inner()).await.into()
+async fn post_graphql(State(schema): State<EddySchema>, request: Result<GraphQLRequest, GraphQLRejection>) -> Response {
+    execute(&schema, request).await
+}
+
+/// Runs a request; one that cannot be read is answered 400 with a GraphQL error saying why.
+async fn execute(schema: &EddySchema, request: Result<GraphQLRequest, GraphQLRejection>) -> Response {
+    match request {
+        Ok(request) => GraphQLResponse::from(schema.execute(request.into_inner()).await).into_response(),
+        Err(rejection) => {
+            let message = match rejection.0 {
+                async_graphql::ParseRequestError::InvalidRequest(e) => {
+                    format!("the request is not a GraphQL request: {e}")
+                }
+                other => format!("the request cannot be read: {other}"),
+            };
+            let body = serde_json::json!({"errors": [{"message": message, "extensions": {"code": "INVALID_REQUEST"}}]});
+            (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+        }
+    }
 }
 
 /// Whether a request comes from a browser navigating to the page.
@@ -320,5 +339,28 @@ async fn asset(Path(file): Path<String>) -> Response {
         )
             .into_response(),
         None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/graphql.md shows the schema as served: regenerate the block with
+    /// `EDDY_WRITE_SCHEMA=1 cargo test -p eddy-http documented_schema`.
+    #[tokio::test]
+    async fn the_documented_schema_is_the_served_one() {
+        let client = eddy_client::Client::new(vec!["127.0.0.1:1".into()], eddy_client::ClientConfig::default());
+        let sdl = schema(Gateway::new(Arc::new(client.expect("a client")))).sdl();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/graphql.md");
+        let doc = std::fs::read_to_string(&path).expect("docs/graphql.md");
+        let (start, end) = ("<!-- schema start -->\n```graphql\n", "```\n<!-- schema end -->");
+        let from = doc.find(start).expect("the schema block's start") + start.len();
+        let to = doc.find(end).expect("the schema block's end");
+        if std::env::var_os("EDDY_WRITE_SCHEMA").is_some() {
+            std::fs::write(&path, format!("{}{}{}", &doc[..from], sdl.trim_start(), &doc[to..])).expect("write");
+            return;
+        }
+        assert_eq!(doc[from..to], *sdl.trim_start(), "docs/graphql.md's schema differs from the served one");
     }
 }

@@ -41,7 +41,7 @@ type Item = GqlResult<Record>;
 
 pub struct SubscriptionRoot;
 
-#[Subscription]
+#[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// The records of `topic`, pushed as they commit, in offset order per partition.
     ///
