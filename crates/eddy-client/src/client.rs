@@ -453,7 +453,6 @@ impl Client {
                 }
                 Err(e) => (e, false),
             };
-            let failed = move |error| Failed { error, earlier_unknown };
             // A topic this client has seen is not given up on at the first UNKNOWN_TOPIC: the
             // broker that said so may have answered from metadata that was behind (a broker that
             // just restarted, or a controller that just failed over), so the client refreshes
