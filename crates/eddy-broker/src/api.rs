@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use eddy_controller::{ControllerReply, ControllerRequest, TopicConfig, is_internal_topic};
 use eddy_partition::{PartitionCommand, PartitionResponse, Proposal, ProposeError, ReadLimits, RecordBatch, Replica};
 use eddy_proto::v1::{self, eddy_server::Eddy};
+use eddy_telemetry::{messaging, propagation};
 use futures::Stream;
+use opentelemetry::trace::TraceContextExt;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
@@ -171,8 +173,31 @@ impl EddyApi {
         crate::replicas::storage_read(self.reads_block, read).await
     }
 
-    async fn produce_inner(&self, request: v1::ProduceRequest) -> Result<v1::ProduceResponse, BrokerError> {
+    /// The `produce` span of a request when this broker exports spans: a child of the context in
+    /// the request's metadata, else of the first record's.
+    fn produce_trace(request: &Request<v1::ProduceRequest>) -> Option<messaging::Operation> {
+        if !eddy_telemetry::exporting() {
+            return None;
+        }
+        let mut parent = propagation::from_metadata(request.metadata());
+        let body = request.get_ref();
+        if !parent.span().span_context().is_valid()
+            && let Some(first) = body.records.first()
+        {
+            parent = propagation::from_record_headers(first.headers.iter().map(|h| (h.key.as_str(), h.value.as_ref())));
+        }
+        Some(messaging::broker_produce(&body.topic, body.partition, body.records.len(), &parent))
+    }
+
+    async fn produce_inner(
+        &self,
+        request: v1::ProduceRequest,
+        trace: Option<&messaging::Operation>,
+    ) -> Result<v1::ProduceResponse, BrokerError> {
         let started = Instant::now();
+        // `append`: the checks and the entry in this leader's Raft log; `commit`: replicated to a
+        // quorum, committed and applied.
+        let mut append = trace.map(|t| messaging::broker_step("append", &request.topic, t));
         let config = &self.config;
         let view = self.cluster.current();
         if is_internal_topic(&request.topic) {
@@ -254,7 +279,12 @@ impl EddyApi {
         let commit_started = Instant::now();
         let proposal =
             Proposal { command, record_count: count as u64, idempotent, predict: leader_ack, settle_timeout: timeout };
-        let mut proposed = replica.propose(proposal).await.map_err(|e| match e {
+        let proposed = replica.propose(proposal).await;
+        if let Some(append) = append.take() {
+            append.end();
+        }
+        let commit = trace.map(|t| messaging::broker_step("commit", &request.topic, t));
+        let mut proposed = proposed.map_err(|e| match e {
             ProposeError::NotLeader => self.not_leader(&view, &request.topic, request.partition, replica.group),
             ProposeError::Unsettled => {
                 BrokerError::LeaderNotAvailable { topic: request.topic.clone(), partition: request.partition }
@@ -324,7 +354,16 @@ impl EddyApi {
         // (which promises that nothing was written). Only a refusal before the append is
         // definite.
         let response = match written {
-            Ok(response) => response.data,
+            Ok(response) => {
+                if let Some(commit) = commit {
+                    commit.set_attribute(opentelemetry::KeyValue::new(
+                        messaging::attributes::RAFT_INDEX,
+                        response.log_id.index as i64,
+                    ));
+                    commit.end();
+                }
+                response.data
+            }
             Err(e) => {
                 return Err(match e {
                     // Refused before its entry was appended (this replica no longer leads, or its
@@ -814,6 +853,28 @@ impl Subscription {
     }
 }
 
+/// Links to the distinct trace contexts the fetched records carry (at most
+/// [`messaging::LINKS_MAX`]).
+fn fetched_links(records: &[v1::StoredRecord]) -> Vec<opentelemetry::trace::Link> {
+    let mut seen: Vec<opentelemetry::trace::SpanContext> = Vec::new();
+    for record in records {
+        if seen.len() >= messaging::LINKS_MAX {
+            break;
+        }
+        let headers = record.headers.iter().map(|h| (h.key.as_str(), h.value.as_ref()));
+        if let Some(carried) = propagation::extract_span_context(|wanted| {
+            headers
+                .clone()
+                .find(|(k, _)| k.eq_ignore_ascii_case(wanted))
+                .and_then(|(_, v)| std::str::from_utf8(v).ok().map(str::to_string))
+        }) && !seen.contains(&carried)
+        {
+            seen.push(carried);
+        }
+    }
+    seen.into_iter().map(opentelemetry::trace::Link::with_context).collect()
+}
+
 pub(crate) fn reply<T>(result: Result<T, BrokerError>) -> Result<Response<T>, Status> {
     result.map(Response::new).map_err(Status::from)
 }
@@ -821,12 +882,40 @@ pub(crate) fn reply<T>(result: Result<T, BrokerError>) -> Result<Response<T>, St
 #[tonic::async_trait]
 impl Eddy for EddyApi {
     async fn produce(&self, request: Request<v1::ProduceRequest>) -> Result<Response<v1::ProduceResponse>, Status> {
-        reply(self.produce_inner(request.into_inner()).await)
+        let trace = Self::produce_trace(&request);
+        let request = request.into_inner();
+        let topic = request.topic.clone();
+        let result = self.produce_inner(request, trace.as_ref()).await;
+        if let Err(e) = &result {
+            crate::metrics::record_error("produce", &topic, e.code());
+        }
+        if let Some(trace) = trace {
+            trace.end_with(&result, |e| e.code().as_str().to_string());
+        }
+        reply(result)
     }
 
     async fn fetch(&self, request: Request<v1::FetchRequest>) -> Result<Response<v1::FetchResponse>, Status> {
         let connection = request.remote_addr();
-        reply(self.fetch_inner(request.into_inner(), connection).await)
+        let started = std::time::SystemTime::now();
+        let parent = eddy_telemetry::exporting().then(|| propagation::from_metadata(request.metadata()));
+        let request = request.into_inner();
+        let (topic, partition, offset) = (request.topic.clone(), request.partition, request.offset);
+        let result = self.fetch_inner(request, connection).await;
+        if let Err(e) = &result {
+            crate::metrics::record_error("fetch", &topic, e.code());
+        }
+        if let Some(parent) = parent {
+            let records = result.as_ref().map_or(&[][..], |r| r.records.as_slice());
+            // Only fetches that returned something, or that a traced consumer made: an idle
+            // long poll every half second is no event.
+            if !records.is_empty() || parent.span().span_context().is_valid() {
+                let links = fetched_links(records);
+                let trace = messaging::broker_fetch(&topic, partition, offset, records.len(), &parent, links, started);
+                trace.end_with(&result, |e| e.code().as_str().to_string());
+            }
+        }
+        reply(result)
     }
 
     async fn list_offsets(
@@ -843,7 +932,11 @@ impl Eddy for EddyApi {
         request: Request<v1::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let connection = request.remote_addr();
-        let subscription = self.subscribe_inner(request.into_inner(), connection).await?;
+        let request = request.into_inner();
+        let topic = request.topic.clone();
+        let subscription = self.subscribe_inner(request, connection).await.inspect_err(|e| {
+            crate::metrics::record_error("subscribe", &topic, e.code());
+        })?;
         // The next batch is read only when tonic asks for it, which it does once the connection
         // has room for the last one: a subscriber that stops reading stops the reads.
         let batches = futures::stream::unfold(Some(subscription), |subscription| async move {

@@ -65,6 +65,12 @@ pub struct BrokerConfig {
     /// Origins of web pages allowed to call the HTTP listener from a browser (CORS):
     /// `scheme://host[:port]` each, or `*` for any. Empty (the default): no cross-origin access.
     pub http_cors_origins: Vec<String>,
+    /// OTLP/gRPC collector the broker sends its spans to (`http://HOST:4317`); none (the
+    /// default) exports nothing.
+    pub otlp_endpoint: Option<String>,
+    /// Share of the traces that start at this broker which are recorded (0 to 1); a trace that
+    /// came in follows its caller's sampling decision.
+    pub trace_sample_ratio: f64,
     /// Largest record accepted (key + value + headers), in bytes.
     pub record_size_max_bytes: u32,
     /// Largest produce batch accepted, in bytes (each record counted with its overhead, see
@@ -132,6 +138,8 @@ impl Default for BrokerConfig {
             metrics_listen: None,
             http_listen: None,
             http_cors_origins: Vec::new(),
+            otlp_endpoint: None,
+            trace_sample_ratio: 1.0,
             record_size_max_bytes: 1 << 20,
             batch_size_max_bytes: 16 << 20,
             batch_records_max: 65_536,
@@ -263,6 +271,12 @@ impl BrokerConfig {
                     "each must be * or an origin scheme://host[:port] (http or https, no path)",
                 ));
             }
+        }
+        if let Some(endpoint) = &self.otlp_endpoint {
+            eddy_telemetry::export::validate_endpoint(endpoint).map_err(|e| bad("otlp_endpoint", e.to_string()))?;
+        }
+        if eddy_telemetry::export::validate_sample_ratio(self.trace_sample_ratio).is_err() {
+            return Err(bad("trace_sample_ratio", "must be between 0 and 1"));
         }
         if self.producer_idle_expiry_ms < 1_000 {
             return Err(bad("producer_idle_expiry_ms", "must be at least 1000"));

@@ -11,6 +11,23 @@ pub fn record_produce(topic: &str, records: usize, bytes: usize, latency: Durati
     metrics::histogram!("eddy_produce_latency_seconds").record(latency.as_secs_f64());
 }
 
+/// A request refused or failed, by API, topic and reason code (`eddy_request_errors_total`).
+/// A name that is no topic of the cluster is not a label (anyone could make up millions).
+pub fn record_error(api: &'static str, topic: &str, reason: eddy_proto::Reason) {
+    use eddy_proto::Reason;
+    let topic = match reason {
+        Reason::UnknownTopic | Reason::InvalidRequest | Reason::InternalTopic => "",
+        _ => topic,
+    };
+    metrics::counter!(
+        "eddy_request_errors_total",
+        "api" => api,
+        "topic" => topic.to_string(),
+        "reason" => reason.as_str(),
+    )
+    .increment(1);
+}
+
 pub fn record_commit(latency: Duration) {
     metrics::histogram!("eddy_raft_commit_latency_seconds").record(latency.as_secs_f64());
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use eddy_client::schema::SchemaRegistry;
 use eddy_client::{Client, ClientError, Consumer, ConsumerConfig, OffsetReset, SeekTo, TopicPartition, v1};
+use opentelemetry::context::FutureExt;
 use serde_json::json;
 
 use crate::error::CliError;
@@ -110,6 +111,33 @@ async fn shown(bytes: &[u8], decoder: Option<&SchemaRegistry>, what: &str, offse
     serde_json::Value::String(text(bytes))
 }
 
+/// Prints a record as its `process` span when the CLI exports spans (`--otlp-endpoint`): a child
+/// of the trace the record carries, so the trace goes on from its producer to this consumer.
+async fn process(
+    format: Format,
+    (topic, partition, group): (&str, u32, Option<&str>),
+    record: &v1::StoredRecord,
+    decoder: Option<&SchemaRegistry>,
+) {
+    if !eddy_telemetry::exporting() {
+        return print(format, partition, record, decoder).await;
+    }
+    let carried = eddy_telemetry::propagation::from_record_headers(
+        record.headers.iter().map(|h| (h.key.as_str(), h.value.as_ref())),
+    );
+    let processed = eddy_telemetry::messaging::Processed {
+        topic,
+        partition,
+        offset: record.offset,
+        key: record.key.as_deref(),
+        value_size: record.value.len(),
+        group,
+    };
+    let span = eddy_telemetry::messaging::process(processed, &carried);
+    print(format, partition, record, decoder).with_context(span.context().clone()).await;
+    span.end();
+}
+
 async fn print(format: Format, partition: u32, record: &v1::StoredRecord, decoder: Option<&SchemaRegistry>) {
     let value = shown(&record.value, decoder, "value", record.offset).await;
     match format {
@@ -170,10 +198,10 @@ async fn run_group(
                         offset: record.offset,
                         key: record.key,
                         value: record.value,
-                        headers: Vec::new(),
+                        headers: record.headers.into_iter().map(|(key, value)| v1::Header { key, value }).collect(),
                         timestamp_ms: record.timestamp_ms,
                     };
-                    print(format, record.partition, &stored, decoder).await;
+                    process(format, (&args.topic, record.partition, Some(group)), &stored, decoder).await;
                     printed += 1;
                     if args.max_records.is_some_and(|max| printed >= max) {
                         break;
@@ -260,7 +288,7 @@ pub async fn run(
         match item {
             Ok((partition, record)) => {
                 printed += 1;
-                print(format, partition, &record, decoder).await;
+                process(format, (&args.topic, partition, None), &record, decoder).await;
                 if args.max_records.is_some_and(|max| printed >= max) {
                     break;
                 }

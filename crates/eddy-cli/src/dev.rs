@@ -13,6 +13,7 @@ use tokio::process::{Child, Command};
 
 use crate::error::CliError;
 use crate::output::{Format, json_line, table};
+use crate::server::Tracing;
 
 #[derive(Debug, Args)]
 pub struct DevArgs {
@@ -56,7 +57,7 @@ fn port(base: u16, id: u16, flag: &str) -> Result<u16, CliError> {
     base.checked_add(id - 1).ok_or_else(|| CliError::Usage(format!("{flag} {base} + {id} nodes exceeds port 65535")))
 }
 
-fn spawn_node(exe: &Path, args: &DevArgs, id: u16, voters: &str) -> Result<Node, CliError> {
+fn spawn_node(exe: &Path, args: &DevArgs, tracing: &Tracing, id: u16, voters: &str) -> Result<Node, CliError> {
     let dir = args.data_dir.join(format!("node-{id}"));
     std::fs::create_dir_all(&dir)?;
     let address = format!("127.0.0.1:{}", port(args.base_port, id, "--base-port")?);
@@ -64,7 +65,15 @@ fn spawn_node(exe: &Path, args: &DevArgs, id: u16, voters: &str) -> Result<Node,
     let http = format!("127.0.0.1:{}", port(args.http_base_port, id, "--http-base-port")?);
     let log = dir.join("eddy.log");
     let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
-    let child = Command::new(exe)
+    let mut command = Command::new(exe);
+    // Each node exports its spans where `eddy dev --otlp-endpoint` says.
+    if let Some(endpoint) = &tracing.otlp_endpoint {
+        command.args(["--otlp-endpoint", endpoint]);
+    }
+    if let Some(ratio) = tracing.sample_ratio {
+        command.args(["--trace-sample-ratio", &ratio.to_string()]);
+    }
+    let child = command
         .arg("server")
         .args(["--node-id", &id.to_string()])
         .arg("--data-dir")
@@ -141,7 +150,7 @@ async fn stop(nodes: &mut [Node]) {
     }
 }
 
-pub async fn run(args: &DevArgs, format: Format) -> Result<(), CliError> {
+pub async fn run(args: &DevArgs, format: Format, tracing: &Tracing) -> Result<(), CliError> {
     if args.nodes == 0 || args.nodes > DEV_NODES_MAX {
         return Err(CliError::Usage(format!("--nodes must be between 1 and {DEV_NODES_MAX}")));
     }
@@ -153,7 +162,7 @@ pub async fn run(args: &DevArgs, format: Format) -> Result<(), CliError> {
         .join(",");
     let mut nodes = Vec::new();
     for id in 1..=args.nodes {
-        match spawn_node(&exe, args, id, &voter_list) {
+        match spawn_node(&exe, args, tracing, id, &voter_list) {
             Ok(node) => nodes.push(node),
             Err(e) => {
                 stop(&mut nodes).await;

@@ -42,6 +42,14 @@ struct Cli {
     /// Confluent-compatible registry.
     #[arg(long, global = true, env = "EDDY_SCHEMA_REGISTRY", default_value = "http://127.0.0.1:8081")]
     schema_registry: String,
+    /// Send OpenTelemetry spans over OTLP/gRPC to this collector (`http://HOST:4317`): the
+    /// client commands' produce and consume spans, and `eddy server`'s (its `otlp_endpoint`).
+    #[arg(long, global = true, env = "EDDY_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// The share of traces started here that are recorded, 0 to 1 (a trace that came in keeps
+    /// its caller's decision).
+    #[arg(long, global = true, env = "EDDY_TRACE_SAMPLE_RATIO")]
+    trace_sample_ratio: Option<f64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -87,19 +95,45 @@ fn client(cli: &Cli) -> Result<Arc<Client>, CliError> {
     Ok(Arc::new(Client::new(brokers, ClientConfig::default())?))
 }
 
+/// Exports the client commands' spans when an endpoint is given.
+fn telemetry(cli: &Cli) -> Result<Option<eddy_telemetry::export::Telemetry>, CliError> {
+    let Some(endpoint) = &cli.otlp_endpoint else { return Ok(None) };
+    let config = eddy_telemetry::export::ExportConfig {
+        endpoint: endpoint.clone(),
+        service_name: "eddy-cli".into(),
+        instance_id: None,
+        sample_ratio: cli.trace_sample_ratio.unwrap_or(1.0),
+    };
+    eddy_telemetry::export::install(&config).map(Some).map_err(|e| CliError::Usage(e.to_string()))
+}
+
 async fn run(cli: Cli) -> Result<(), CliError> {
+    let tracing = server::Tracing { otlp_endpoint: cli.otlp_endpoint.clone(), sample_ratio: cli.trace_sample_ratio };
     match &cli.command {
-        Command::Server(args) => server::run(args).await,
-        Command::Dev(args) => dev::run(args, cli.format).await,
-        Command::Topic(command) => topic::run(command, &*client(&cli)?, cli.format).await,
-        Command::Produce(args) => produce::run(args, client(&cli)?, registry(&cli)?, cli.format).await,
-        Command::Consume(args) => consume::run(args, client(&cli)?, registry(&cli)?, cli.format).await,
-        Command::Schema(command) => schema::run(command, &registry(&cli)?, cli.format).await,
-        Command::Asyncapi(args) => asyncapi::run(args, &registry(&cli)?).await,
-        Command::Group(command) => group::run(command, &*client(&cli)?, cli.format).await,
-        Command::Cluster(command) => cluster::run(command, &*client(&cli)?, cli.format).await,
-        Command::Broker(command) => cluster::run_broker(command, &*client(&cli)?, cli.format).await,
-        Command::Bench(command) => bench::run(command, client(&cli)?, cli.format).await,
+        Command::Server(args) => return server::run(args, &tracing).await,
+        Command::Dev(args) => return dev::run(args, cli.format, &tracing).await,
+        _ => {}
+    }
+    let telemetry = telemetry(&cli)?;
+    let result = run_client(&cli).await;
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
+    }
+    result
+}
+
+async fn run_client(cli: &Cli) -> Result<(), CliError> {
+    match &cli.command {
+        Command::Server(_) | Command::Dev(_) => unreachable!("run serves them"),
+        Command::Topic(command) => topic::run(command, &*client(cli)?, cli.format).await,
+        Command::Produce(args) => produce::run(args, client(cli)?, registry(cli)?, cli.format).await,
+        Command::Consume(args) => consume::run(args, client(cli)?, registry(cli)?, cli.format).await,
+        Command::Schema(command) => schema::run(command, &registry(cli)?, cli.format).await,
+        Command::Asyncapi(args) => asyncapi::run(args, &registry(cli)?).await,
+        Command::Group(command) => group::run(command, &*client(cli)?, cli.format).await,
+        Command::Cluster(command) => cluster::run(command, &*client(cli)?, cli.format).await,
+        Command::Broker(command) => cluster::run_broker(command, &*client(cli)?, cli.format).await,
+        Command::Bench(command) => bench::run(command, client(cli)?, cli.format).await,
     }
 }
 

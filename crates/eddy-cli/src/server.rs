@@ -67,6 +67,14 @@ pub struct ServerArgs {
     log_format: LogFormat,
 }
 
+/// The tracing flags, which `eddy` takes for every command (`--otlp-endpoint`,
+/// `--trace-sample-ratio`): for a server they set `otlp_endpoint` and `trace_sample_ratio`.
+#[derive(Debug, Clone, Default)]
+pub struct Tracing {
+    pub otlp_endpoint: Option<String>,
+    pub sample_ratio: Option<f64>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -96,6 +104,8 @@ const FLAG_ENV: &[&str] = &[
     "log_level",
     "log_format",
     "brokers",
+    "otlp_endpoint",
+    "trace_sample_ratio",
 ];
 
 fn config_keys() -> Vec<String> {
@@ -112,7 +122,7 @@ fn socket_address(field: &str, text: &str) -> Result<SocketAddr, CliError> {
 }
 
 /// Builds the configuration from every layer and validates it.
-pub fn load_config(args: &ServerArgs) -> Result<BrokerConfig, CliError> {
+pub fn load_config(args: &ServerArgs, tracing: &Tracing) -> Result<BrokerConfig, CliError> {
     let mut figment = Figment::from(Serialized::defaults(BrokerConfig::default()));
     if let Some(path) = &args.config {
         if !path.is_file() {
@@ -149,6 +159,12 @@ pub fn load_config(args: &ServerArgs) -> Result<BrokerConfig, CliError> {
         let origins: Vec<serde_json::Value> =
             origins.split(',').map(str::trim).filter(|o| !o.is_empty()).map(|o| o.to_string().into()).collect();
         flags.insert("http_cors_origins".into(), origins.into());
+    }
+    if let Some(endpoint) = &tracing.otlp_endpoint {
+        flags.insert("otlp_endpoint".into(), endpoint.clone().into());
+    }
+    if let Some(ratio) = tracing.sample_ratio {
+        flags.insert("trace_sample_ratio".into(), ratio.into());
     }
     if let Some(rack) = &args.rack {
         flags.insert("rack".into(), rack.clone().into());
@@ -200,8 +216,8 @@ async fn shutdown_signal() {
     }
 }
 
-pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
-    let config = load_config(args)?;
+pub async fn run(args: &ServerArgs, tracing: &Tracing) -> Result<(), CliError> {
+    let config = load_config(args, tracing)?;
     if args.print_config {
         print!("{}", toml::to_string_pretty(&config).map_err(|e| CliError::Failed(e.to_string()))?);
         return Ok(());
@@ -230,6 +246,20 @@ pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
     if let Some(address) = config.metrics_listen {
         install_metrics(address)?;
     }
+    let telemetry = match &config.otlp_endpoint {
+        Some(endpoint) => {
+            let export = eddy_telemetry::export::ExportConfig {
+                endpoint: endpoint.clone(),
+                service_name: "eddy-broker".into(),
+                instance_id: Some(config.node_id.to_string()),
+                sample_ratio: config.trace_sample_ratio,
+            };
+            let telemetry = eddy_telemetry::export::install(&export).map_err(|e| CliError::Failed(e.to_string()))?;
+            tracing::info!(endpoint, ratio = config.trace_sample_ratio, "exporting spans over OTLP");
+            Some(telemetry)
+        }
+        None => None,
+    };
     let env = NodeEnv {
         kv: Arc::new(kv),
         connector: Arc::new(TcpConnector),
@@ -289,5 +319,8 @@ pub async fn run(args: &ServerArgs) -> Result<(), CliError> {
         }
     }
     broker.shutdown().await;
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
+    }
     served.map_err(|e| CliError::Failed(format!("server failed: {e}")))
 }

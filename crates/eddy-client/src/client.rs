@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use eddy_proto::Reason;
 use eddy_proto::v1::{self, eddy_client::EddyClient};
+use eddy_telemetry::{messaging, propagation};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{ClientError, ClientResult};
@@ -479,6 +480,11 @@ impl Client {
     /// Sends one batch to a partition's leader. Retries on leader changes: pair it with a
     /// producer identity to make those retries safe (see [`crate::Producer`]).
     ///
+    /// Traced as a `send {topic}` span (kind PRODUCER) in the caller's current OpenTelemetry
+    /// context; every record without a `traceparent` header of its own is given the span's, and
+    /// the request carries it to the broker (see [`eddy_telemetry::messaging`]). With no tracer
+    /// provider and no current span, nothing is added.
+    ///
     /// The error is that of the last attempt, except when an earlier attempt's outcome is
     /// unknown (its answer was lost) and the last one was refused only for where it went
     /// (NOT_LEADER, LEADER_NOT_AVAILABLE, SHUTTING_DOWN until the retry deadline): the batch may
@@ -486,11 +492,32 @@ impl Client {
     /// was written. A refusal that answers for the batch itself stands: OUT_OF_ORDER_SEQUENCE
     /// or UNKNOWN_PRODUCER_ID (an appended batch would be in the producer's window),
     /// PRODUCER_FENCED, or a refusal of its contents.
-    pub async fn produce(&self, request: v1::ProduceRequest) -> ClientResult<v1::ProduceResponse> {
+    pub async fn produce(&self, mut request: v1::ProduceRequest) -> ClientResult<v1::ProduceResponse> {
+        let send = messaging::send(
+            &request.topic,
+            request.partition,
+            request.records.len(),
+            &opentelemetry::Context::current(),
+            Vec::new(),
+        );
+        carry_trace(send.context(), &mut request.records);
+        let result = self.produce_in(request, send.context()).await;
+        send.end_with(&result, reason_name);
+        result
+    }
+
+    /// [`Self::produce`] of a batch whose span the caller made (and whose records carry it):
+    /// `trace` goes to the broker in each attempt's metadata.
+    pub(crate) async fn produce_in(
+        &self,
+        request: v1::ProduceRequest,
+        trace: &opentelemetry::Context,
+    ) -> ClientResult<v1::ProduceResponse> {
         let topic = request.topic.clone();
         let timeout = self.config.request_timeout;
         let attempts = self.on_leader_attempts(&topic, request.partition, timeout, |mut c| {
-            let r = request.clone();
+            let mut r = tonic::Request::new(request.clone());
+            propagation::inject_metadata(trace, r.metadata_mut());
             async move { c.produce(r).await }
         });
         attempts.await.map_err(|Failed { error, earlier_unknown }| {
@@ -544,6 +571,27 @@ impl Client {
             async move { c.list_offsets(r).await }
         })
         .await
+    }
+}
+
+/// Gives every record without trace context of its own the context's `traceparent` (and
+/// `tracestate`): nothing when the context has no valid span.
+pub(crate) fn carry_trace(cx: &opentelemetry::Context, records: &mut [v1::Record]) {
+    let mut carried = Vec::new();
+    propagation::inject(cx, |key, value| carried.push(v1::Header { key: key.to_string(), value: value.into() }));
+    if carried.is_empty() {
+        return;
+    }
+    for record in records.iter_mut().filter(|r| !r.headers.iter().any(|h| propagation::is_trace_header(&h.key))) {
+        record.headers.extend(carried.iter().cloned());
+    }
+}
+
+/// The reason code a failed span is marked with (`error.type`).
+pub(crate) fn reason_name(error: &ClientError) -> String {
+    match error.code() {
+        Some(reason) => reason.as_str().to_string(),
+        None => "CLIENT_ERROR".to_string(),
     }
 }
 

@@ -181,6 +181,39 @@ pub struct ConsumerRecord {
     pub timestamp_ms: i64,
 }
 
+impl ConsumerRecord {
+    /// The trace context the record carries in its `traceparent`/`tracestate` headers: the
+    /// producer's `send` span (or whatever context its producer set); empty without one.
+    pub fn trace_context(&self) -> opentelemetry::Context {
+        eddy_telemetry::propagation::from_record_headers(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_ref())))
+    }
+
+    /// Starts the `process {topic}` span (kind CONSUMER) of handling this record: a child of the
+    /// record's trace context and linked to it, so one trace follows the event from its
+    /// producer to each consumer that handled it. Run the handling inside its context
+    /// (`opentelemetry::context::FutureExt::with_context`, or `attach`) and end it when done:
+    ///
+    /// ```no_run
+    /// # async fn handle(record: eddy_client::ConsumerRecord) {
+    /// use opentelemetry::context::FutureExt;
+    /// let span = record.process_span(Some("billing"));
+    /// let handled: Result<(), String> = async { /* ... */ Ok(()) }.with_context(span.context().clone()).await;
+    /// span.end_with(&handled, |_| "HANDLER_FAILED".to_string());
+    /// # }
+    /// ```
+    pub fn process_span(&self, group: Option<&str>) -> eddy_telemetry::messaging::Operation {
+        let record = eddy_telemetry::messaging::Processed {
+            topic: &self.topic,
+            partition: self.partition,
+            offset: self.offset,
+            key: self.key.as_deref(),
+            value_size: self.value.len(),
+            group,
+        };
+        eddy_telemetry::messaging::process(record, &self.trace_context())
+    }
+}
+
 /// Told when the consumer's partitions change.
 pub trait RebalanceListener: Send {
     /// The consumer starts reading these.

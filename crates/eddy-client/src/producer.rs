@@ -46,8 +46,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use eddy_limits::PRODUCER_DEDUP_WINDOW_BATCHES;
 use eddy_proto::{Reason, v1};
+use eddy_telemetry::messaging;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
+use opentelemetry::trace::{SpanContext, TraceContextExt};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::client::Client;
@@ -128,6 +130,9 @@ pub type Delivery = oneshot::Receiver<ClientResult<RecordMetadata>>;
 struct Pending {
     record: v1::Record,
     done: oneshot::Sender<ClientResult<RecordMetadata>>,
+    /// The span current where the record was sent (when there was a valid one): the parent of
+    /// its batch's `send` span.
+    caller: Option<SpanContext>,
 }
 
 /// The partition a key goes to: a stable hash of the key (CRC-32C-free plain CRC-32 of its
@@ -279,6 +284,7 @@ impl Producer {
     pub async fn send(&self, record: ProducerRecord) -> ClientResult<Delivery> {
         let partition = self.partition_of(&record)?;
         let (done, delivery) = oneshot::channel();
+        let caller = Some(opentelemetry::Context::current().span().span_context().clone()).filter(|c| c.is_valid());
         let pending = Pending {
             record: v1::Record {
                 key: record.key,
@@ -287,6 +293,7 @@ impl Producer {
                 timestamp_ms: record.timestamp_ms,
             },
             done,
+            caller,
         };
         let sender = self.sender(partition).await;
         sender.send(pending).await.map_err(|_| ClientError::Invalid("the producer is closed".into()))?;
@@ -338,19 +345,34 @@ struct PartitionSender {
 struct Staged {
     records: Vec<v1::Record>,
     dones: Vec<oneshot::Sender<ClientResult<RecordMetadata>>>,
-    /// Counted as the broker counts them, so the batch stays within its limit.
+    /// Counted as the broker counts them, so the batch stays within its limit (with the trace
+    /// headers its records will be given).
     bytes: usize,
+    /// The contexts its records were sent in.
+    callers: Vec<SpanContext>,
     /// When its first record was taken.
     since: tokio::time::Instant,
 }
 
 impl Staged {
     fn new() -> Staged {
-        Staged { records: Vec::new(), dones: Vec::new(), bytes: 0, since: tokio::time::Instant::now() }
+        Staged {
+            records: Vec::new(),
+            dones: Vec::new(),
+            bytes: 0,
+            callers: Vec::new(),
+            since: tokio::time::Instant::now(),
+        }
     }
 
     fn push(&mut self, pending: Pending) {
         self.bytes += eddy_proto::wire_record_size_bytes(&pending.record);
+        if let Some(caller) = pending.caller {
+            self.bytes += TRACE_HEADERS_BYTES + caller.trace_state().header().len();
+            if !self.callers.contains(&caller) {
+                self.callers.push(caller);
+            }
+        }
         self.records.push(pending.record);
         self.dones.push(pending.done);
     }
@@ -360,16 +382,21 @@ impl Staged {
     }
 }
 
-/// A batch on its way: the request (with the identity and sequence it was sent with) and whom to
-/// tell.
+/// What the `traceparent` header and its framing add to a record, beyond the `tracestate`.
+const TRACE_HEADERS_BYTES: usize = 96;
+
+/// A batch on its way: the request (with the identity and sequence it was sent with), whom to
+/// tell, and its `send` span (ended when it is answered, retries included).
 struct Batch {
     request: v1::ProduceRequest,
     count: u64,
     dones: Vec<oneshot::Sender<ClientResult<RecordMetadata>>>,
+    trace: messaging::Operation,
 }
 
 impl Batch {
     fn deliver(self, result: ClientResult<v1::ProduceResponse>) {
+        self.trace.clone().end_with(&result, crate::client::reason_name);
         for (i, done) in self.dones.into_iter().enumerate() {
             let answer = result
                 .as_ref()
@@ -428,7 +455,7 @@ impl PartitionSender {
                     Ok(()) => {
                         let client = self.client.clone();
                         in_flight.push_back(Box::pin(async move {
-                            let result = client.produce(batch.request.clone()).await;
+                            let result = client.produce_in(batch.request.clone(), batch.trace.context()).await;
                             (batch, result)
                         }));
                     }
@@ -472,10 +499,14 @@ impl PartitionSender {
     /// The request for a batch of records.
     fn batch_of(&self, staged: Staged) -> Batch {
         let count = staged.records.len() as u64;
+        let (parent, links) = messaging::batch_parent(&staged.callers);
+        let trace = messaging::send(&self.topic, self.partition, staged.records.len(), &parent, links);
+        let mut records = staged.records;
+        crate::client::carry_trace(trace.context(), &mut records);
         let request = v1::ProduceRequest {
             topic: self.topic.clone(),
             partition: self.partition,
-            records: staged.records,
+            records,
             acks: match self.config.acks {
                 Acks::All => v1::Acks::All,
                 Acks::Leader => v1::Acks::Leader,
@@ -483,7 +514,7 @@ impl PartitionSender {
             producer: None,
             timeout_ms: 0,
         };
-        Batch { request, count, dones: staged.dones }
+        Batch { request, count, dones: staged.dones, trace }
     }
 
     /// Whether the next batch goes out in another epoch than the last one.
@@ -548,7 +579,7 @@ impl PartitionSender {
             if let Err(e) = self.stamp(&mut batch).await {
                 return (batch, Err(e));
             }
-            let result = self.client.produce(batch.request.clone()).await;
+            let result = self.client.produce_in(batch.request.clone(), batch.trace.context()).await;
             if let Err(e) = &result {
                 if e.code() == Some(Reason::UnknownProducerId) && attempt == 0 {
                     // Nothing was appended: a batch that had been would be in the window, which

@@ -34,6 +34,32 @@ pub fn router(broker: Broker, client: Arc<Client>) -> Router {
         .merge(graphql::routes(gateway))
         .merge(asyncapi::routes(broker.clone()))
         .merge(registry::routes(broker))
+        .layer(axum::middleware::from_fn(trace_request))
+}
+
+/// Takes the `traceparent` of a request and runs its handler inside a SERVER span that is its
+/// child: a record produced by the request carries the trace on (REST, GraphQL mutations). Only
+/// when the request came traced or this broker exports spans.
+async fn trace_request(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use opentelemetry::context::FutureExt;
+    use opentelemetry::trace::TraceContextExt;
+    let parent = eddy_telemetry::propagation::from_http(request.headers());
+    if !eddy_telemetry::exporting() && !parent.span().span_context().is_valid() {
+        return next.run(request).await;
+    }
+    let route = match request.extensions().get::<axum::extract::MatchedPath>() {
+        Some(path) => path.as_str().to_string(),
+        None => request.uri().path().to_string(),
+    };
+    let span = eddy_telemetry::messaging::http_server(request.method().as_str(), &route, &parent);
+    let response = next.run(request).with_context(span.context().clone()).await;
+    let status = response.status();
+    span.set_attribute(opentelemetry::KeyValue::new("http.response.status_code", i64::from(status.as_u16())));
+    match status.is_server_error() {
+        true => span.fail(status.as_str(), status.to_string()),
+        false => span.end(),
+    }
+    response
 }
 
 /// `router`, answering browsers' cross-origin requests (CORS) from `origins` (`*`: any; none:
