@@ -42,6 +42,32 @@ fn metrics_report_what_the_cluster_did() {
         assert!(metric_value(&body, histogram, "").is_some_and(|n| n >= 1.0), "{histogram} missing in:\n{body}");
     }
 
+    // Refusals are counted by API, topic and reason code; a name that is no topic is no label.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = eddy_client::Client::new(vec![cluster.node(leader).address.clone()], Default::default()).unwrap();
+        let beyond = eddy_client::v1::FetchRequest {
+            topic: "metered".into(),
+            partition: 0,
+            offset: 1_000,
+            max_bytes: 0,
+            max_records: 0,
+            max_wait_ms: 0,
+            read_from_follower: false,
+        };
+        let error = client.fetch_from_broker(&cluster.node(leader).address, beyond).await.unwrap_err();
+        assert_eq!(error.code(), Some(eddy_client::Reason::OffsetOutOfRange), "{error}");
+        let made_up =
+            eddy_client::v1::FetchRequest { topic: "no-such-topic-xyz".into(), offset: 0, ..Default::default() };
+        let error = client.fetch_from_broker(&cluster.node(leader).address, made_up).await.unwrap_err();
+        assert_eq!(error.code(), Some(eddy_client::Reason::UnknownTopic), "{error}");
+    });
+    let body = scrape_metrics(&leader_metrics);
+    let refused = |labels: &str| metric_value(&body, "eddy_request_errors_total", labels);
+    assert_eq!(refused("api=\"fetch\",topic=\"metered\",reason=\"OFFSET_OUT_OF_RANGE\""), Some(1.0), "{body}");
+    assert_eq!(refused("api=\"fetch\",topic=\"\",reason=\"UNKNOWN_TOPIC\""), Some(1.0), "{body}");
+    assert!(!body.contains("no-such-topic-xyz"), "a made-up topic name became a label:\n{body}");
+
     // Followers replicate: their high watermark gauge reaches 5 as well.
     for node in cluster.nodes.iter().filter(|n| n.id != leader) {
         wait_for(Duration::from_secs(30), "a follower's high watermark", || {
