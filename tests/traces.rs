@@ -79,7 +79,7 @@ fn attr<'a>(span: &'a Value, key: &str) -> &'a Value {
     &span["attributes"][key]
 }
 
-fn find<'a>(spans: &'a [Value], what: impl Fn(&Value) -> bool) -> Vec<&'a Value> {
+fn find(spans: &[Value], what: impl Fn(&Value) -> bool) -> Vec<&Value> {
     spans.iter().filter(|s| what(s)).collect()
 }
 

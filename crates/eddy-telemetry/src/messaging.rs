@@ -139,7 +139,7 @@ fn common(operation_type: &'static str, operation_name: &'static str, topic: &st
 pub fn batch_parent(callers: &[SpanContext]) -> (Context, Vec<Link>) {
     let mut distinct: Vec<&SpanContext> = Vec::new();
     for caller in callers.iter().filter(|c| c.is_valid()) {
-        if !distinct.iter().any(|d| *d == caller) {
+        if !distinct.contains(&caller) {
             distinct.push(caller);
         }
     }
