@@ -4,7 +4,8 @@
 //!
 //! - `eddy produce` sends a `send` span (PRODUCER); the leader's `produce` span (SERVER) is its
 //!   child, with `append` and `commit` children; `eddy consume` makes a `process` span
-//!   (CONSUMER) per record, a child of the producer's span and linked to it; the broker's
+//!   (CONSUMER) per record, a child of the producer's span and linked to it; each replica's
+//!   `apply` of the batch's entry is the producer span's child too; the broker's
 //!   `fetch` span links to it too. One trace id joins them all, with the messaging attributes.
 //! - A REST produce that comes with a `traceparent` continues the caller's trace: the gateway's
 //!   HTTP span is the caller's child, and the records carry the trace on to their consumer.
@@ -150,6 +151,15 @@ fn one_trace_follows_an_event_from_its_producer_through_the_brokers_to_its_consu
         let spans = receiver.spans();
         let has = |name: &str, kind: &str| spans.iter().any(|s| s["name"] == name && s["kind"] == kind);
         let web_done = spans.iter().any(|s| s["trace_id"] == web_trace && s["name"] == "process web");
+        // Every replica (leader and followers) applied each traced batch.
+        let applied_everywhere = spans.iter().filter(|s| s["name"] == "send orders").all(|send| {
+            let replicas: std::collections::BTreeSet<String> = spans
+                .iter()
+                .filter(|s| s["name"] == "apply" && s["parent_span_id"] == send["span_id"])
+                .map(|s| s["instance"].to_string())
+                .collect();
+            replicas.len() == 3
+        });
         let broker_web = spans.iter().any(|s| s["trace_id"] == web_trace && s["name"] == "commit web");
         (has("send orders", "PRODUCER")
             && has("produce orders", "SERVER")
@@ -158,7 +168,8 @@ fn one_trace_follows_an_event_from_its_producer_through_the_brokers_to_its_consu
             && has("fetch orders", "SERVER")
             && spans.iter().filter(|s| s["name"] == "process orders").count() == 3
             && web_done
-            && broker_web)
+            && broker_web
+            && applied_everywhere)
             .then_some(spans)
     });
 
@@ -192,6 +203,13 @@ fn one_trace_follows_an_event_from_its_producer_through_the_brokers_to_its_consu
         }
         let index = attr(in_trace("commit orders")[0], "messaging.eddy.raft.log_index").as_i64();
         assert!(index.is_some_and(|i| i > 0), "{index:?}");
+        // Each of the three replicas applied the batch's entry, in the producer's trace.
+        let applies = in_trace("apply");
+        assert_eq!(applies.len(), 3, "{applies:?}");
+        for apply in &applies {
+            assert_eq!(apply["parent_span_id"], send["span_id"]);
+            assert_eq!(attr(apply, "messaging.eddy.raft.log_index").as_i64(), index, "the same entry everywhere");
+        }
 
         let processed = in_trace("process orders");
         assert_eq!(processed.len() as i64, batch_count(send), "a process span per record of the batch: {processed:?}");

@@ -288,7 +288,26 @@ impl RaftStateMachine<PartitionTypes> for PartitionStateMachine {
     {
         let mut batch = Batch::new();
         let mut responses = Vec::new();
+        // With spans exported: an `apply` span per traced batch, on every replica, a child of the
+        // producer's span its records carry, ended once the batch is written.
+        let mut applied_spans = Vec::new();
         while let Some((entry, responder)) = entries.try_next().await? {
+            if eddy_telemetry::exporting()
+                && let EntryPayload::Normal(PartitionCommand::Append(records)) = &entry.payload
+                && let Some(first) = records.records.first()
+            {
+                let carried = eddy_telemetry::propagation::from_record_headers(
+                    first.headers.iter().map(|(k, v)| (k.as_str(), v.as_ref())),
+                );
+                if opentelemetry::trace::TraceContextExt::has_active_span(&carried) {
+                    applied_spans.push(eddy_telemetry::messaging::replica_apply(
+                        self.store.group(),
+                        entry.log_id.index,
+                        records.records.len(),
+                        &carried,
+                    ));
+                }
+            }
             eddy_raft::assert_applies_after::<PartitionTypes>(self.current.applied.as_ref(), &entry.log_id);
             let start = self.current.partition.log_start_offset;
             let response = match &entry.payload {
@@ -307,6 +326,9 @@ impl RaftStateMachine<PartitionTypes> for PartitionStateMachine {
         }
         self.store.stage_state(&mut batch, &self.current);
         self.store.kv().write(batch).map_err(|e| e.into_io())?;
+        for span in applied_spans {
+            span.end();
+        }
         self.publish();
         for (responder, response) in responses {
             responder.send(response);

@@ -7,6 +7,7 @@
 //! | `produce {topic}` | SERVER | broker, per Produce request | the request's `traceparent` (else the first record's) |
 //! | `append {topic}` | INTERNAL | broker: checks and the entry in the leader's Raft log | `produce` |
 //! | `commit {topic}` | INTERNAL | broker: replicated to a quorum, committed, applied | `produce` |
+//! | `apply` | INTERNAL | every replica: the batch's entry applied and written | the context its records carry |
 //! | `fetch {topic}` | SERVER | broker, per Fetch that returns records | the request's context; links to the records' |
 //! | `process {topic}` | CONSUMER | consumer, per record handled | the record's context, also linked |
 //!
@@ -40,6 +41,8 @@ pub mod attributes {
     pub const MESSAGE_KEY: &str = "messaging.eddy.message.key";
     /// The partition's Raft log index of the batch's entry.
     pub const RAFT_INDEX: &str = "messaging.eddy.raft.log_index";
+    /// The partition's Raft group id.
+    pub const RAFT_GROUP: &str = "messaging.eddy.raft.group";
     pub const ERROR_TYPE: &str = "error.type";
     pub const SERVER_ADDRESS: &str = "server.address";
     pub const RPC_SYSTEM: &str = "rpc.system";
@@ -210,6 +213,19 @@ pub fn broker_step(step: &'static str, topic: &str, parent: &Operation) -> Opera
     let attributes =
         vec![KeyValue::new(attr::MESSAGING_SYSTEM, SYSTEM), KeyValue::new(attr::DESTINATION, topic.to_string())];
     start(format!("{step} {topic}"), SpanKind::Internal, attributes, parent.context(), Vec::new())
+}
+
+/// A replica's span for applying a batch of a partition's Raft group (on the leader and on every
+/// follower), a child of the context the batch's records carry: the trace shows when each
+/// replica stored the batch.
+pub fn replica_apply(group: u64, log_index: u64, count: usize, carried: &Context) -> Operation {
+    let attributes = vec![
+        KeyValue::new(attr::MESSAGING_SYSTEM, SYSTEM),
+        KeyValue::new(attr::RAFT_GROUP, group as i64),
+        KeyValue::new(attr::RAFT_INDEX, log_index as i64),
+        KeyValue::new(attr::BATCH_COUNT, count as i64),
+    ];
+    start("apply".to_string(), SpanKind::Internal, attributes, carried, Vec::new())
 }
 
 /// The broker's span for a Fetch (that began at `started`), linked to the contexts of the
