@@ -143,6 +143,21 @@ fn bad_server_configuration_names_the_field() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("http_cors_origins"), "{}", stderr(&out));
 
+    let voters = ["--node-id", "3", "--controller-voters", "1=127.0.0.1:1"];
+    let out = run(&[&voters[..], &["--otlp-endpoint", "grpc://collector:4317"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("otlp_endpoint"), "{}", stderr(&out));
+    let out = run(&[&voters[..], &["--trace-sample-ratio", "1.5"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("trace_sample_ratio"), "{}", stderr(&out));
+    // A client command refuses a bad endpoint before it does anything.
+    let out = Command::new(eddy_bin())
+        .args(["topic", "list", "--brokers", "127.0.0.1:1", "--otlp-endpoint", "127.0.0.1:4317"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("OTLP endpoint \"127.0.0.1:4317\""), "{}", stderr(&out));
+
     let config = write_file(dir.path(), "bad.toml", "node_id = 1\nheartbeat_interval_ms = \"soon\"\n");
     let out = run(&["--config", config.to_str().unwrap(), "--controller-voters", "1=127.0.0.1:1"]);
     assert_eq!(out.status.code(), Some(2));
