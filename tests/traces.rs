@@ -14,7 +14,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -84,25 +84,6 @@ fn find(spans: &[Value], what: impl Fn(&Value) -> bool) -> Vec<&Value> {
     spans.iter().filter(|s| what(s)).collect()
 }
 
-/// One POST with a `traceparent` header, by hand (HTTP/1.0): returns the status and body.
-fn post_traced(address: &str, path: &str, traceparent: &str, body: &Value) -> (u16, Value) {
-    let mut stream = std::net::TcpStream::connect(address).expect("connect to the HTTP listener");
-    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("read timeout");
-    let body = body.to_string();
-    write!(
-        stream,
-        "POST {path} HTTP/1.0\r\nHost: {address}\r\ntraceparent: {traceparent}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
 #[test]
 fn one_trace_follows_an_event_from_its_producer_through_the_brokers_to_its_consumer() {
     let receiver = Receiver::start();
@@ -130,8 +111,10 @@ fn one_trace_follows_an_event_from_its_producer_through_the_brokers_to_its_consu
     let web_trace = "0af7651916cd43dd8448eb211c80319c";
     let web_parent = "b7ad6b7169203331";
     let body = serde_json::json!({"records": [{"key": "w", "value": {"order": 1}}]});
+    let traceparent = format!("00-{web_trace}-{web_parent}-01");
+    let headers = [("traceparent", traceparent.as_str())];
     let (status, answer) =
-        post_traced(&cluster.node(2).http, "/topics/web/records", &format!("00-{web_trace}-{web_parent}-01"), &body);
+        support::http_request(&cluster.node(2).http, "POST", "/topics/web/records", &headers, Some(&body));
     assert_eq!(status, 200, "{answer}");
     eddy(
         &cluster,

@@ -421,13 +421,25 @@ pub fn scrape_metrics(address: &str) -> String {
 /// One HTTP/1.0 request to `address` (HOST:PORT) with an optional JSON body; returns the status
 /// and the body parsed as JSON (Null when it is not JSON).
 pub fn http_json(address: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    http_request(address, method, path, &[], body)
+}
+
+/// [`http_json`] with extra request headers (`name`, `value`).
+pub fn http_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> (u16, Value) {
     use std::io::Read;
+    let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
     let mut stream = std::net::TcpStream::connect(address).expect("connect to the HTTP listener");
     stream.set_read_timeout(Some(Duration::from_secs(90))).expect("read timeout");
     let body = body.map(Value::to_string).unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.0\r\nHost: {address}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .expect("send request");

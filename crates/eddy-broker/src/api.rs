@@ -862,12 +862,8 @@ fn fetched_links(records: &[v1::StoredRecord]) -> Vec<opentelemetry::trace::Link
             break;
         }
         let headers = record.headers.iter().map(|h| (h.key.as_str(), h.value.as_ref()));
-        if let Some(carried) = propagation::extract_span_context(|wanted| {
-            headers
-                .clone()
-                .find(|(k, _)| k.eq_ignore_ascii_case(wanted))
-                .and_then(|(_, v)| std::str::from_utf8(v).ok().map(str::to_string))
-        }) && !seen.contains(&carried)
+        if let Some(carried) = propagation::record_span_context(headers)
+            && !seen.contains(&carried)
         {
             seen.push(carried);
         }

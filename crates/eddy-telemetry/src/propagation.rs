@@ -100,6 +100,12 @@ pub fn from_record_headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a [
     })
 }
 
+/// The span context a record's headers carry, when they carry a valid one.
+pub fn record_span_context<'a>(headers: impl IntoIterator<Item = (&'a str, &'a [u8])> + Clone) -> Option<SpanContext> {
+    let span_context = from_record_headers(headers).span().span_context().clone();
+    span_context.is_valid().then_some(span_context)
+}
+
 /// The context carried by gRPC request metadata.
 pub fn from_metadata(metadata: &tonic::metadata::MetadataMap) -> Context {
     extract(|key| metadata.get(key).and_then(|v| v.to_str().ok()).map(str::to_string))
