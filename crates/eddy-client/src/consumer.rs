@@ -268,6 +268,8 @@ pub struct Consumer {
     stop: watch::Sender<bool>,
     heartbeats: Option<tokio::task::JoinHandle<()>>,
     positions: BTreeMap<TopicPartition, Position>,
+    /// Owned partitions not fetched until resumed.
+    paused: BTreeSet<TopicPartition>,
     buffer: VecDeque<ConsumerRecord>,
     /// In a mutex only so that the consumer is `Sync` (its futures are `Send`); it is reached
     /// through `&mut self` and never contended.
@@ -291,6 +293,7 @@ impl Consumer {
             stop,
             heartbeats: None,
             positions: BTreeMap::new(),
+            paused: BTreeSet::new(),
             buffer: VecDeque::new(),
             listener: None,
             last_commit: Instant::now(),
@@ -383,6 +386,23 @@ impl Consumer {
             }
         }
         Ok(records)
+    }
+
+    /// Stops fetching `partition` until [`resume`](Self::resume) (as Kafka's `pause`): the member
+    /// keeps owning it, and [`poll`](Self::poll) still follows the group. Records already
+    /// fetched are still returned. Pausing every partition makes `poll` return at once.
+    pub fn pause(&mut self, partition: &TopicPartition) {
+        self.paused.insert(partition.clone());
+    }
+
+    /// Fetches `partition` again.
+    pub fn resume(&mut self, partition: &TopicPartition) {
+        self.paused.remove(partition);
+    }
+
+    /// The partitions paused now.
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        self.paused.iter().filter(|tp| self.positions.contains_key(*tp)).cloned().collect()
     }
 
     /// The records as a stream (ending at the first error).
@@ -553,6 +573,7 @@ impl Consumer {
     fn drop_partitions(&mut self, partitions: &[TopicPartition]) {
         for tp in partitions {
             self.positions.remove(tp);
+            self.paused.remove(tp);
         }
         self.buffer.retain(|r| !partitions.iter().any(|tp| tp.topic == r.topic && tp.partition == r.partition));
     }
@@ -612,11 +633,15 @@ impl Consumer {
             }
             return Ok(());
         }
-        let share = (self.config.prefetch_records_max / self.positions.len()).max(1) as u32;
+        let fetching = self.positions.keys().filter(|tp| !self.paused.contains(*tp)).count();
+        if fetching == 0 {
+            return Ok(());
+        }
+        let share = (self.config.prefetch_records_max / fetching).max(1) as u32;
         let max_records = self.config.fetch_max_records.min(share);
         let wait = self.config.fetch_max_wait;
         let deadline = wait + self.client.config().request_timeout;
-        let fetches = self.positions.iter().map(|(tp, position)| {
+        let fetches = self.positions.iter().filter(|(tp, _)| !self.paused.contains(*tp)).map(|(tp, position)| {
             let request = v1::FetchRequest {
                 topic: tp.topic.clone(),
                 partition: tp.partition,

@@ -27,6 +27,12 @@ pub enum ClientError {
     /// A value does not match its schema, or bytes are not a value of the schema they name.
     #[error("{0}")]
     Schema(String),
+    /// A local store of the client failed (a processed-id journal's file).
+    #[error("{0}")]
+    Store(String),
+    /// A record's handler failed for good and the processor has no dead-letter topic to put it in.
+    #[error("{topic}/{partition}@{offset} was not handled: {error}")]
+    Unhandled { topic: String, partition: u32, offset: u64, error: String },
 }
 
 impl ClientError {
@@ -79,6 +85,8 @@ impl ClientError {
             ClientError::Registry { status, .. } if *status >= 500 => Reason::ControllerUnavailable.as_str(),
             ClientError::Registry { .. } => Reason::InvalidRequest.as_str(),
             ClientError::Schema(_) => Reason::SchemaValidationFailed.as_str(),
+            ClientError::Store(_) => Reason::StorageError.as_str(),
+            ClientError::Unhandled { .. } => "HANDLER_FAILED",
         }
     }
 

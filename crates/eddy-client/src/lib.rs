@@ -15,6 +15,7 @@ pub mod client;
 pub mod consumer;
 pub mod error;
 mod groups;
+pub mod processing;
 pub mod producer;
 pub mod schema;
 pub mod subscription;
