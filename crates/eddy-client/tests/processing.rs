@@ -120,6 +120,16 @@ fn header<'a>(record: &'a ConsumerRecord, name: &str) -> Option<&'a str> {
     failure::text(&record.headers, name)
 }
 
+/// Waits until `group` committed `offset` for partition 0 of `topic`.
+async fn wait_committed(client: &Client, group: &str, topic: &str, offset: u64) -> Result {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while committed(client, group, topic).await? != Some(offset) {
+        assert!(tokio::time::Instant::now() < deadline, "{group} never committed {offset} for {topic}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
 async fn committed(client: &Client, group: &str, topic: &str) -> Result<Option<u64>> {
     let offsets = client.fetch_offsets(group, eddy_client::v1::TopicPartitions::group([(topic, 0)])).await?;
     Ok(offsets.into_iter().find(|o| o.topic == topic && o.partition == 0).map(|o| o.offset))
@@ -161,11 +171,7 @@ async fn failed_records_are_dead_lettered_with_their_failure() -> Result {
     });
     let dead = read_all(&client, "payments.dlq", 2).await?;
     eventually("the offsets to pass every record", || attempts.lock().unwrap().len() == 4).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while committed(&client, "billing", "payments").await? != Some(4) {
-        assert!(tokio::time::Instant::now() < deadline, "the group never committed past the dead letters");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_committed(&client, "billing", "payments", 4).await?;
     running.stop().await?;
 
     let attempts = attempts.lock().unwrap().clone();
@@ -312,11 +318,7 @@ async fn events_already_processed_are_skipped_across_restarts() -> Result {
         }
     };
     let running = run_once("mailer").await?;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while committed(&client, "mailer", "emails").await? != Some(3) {
-        assert!(tokio::time::Instant::now() < deadline, "never committed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_committed(&client, "mailer", "emails", 3).await?;
     running.stop().await?;
     assert_eq!(*sent.lock().unwrap(), ["evt-1", "evt-2"]);
     // Everything again from the start (offsets reset), with the same journal: nothing is sent twice.
@@ -328,11 +330,7 @@ async fn events_already_processed_are_skipped_across_restarts() -> Result {
     };
     client.reset_offsets(reset).await?;
     let running = run_once("mailer").await?;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while committed(&client, "mailer", "emails").await? != Some(3) {
-        assert!(tokio::time::Instant::now() < deadline, "never committed after the reset");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_committed(&client, "mailer", "emails", 3).await?;
     running.stop().await?;
     assert_eq!(*sent.lock().unwrap(), ["evt-1", "evt-2"]);
     Ok(())

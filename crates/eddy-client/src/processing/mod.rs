@@ -486,12 +486,11 @@ where
     fn forget_revoked(&mut self) {
         let owned: HashSet<TopicPartition> = self.consumer.assignment().into_iter().collect();
         self.tracks.retain(|tp, _| owned.contains(tp));
-        self.lanes.retain(|lane, queued| {
+        for (lane, queued) in &mut self.lanes {
             if !owned.contains(&lane.source) {
                 queued.clear();
             }
-            true
-        });
+        }
     }
 
     /// Pauses partitions whose in-flight records reached the bound, resumes those at half.
