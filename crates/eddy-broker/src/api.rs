@@ -655,6 +655,84 @@ impl EddyApi {
         Ok(v1::DeleteTopicResponse {})
     }
 
+    /// Moves a partition's log start up to `before_offset` (rounded down to a batch boundary),
+    /// through the partition's Raft log as retention does.
+    async fn delete_records_inner(
+        &self,
+        request: v1::DeleteRecordsRequest,
+    ) -> Result<v1::DeleteRecordsResponse, BrokerError> {
+        if is_internal_topic(&request.topic) {
+            return Err(BrokerError::InternalTopic(request.topic, "trim"));
+        }
+        let view = self.cluster.current();
+        let replica = self.reading_leader(&view, &request.topic, request.partition)?;
+        let now = *replica.view.borrow();
+        let before = request.before_offset.unwrap_or(now.high_watermark);
+        if before > now.high_watermark {
+            return Err(BrokerError::OffsetOutOfRange {
+                topic: request.topic,
+                partition: request.partition,
+                offset: before,
+                log_start_offset: now.log_start_offset,
+                high_watermark: now.high_watermark,
+            });
+        }
+        let reader = replica.reader.clone();
+        let target = self
+            .storage_read(move || reader.batch_boundary_at_or_below(before))
+            .await?
+            .map_err(|e| BrokerError::Storage { what: "the partition's offset index", error: e.to_string() })?;
+        let from = now.log_start_offset;
+        if target <= from {
+            return Ok(v1::DeleteRecordsResponse {
+                partition: request.partition,
+                log_start_offset: from,
+                deleted_records: 0,
+            });
+        }
+        let proposal = Proposal {
+            command: PartitionCommand::Trim { log_start_offset: target },
+            record_count: 0,
+            idempotent: false,
+            predict: false,
+            settle_timeout: Duration::ZERO,
+        };
+        let mut proposed = replica.propose(proposal).await.map_err(|e| match e {
+            ProposeError::NotLeader => self.not_leader(&view, &request.topic, request.partition, replica.group),
+            ProposeError::Unsettled => {
+                BrokerError::LeaderNotAvailable { topic: request.topic.clone(), partition: request.partition }
+            }
+            ProposeError::Stopped => BrokerError::ShuttingDown,
+        })?;
+        let timeout_ms = self.config.produce_timeout_ms;
+        let written = tokio::time::timeout(Duration::from_millis(u64::from(timeout_ms)), proposed.outcome())
+            .await
+            .map_err(|_| {
+                BrokerError::Timeout(format!(
+                    "the deletion did not commit within {timeout_ms} ms; its outcome is unknown"
+                ))
+            })?
+            .map_err(|_| {
+                BrokerError::OutcomeUnknown("the partition's Raft group stopped before the deletion committed".into())
+            })?
+            .map_err(|e| {
+                BrokerError::OutcomeUnknown(format!(
+                    "the Raft group of {}/{} did not commit the deletion: {e}",
+                    request.topic, request.partition
+                ))
+            })?;
+        let log_start_offset = match written.data {
+            PartitionResponse::Trimmed { log_start_offset } => log_start_offset,
+            other => return Err(BrokerError::Internal(format!("a deletion was answered with {other:?}"))),
+        };
+        tracing::info!(topic = %request.topic, partition = request.partition, from, to = log_start_offset, "records deleted on request");
+        Ok(v1::DeleteRecordsResponse {
+            partition: request.partition,
+            log_start_offset,
+            deleted_records: log_start_offset.saturating_sub(from),
+        })
+    }
+
     async fn init_producer_inner(
         &self,
         request: v1::InitProducerRequest,
@@ -964,6 +1042,19 @@ impl Eddy for EddyApi {
         request: Request<v1::DeleteTopicRequest>,
     ) -> Result<Response<v1::DeleteTopicResponse>, Status> {
         reply(self.delete_topic_inner(request.into_inner()).await)
+    }
+
+    async fn delete_records(
+        &self,
+        request: Request<v1::DeleteRecordsRequest>,
+    ) -> Result<Response<v1::DeleteRecordsResponse>, Status> {
+        let request = request.into_inner();
+        let topic = request.topic.clone();
+        let result = self.delete_records_inner(request).await;
+        if let Err(e) = &result {
+            crate::metrics::record_error("delete_records", &topic, e.code());
+        }
+        reply(result)
     }
 
     async fn list_topics(&self, _: Request<v1::ListTopicsRequest>) -> Result<Response<v1::ListTopicsResponse>, Status> {

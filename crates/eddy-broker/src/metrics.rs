@@ -47,6 +47,13 @@ pub(crate) fn record_broker_gauges(inner: &Inner, partitions_led: usize) {
         metrics::gauge!("eddy_partition_high_watermark", &labels).set(view.high_watermark as f64);
         metrics::gauge!("eddy_partition_log_start_offset", &labels).set(view.log_start_offset as f64);
         metrics::gauge!("eddy_partition_retained_bytes", &labels).set(view.retained_bytes as f64);
+        // Dead-letter topics (`<topic>.dlq`, see eddy_client::processing): the records waiting
+        // for an operator, as this replica sees them (`max by (topic, partition)` across
+        // replicas).
+        if replica.topic.ends_with(".dlq") {
+            let depth = view.high_watermark.saturating_sub(view.log_start_offset);
+            metrics::gauge!("eddy_dlq_records", &labels).set(depth as f64);
+        }
         let leadership = replica.leadership();
         metrics::gauge!("eddy_partition_is_leader", &labels).set(if leadership.is_self { 1.0 } else { 0.0 });
         metrics::gauge!("eddy_partition_raft_term", &labels).set(leadership.term as f64);
@@ -58,4 +65,7 @@ pub fn forget_partition(topic: &str, partition: u32) {
     let labels = [("topic", topic.to_string()), ("partition", partition.to_string())];
     metrics::gauge!("eddy_partition_high_watermark", &labels).set(f64::NAN);
     metrics::gauge!("eddy_partition_is_leader", &labels).set(0.0);
+    if topic.ends_with(".dlq") {
+        metrics::gauge!("eddy_dlq_records", &labels).set(f64::NAN);
+    }
 }

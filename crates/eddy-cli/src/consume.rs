@@ -138,6 +138,11 @@ async fn process(
     span.end();
 }
 
+/// A record's headers as a JSON object of text values (a repeated header keeps its last value).
+pub fn headers_json(headers: &[v1::Header]) -> serde_json::Value {
+    headers.iter().map(|h| (h.key.clone(), serde_json::Value::String(text(&h.value)))).collect()
+}
+
 async fn print(format: Format, partition: u32, record: &v1::StoredRecord, decoder: Option<&SchemaRegistry>) {
     let value = shown(&record.value, decoder, "value", record.offset).await;
     match format {
@@ -152,6 +157,7 @@ async fn print(format: Format, partition: u32, record: &v1::StoredRecord, decode
                 "key": key,
                 "value": value,
                 "timestamp": record.timestamp_ms,
+                "headers": headers_json(&record.headers),
             }))
         }
         Format::Table => match value {

@@ -5,6 +5,7 @@ mod bench;
 mod cluster;
 mod consume;
 mod dev;
+mod dlq;
 mod error;
 mod group;
 mod output;
@@ -76,6 +77,9 @@ enum Command {
     /// Manage one broker (decommission).
     #[command(subcommand)]
     Broker(cluster::BrokerCommand),
+    /// Inspect, replay and purge dead-letter topics (`<topic>.dlq`).
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// Register, inspect and check schemas in the schema registry.
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
@@ -128,6 +132,7 @@ async fn run_client(cli: &Cli) -> Result<(), CliError> {
         Command::Topic(command) => topic::run(command, &*client(cli)?, cli.format).await,
         Command::Produce(args) => produce::run(args, client(cli)?, registry(cli)?, cli.format).await,
         Command::Consume(args) => consume::run(args, client(cli)?, registry(cli)?, cli.format).await,
+        Command::Dlq(command) => dlq::run(command, client(cli)?, cli.format).await,
         Command::Schema(command) => schema::run(command, &registry(cli)?, cli.format).await,
         Command::Asyncapi(args) => asyncapi::run(args, &registry(cli)?).await,
         Command::Group(command) => group::run(command, &*client(cli)?, cli.format).await,

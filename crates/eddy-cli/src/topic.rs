@@ -42,6 +42,16 @@ pub enum TopicCommand {
     Describe { name: String },
     /// Delete a topic and its data.
     Delete { name: String },
+    /// Delete a partition's records below an offset (all of them without --before); the log
+    /// start moves to the first record of the batch holding that offset.
+    DeleteRecords {
+        name: String,
+        #[arg(long)]
+        partition: u32,
+        /// Delete the records below this offset.
+        #[arg(long)]
+        before: Option<u64>,
+    },
 }
 
 fn parse_config(text: &str) -> Result<(String, String), String> {
@@ -151,6 +161,21 @@ pub async fn run(command: &TopicCommand, client: &Client, format: Format) -> Res
             match format {
                 Format::Json => json_line(&json!({"deleted": name})),
                 Format::Table => println!("deleted topic {name}"),
+            }
+        }
+        TopicCommand::DeleteRecords { name, partition, before } => {
+            let answer = client.delete_records(name, *partition, *before).await?;
+            match format {
+                Format::Json => json_line(&json!({
+                    "topic": name,
+                    "partition": answer.partition,
+                    "log_start_offset": answer.log_start_offset,
+                    "deleted_records": answer.deleted_records,
+                })),
+                Format::Table => println!(
+                    "deleted {} records of {name}/{}; the log now starts at {}",
+                    answer.deleted_records, answer.partition, answer.log_start_offset
+                ),
             }
         }
     }

@@ -572,6 +572,23 @@ impl Client {
         })
         .await
     }
+
+    /// Deletes a partition's records below `before_offset` (all of them up to the high
+    /// watermark when `None`), as Kafka's DeleteRecords; see the RPC for the batch rounding.
+    /// Repeating it is harmless: a log that already starts there deletes nothing.
+    pub async fn delete_records(
+        &self,
+        topic: &str,
+        partition: u32,
+        before_offset: Option<u64>,
+    ) -> ClientResult<v1::DeleteRecordsResponse> {
+        let request = v1::DeleteRecordsRequest { topic: topic.to_string(), partition, before_offset };
+        self.on_leader(topic, partition, self.config.request_timeout, |mut c| {
+            let r = request.clone();
+            async move { c.delete_records(r).await }
+        })
+        .await
+    }
 }
 
 /// Gives every record without trace context of its own the context's `traceparent` (and

@@ -87,6 +87,13 @@ impl v1::eddy_server::Eddy for FakeBroker {
         Err(Status::unimplemented("not scripted"))
     }
 
+    async fn delete_records(
+        &self,
+        _: Request<v1::DeleteRecordsRequest>,
+    ) -> Result<Response<v1::DeleteRecordsResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
     async fn fetch(&self, _: Request<v1::FetchRequest>) -> Result<Response<v1::FetchResponse>, Status> {
         Err(Status::unimplemented("not scripted"))
     }

@@ -156,6 +156,17 @@ impl PartitionReader {
         Ok(answer)
     }
 
+    /// The first offset of the batch holding `offset`: where a deletion of the records below
+    /// `offset` may move the log start (trims move it to batch boundaries). `offset` itself at
+    /// or above the high watermark, or below the log start (nothing of it is left to split).
+    pub fn batch_boundary_at_or_below(&self, offset: u64) -> StorageResult<u64> {
+        let view = *self.view.borrow();
+        if offset >= view.high_watermark || offset <= view.log_start_offset {
+            return Ok(offset);
+        }
+        Ok(self.store.batch_containing(offset)?.map_or(offset, |(base, _)| base))
+    }
+
     /// Where the log should start under `retention` at `now_ms` (the leader's clock): the first
     /// batch retention keeps. `None` when nothing is to be deleted.
     pub fn retention_point(&self, retention: Retention, now_ms: i64) -> StorageResult<Option<u64>> {
