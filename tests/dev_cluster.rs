@@ -1,5 +1,5 @@
-//! `eddy dev` (the README's main command) starts a working local cluster and stops it cleanly
-//! on Ctrl-C (SIGINT).
+//! `eddy dev` (the README's main command) starts a working local cluster and stops it cleanly,
+//! nodes and all, on Ctrl-C (SIGINT) and on SIGTERM (what scripts and supervisors send).
 
 mod support;
 
@@ -23,6 +23,15 @@ fn free_port_run() -> u16 {
 
 #[test]
 fn dev_starts_a_cluster_and_stops_on_ctrl_c() {
+    starts_and_stops_on(nix::sys::signal::Signal::SIGINT);
+}
+
+#[test]
+fn dev_stops_its_nodes_on_sigterm() {
+    starts_and_stops_on(nix::sys::signal::Signal::SIGTERM);
+}
+
+fn starts_and_stops_on(signal: nix::sys::signal::Signal) {
     let dir = tempfile::tempdir().unwrap();
     let base = free_port_run();
     let metrics = free_port_run();
@@ -52,7 +61,7 @@ fn dev_starts_a_cluster_and_stops_on_ctrl_c() {
     let cluster: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(cluster["brokers"].as_array().unwrap().iter().all(|b| b["alive"] == true));
 
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(dev.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(dev.id() as i32), signal).unwrap();
     let status = wait_for(Duration::from_secs(60), "eddy dev to stop", || dev.try_wait().unwrap());
     assert!(status.success(), "eddy dev exited with {status}");
     // Its nodes are gone: nothing listens on their ports any more.

@@ -205,9 +205,13 @@ pub async fn run(args: &DevArgs, format: Format, tracing: &Tracing) -> Result<()
         }
     }
     let mut exited = vec![false; nodes.len()];
+    // Ctrl-C, or SIGTERM from whatever started the cluster (a script, a test): both stop the
+    // nodes first, so none outlives the command.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 for (i, node) in nodes.iter_mut().enumerate() {
                     if !exited[i]
