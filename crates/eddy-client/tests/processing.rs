@@ -382,3 +382,52 @@ fn rand_id() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
         ^ u64::from(std::process::id())
 }
+
+/// What the processor's flow control stands on: a paused partition is not fetched (its new
+/// records wait) while the others go on, and resuming picks up where it stopped.
+#[tokio::test]
+async fn a_paused_partition_is_not_fetched_until_resumed() -> Result {
+    let (_node, client) = cluster("events", 2).await?;
+    let p0 = TopicPartition::new("events", 0);
+    let p1 = TopicPartition::new("events", 1);
+    let config = ConsumerConfig { fetch_max_wait: Duration::from_millis(50), ..ConsumerConfig::default() };
+    let mut consumer = Consumer::assign(client.clone(), &[p0.clone(), p1.clone()], config).await?;
+    consumer.seek(&p0, eddy_client::SeekTo::Earliest).await?;
+    consumer.seek(&p1, eddy_client::SeekTo::Earliest).await?;
+    consumer.pause(&p0);
+    assert_eq!(consumer.paused(), vec![p0.clone()]);
+
+    let producer = Producer::new(client.clone(), "events", ProducerConfig::default()).await?;
+    for (partition, value) in [(0, "a"), (1, "b"), (0, "c"), (1, "d")] {
+        let record = ProducerRecord { value: Bytes::from(value), partition: Some(partition), ..Default::default() };
+        producer.send(record).await?.await??;
+    }
+    producer.close().await;
+
+    let mut seen: Vec<(u32, String)> = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while seen.len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "partition 1's records never came: {seen:?}");
+        seen.extend(
+            consumer.poll().await?.into_iter().map(|r| (r.partition, String::from_utf8_lossy(&r.value).into())),
+        );
+    }
+    // A few more polls: still nothing from the paused partition.
+    for _ in 0..5 {
+        seen.extend(
+            consumer.poll().await?.into_iter().map(|r| (r.partition, String::from_utf8_lossy(&r.value).into())),
+        );
+    }
+    assert_eq!(seen, vec![(1, "b".to_string()), (1, "d".to_string())]);
+
+    consumer.resume(&p0);
+    assert!(consumer.paused().is_empty());
+    while seen.len() < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "partition 0's records never came after resume: {seen:?}");
+        seen.extend(
+            consumer.poll().await?.into_iter().map(|r| (r.partition, String::from_utf8_lossy(&r.value).into())),
+        );
+    }
+    assert_eq!(&seen[2..], &[(0, "a".to_string()), (0, "c".to_string())]);
+    Ok(())
+}
