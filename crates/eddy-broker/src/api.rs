@@ -113,6 +113,15 @@ impl EddyApi {
         }
     }
 
+    /// A proposal the replica refused before appending it: nothing was written.
+    fn refused(&self, e: ProposeError, view: &ClusterView, topic: &str, partition: u32, group: u64) -> BrokerError {
+        match e {
+            ProposeError::NotLeader => self.not_leader(view, topic, partition, group),
+            ProposeError::Unsettled => BrokerError::LeaderNotAvailable { topic: topic.to_string(), partition },
+            ProposeError::Stopped => BrokerError::ShuttingDown,
+        }
+    }
+
     /// The local replica of a partition, leader or follower; NOT_LEADER (naming the leader) when
     /// this broker holds none.
     fn any_replica(&self, view: &ClusterView, topic: &str, partition: u32) -> Result<Arc<Replica>, BrokerError> {
@@ -284,13 +293,8 @@ impl EddyApi {
             append.end();
         }
         let commit = trace.map(|t| messaging::broker_step("commit", &request.topic, t));
-        let mut proposed = proposed.map_err(|e| match e {
-            ProposeError::NotLeader => self.not_leader(&view, &request.topic, request.partition, replica.group),
-            ProposeError::Unsettled => {
-                BrokerError::LeaderNotAvailable { topic: request.topic.clone(), partition: request.partition }
-            }
-            ProposeError::Stopped => BrokerError::ShuttingDown,
-        })?;
+        let mut proposed =
+            proposed.map_err(|e| self.refused(e, &view, &request.topic, request.partition, replica.group))?;
         if leader_ack {
             let predicted = proposed.predicted.expect("a prediction was asked for");
             // The answer goes now; the entry commits (or is lost with the leadership) later.
@@ -697,13 +701,10 @@ impl EddyApi {
             predict: false,
             settle_timeout: Duration::ZERO,
         };
-        let mut proposed = replica.propose(proposal).await.map_err(|e| match e {
-            ProposeError::NotLeader => self.not_leader(&view, &request.topic, request.partition, replica.group),
-            ProposeError::Unsettled => {
-                BrokerError::LeaderNotAvailable { topic: request.topic.clone(), partition: request.partition }
-            }
-            ProposeError::Stopped => BrokerError::ShuttingDown,
-        })?;
+        let mut proposed = replica
+            .propose(proposal)
+            .await
+            .map_err(|e| self.refused(e, &view, &request.topic, request.partition, replica.group))?;
         let timeout_ms = self.config.produce_timeout_ms;
         let written = tokio::time::timeout(Duration::from_millis(u64::from(timeout_ms)), proposed.outcome())
             .await
