@@ -158,6 +158,14 @@ fn bad_server_configuration_names_the_field() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("OTLP endpoint \"127.0.0.1:4317\""), "{}", stderr(&out));
 
+    // The inter-broker listener never shares the client port, and voters are listed at theirs.
+    let out = run(&[&voters[..], &["--listen", "127.0.0.1:7000", "--internal-listen", "0.0.0.0:7000"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("internal_listen"), "{}", stderr(&out));
+    let out = run(&["--node-id", "1", "--listen", "127.0.0.1:7000", "--controller-voters", "1=127.0.0.1:7000"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("inter-broker listener"), "{}", stderr(&out));
+
     let config = write_file(dir.path(), "bad.toml", "node_id = 1\nheartbeat_interval_ms = \"soon\"\n");
     let out = run(&["--config", config.to_str().unwrap(), "--controller-voters", "1=127.0.0.1:1"]);
     assert_eq!(out.status.code(), Some(2));
@@ -200,10 +208,11 @@ fn incompatible_data_dir_is_refused_untouched() {
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("eddy-format"), "format=999\nnode_id=1\n").unwrap();
-    let port = support::free_port();
+    let (port, internal) = (support::free_port(), support::free_port());
     let out = Command::new(eddy_bin())
         .args(["server", "--node-id", "1", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--controller-voters", &format!("1=127.0.0.1:{port}")])
+        .args(["--internal-listen", &format!("127.0.0.1:{internal}")])
+        .args(["--controller-voters", &format!("1=127.0.0.1:{internal}")])
         .arg("--data-dir")
         .arg(&data)
         .output()

@@ -36,9 +36,11 @@ fn starts_and_stops_on(signal: nix::sys::signal::Signal) {
     let base = free_port_run();
     let metrics = free_port_run();
     let http = free_port_run();
+    let internal = free_port_run();
     let mut dev = Command::new(eddy_bin())
         .args(["dev", "--nodes", "3", "--format", "json", "--base-port", &base.to_string()])
         .args(["--metrics-base-port", &metrics.to_string(), "--http-base-port", &http.to_string()])
+        .args(["--internal-base-port", &internal.to_string()])
         .arg("--data-dir")
         .arg(dir.path())
         .env_remove("EDDY_BROKERS")
@@ -67,5 +69,7 @@ fn starts_and_stops_on(signal: nix::sys::signal::Signal) {
     // Its nodes are gone: nothing listens on their ports any more.
     for i in 0..3 {
         assert!(std::net::TcpStream::connect(("127.0.0.1", base + i)).is_err(), "node {} still listens", i + 1);
+        let internal = ("127.0.0.1", internal + i);
+        assert!(std::net::TcpStream::connect(internal).is_err(), "node {} still listens to brokers", i + 1);
     }
 }

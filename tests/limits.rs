@@ -141,15 +141,24 @@ fn requests_past_the_bounds_are_refused_and_memory_stays_bounded() {
             assert!(status.message().contains(&eddy_limits::BATCH_RECORDS_MAX_LIMIT.to_string()), "{status:?}");
         }
 
-        // Node-to-node messages past their limits are refused from their length prefix.
-        let payload = vec![0u8; eddy_limits::RAFT_MESSAGE_MAX_BYTES + 1];
-        let mut raft = RaftTransportClient::new(channel(&leader).await).max_encoding_message_size(usize::MAX);
-        let status = raft.call(RaftEnvelope { group_id: 1, kind: 0, payload: payload.into() }).await.unwrap_err();
-        assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
-        let payload = vec![0u8; eddy_limits::CONTROLLER_MESSAGE_MAX_BYTES + 1];
-        let mut controller = ControllerRpcClient::new(channel(&leader).await).max_encoding_message_size(usize::MAX);
-        let status = controller.call(ControllerEnvelope { payload: payload.into() }).await.unwrap_err();
-        assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+        // Node-to-node messages past their limits are refused from their length prefix, on the
+        // inter-broker listener; the client listener does not serve them at all.
+        let internal = cluster.node(leader_id).internal.clone();
+        let refusals = [
+            (&internal, tonic::Code::OutOfRange, 1),
+            // Whatever its size, a node-to-node message is refused by name on the client port.
+            (&leader, tonic::Code::Unimplemented, 0),
+        ];
+        for (address, code, past_the_limit) in refusals {
+            let payload = vec![0u8; past_the_limit * (eddy_limits::RAFT_MESSAGE_MAX_BYTES + 1)];
+            let mut raft = RaftTransportClient::new(channel(address).await).max_encoding_message_size(usize::MAX);
+            let status = raft.call(RaftEnvelope { group_id: 1, kind: 0, payload: payload.into() }).await.unwrap_err();
+            assert_eq!(status.code(), code, "{address}: {status:?}");
+            let payload = vec![0u8; past_the_limit * (eddy_limits::CONTROLLER_MESSAGE_MAX_BYTES + 1)];
+            let mut controller = ControllerRpcClient::new(channel(address).await).max_encoding_message_size(usize::MAX);
+            let status = controller.call(ControllerEnvelope { payload: payload.into() }).await.unwrap_err();
+            assert_eq!(status.code(), code, "{address}: {status:?}");
+        }
 
         // Long polls on one connection: up to the per-connection bound they wait; the next is
         // BUSY; another connection may still wait; and a record wakes every waiter.
@@ -160,6 +169,9 @@ fn requests_past_the_bounds_are_refused_and_memory_stays_bounded() {
             poller.fetch(probe).await.expect("fetch").into_inner().high_watermark
         };
         let shared = channel(&poll_leader).await;
+        // The broker answers a long poll after at most 30 s (its fetch wait bound): the probing
+        // below must end well before the first waiters give up.
+        let probe_deadline = tokio::time::Instant::now() + Duration::from_secs(25);
         let mut waiters = Vec::new();
         for _ in 0..eddy_limits::FETCH_WAITS_PER_CONNECTION_MAX {
             let mut client = EddyClient::new(shared.clone());
@@ -167,7 +179,7 @@ fn requests_past_the_bounds_are_refused_and_memory_stays_bounded() {
         }
         // Wait until the broker holds them all: the next one on the same connection is refused.
         let mut refused = None;
-        for _ in 0..200 {
+        while tokio::time::Instant::now() < probe_deadline {
             let mut probe = long_poll(end);
             probe.max_wait_ms = 1;
             let mut client = EddyClient::new(shared.clone());

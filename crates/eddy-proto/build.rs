@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use prost::Message;
 
 /// The client-facing services, the ones gRPC reflection describes.
-const PUBLIC_PROTOS: &[&str] = &["eddy/v1/eddy.proto", "eddy/v1/groups.proto"];
-const PROTOS: &[&str] = &["eddy/v1/eddy.proto", "eddy/v1/groups.proto", "eddy/internal/v1/internal.proto"];
+const PUBLIC_PROTOS: &[&str] = &["eddy/v1/eddy.proto", "eddy/v1/groups.proto", "eddy/v1/security.proto"];
+const PROTOS: &[&str] =
+    &["eddy/v1/eddy.proto", "eddy/v1/groups.proto", "eddy/v1/security.proto", "eddy/internal/v1/internal.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Read at run time, not compiled in: checkouts at other paths share the target directory

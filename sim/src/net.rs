@@ -13,8 +13,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::transport::server::Connected;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-/// The port every simulated node serves gRPC on.
+/// The port every simulated node serves its client gRPC API on.
 pub const PORT: u16 = 9092;
+/// The port every simulated node serves the other nodes on (Raft and controller traffic).
+pub const INTERNAL_PORT: u16 = 9093;
 
 /// Connects to `host:port` over simulated TCP, lazily (like the production connectors).
 #[derive(Debug, Clone, Copy)]

@@ -12,7 +12,7 @@ use eddy_raft::RaftTiming;
 use crate::checker::{self, Anomaly};
 use crate::faults::{self, Fault, FaultKind};
 use crate::history::{Event, History, trace_hash, trace_lines};
-use crate::net::{PORT, SimConnector, incoming};
+use crate::net::{INTERNAL_PORT, PORT, SimConnector, incoming};
 use crate::storage::SimDisk;
 use crate::workload::{self, MemberLife, Plan};
 
@@ -347,12 +347,14 @@ pub fn run(options: &Options) -> Report {
         down: BTreeSet::new(),
     };
     let voters: Vec<ControllerVoter> =
-        (1..=shape.nodes).map(|n| ControllerVoter { id: n, address: format!("{}:{PORT}", host(n)) }).collect();
+        (1..=shape.nodes).map(|n| ControllerVoter { id: n, address: format!("{}:{INTERNAL_PORT}", host(n)) }).collect();
     for node in 1..=shape.nodes {
         let config = BrokerConfig {
             node_id: node,
             listen: format!("0.0.0.0:{PORT}").parse().expect("listen address"),
             advertise: Some(format!("{}:{PORT}", host(node))),
+            internal_listen: format!("0.0.0.0:{INTERNAL_PORT}").parse().expect("internal listen address"),
+            internal_advertise: Some(format!("{}:{INTERNAL_PORT}", host(node))),
             controller_voters: voters.clone(),
             raft: shape.raft,
             heartbeat_interval_ms: shape.broker_heartbeat_interval_ms,
@@ -390,9 +392,16 @@ pub fn run(options: &Options) -> Report {
                 let broker = Broker::start(config, env).await.map_err(|e| format!("n{node} start: {e}"))?;
                 running.lock().expect("running lock").insert(node, broker.clone());
                 history.record(Event::Note { text: format!("n{node} started (boot {boot})") });
-                let routes = broker.routes().await.map_err(|e| e.to_string())?;
+                // The two listeners of a real node: clients on PORT, brokers on INTERNAL_PORT.
+                let routes = broker.client_routes().await.map_err(|e| e.to_string())?;
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
-                eddy_broker::server_builder().add_routes(routes).serve_with_incoming(incoming(listener)).await?;
+                let internal_routes = broker.internal_routes().await;
+                let internal_listener = turmoil::net::TcpListener::bind(("0.0.0.0", INTERNAL_PORT)).await?;
+                let clients = eddy_broker::server_builder().add_routes(routes).serve_with_incoming(incoming(listener));
+                let brokers = eddy_broker::server_builder()
+                    .add_routes(internal_routes)
+                    .serve_with_incoming(incoming(internal_listener));
+                futures::future::try_join(clients, brokers).await?;
                 Ok(())
             }
         });

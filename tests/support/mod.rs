@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -84,10 +86,16 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Opt
     }
 }
 
+/// The API key of `User:admin` in a cluster started with [`Cluster::start_with_auth`].
+pub const ADMIN_TOKEN: &str = "eddy_test_admin_token";
+
 /// One node of a test cluster.
 pub struct Node {
     pub id: u64,
+    /// Client listener (HOST:PORT).
     pub address: String,
+    /// Inter-broker listener (HOST:PORT): Raft and controller traffic.
+    pub internal: String,
     /// Prometheus endpoint (HOST:PORT).
     pub metrics: String,
     /// HTTP listener (HOST:PORT): the schema registry's API.
@@ -104,6 +112,11 @@ pub struct Cluster {
     voters: String,
     /// Environment every node starts with (broker settings as `EDDY_*` variables).
     env: Vec<(String, String)>,
+    /// With TLS on every listener: the cluster's CA. Node N serves clients with the
+    /// certificate of `eddy-node-N` and the other brokers with that of `broker-N`.
+    pub pki: Option<pki::Pki>,
+    /// Environment of every `eddy` client command [`Cluster::eddy`] runs (its credentials).
+    pub client_env: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -120,11 +133,48 @@ impl Cluster {
     /// Starts `n` nodes of which the first `voters` are controller voters (the others are
     /// brokers only), with extra environment variables.
     pub fn start_with_voters(n: u64, voters: u64, env: &[(&str, &str)]) -> Cluster {
+        Self::start_cluster(n, voters, env, false)
+    }
+
+    /// Starts `n` nodes, all controller voters, with TLS on every listener: the client and HTTP
+    /// listeners with each node's certificate, the inter-broker one with mutual TLS. Clients
+    /// started through [`Cluster::eddy`] trust the cluster's CA.
+    pub fn start_tls(n: u64, env: &[(&str, &str)]) -> Cluster {
+        Self::start_cluster(n, n, env, true)
+    }
+
+    /// Starts `n` nodes with authentication on: `User:admin` is a superuser with the API key
+    /// [`ADMIN_TOKEN`], which [`Cluster::eddy`] uses.
+    pub fn start_with_auth(n: u64) -> Cluster {
+        let sha256 = eddy_auth::token_sha256(ADMIN_TOKEN);
+        let text = format!(
+            "[auth]\nenabled = true\nsuperusers = [\"User:admin\"]\n\n[[auth.api_keys]]\nprincipal = \"User:admin\"\nsha256 = \"{sha256}\"\n"
+        );
+        Self::start_cluster_then(n, n, &[], false, |c| {
+            let config = c.dir.path().join("auth.toml");
+            std::fs::write(&config, text).expect("write the auth config");
+            c.env.push(("EDDY_CONFIG".into(), config.display().to_string()));
+            c.client_env.push(("EDDY_TOKEN".into(), ADMIN_TOKEN.into()));
+        })
+    }
+
+    fn start_cluster(n: u64, voters: u64, env: &[(&str, &str)], tls: bool) -> Cluster {
+        Self::start_cluster_then(n, voters, env, tls, |_| {})
+    }
+
+    fn start_cluster_then(
+        n: u64,
+        voters: u64,
+        env: &[(&str, &str)],
+        tls: bool,
+        before_start: impl FnOnce(&mut Cluster),
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let nodes: Vec<Node> = (1..=n)
             .map(|id| Node {
                 id,
                 address: format!("127.0.0.1:{}", free_port()),
+                internal: format!("127.0.0.1:{}", free_port()),
                 metrics: format!("127.0.0.1:{}", free_port()),
                 http: format!("127.0.0.1:{}", free_port()),
                 data_dir: dir.path().join(format!("node-{id}")),
@@ -132,10 +182,16 @@ impl Cluster {
                 child: None,
             })
             .collect();
-        let voters =
-            nodes.iter().take(voters as usize).map(|n| format!("{}={}", n.id, n.address)).collect::<Vec<_>>().join(",");
+        let voters = nodes
+            .iter()
+            .take(voters as usize)
+            .map(|n| format!("{}={}", n.id, n.internal))
+            .collect::<Vec<_>>()
+            .join(",");
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let mut cluster = Cluster { dir, nodes, voters, env };
+        let pki = tls.then(|| pki::Pki::new(&dir.path().join("pki"), "eddy-test"));
+        let mut cluster = Cluster { dir, nodes, voters, env, pki, client_env: Vec::new() };
+        before_start(&mut cluster);
         for id in 1..=n {
             cluster.start_node(id);
         }
@@ -149,6 +205,7 @@ impl Cluster {
         self.nodes.push(Node {
             id,
             address: format!("127.0.0.1:{}", free_port()),
+            internal: format!("127.0.0.1:{}", free_port()),
             metrics: format!("127.0.0.1:{}", free_port()),
             http: format!("127.0.0.1:{}", free_port()),
             data_dir: self.dir.path().join(format!("node-{id}")),
@@ -173,11 +230,28 @@ impl Cluster {
         let node = self.nodes.iter_mut().find(|n| n.id == id).expect("node id");
         assert!(node.child.is_none(), "node {id} is already running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).expect("log file");
+        let mut tls_args: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(pki) = &self.pki {
+            let client = pki.leaf(&format!("eddy-node-{id}"), &format!("node-{id}-client"));
+            let internal = pki.leaf(&format!("broker-{id}"), &format!("node-{id}-internal"));
+            for (flag, path) in [
+                ("--tls-cert", &client.cert),
+                ("--tls-key", &client.key),
+                ("--tls-ca", &pki.ca),
+                ("--internal-tls-cert", &internal.cert),
+                ("--internal-tls-key", &internal.key),
+                ("--internal-tls-ca", &pki.ca),
+            ] {
+                tls_args.extend([flag.into(), path.into()]);
+            }
+        }
         let child = Command::new(eddy_bin())
             .args(["server", "--node-id", &id.to_string(), "--listen", &node.address, "--controller-voters", &voters])
+            .args(["--internal-listen", &node.internal])
             .arg("--data-dir")
             .arg(&node.data_dir)
             .args(["--log-level", "info,openraft=warn", "--metrics-listen", &node.metrics, "--http-listen", &node.http])
+            .args(&tls_args)
             .env_remove("EDDY_BROKERS")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -188,11 +262,13 @@ impl Cluster {
         node.child = Some(child);
     }
 
-    /// Restarts node `id` (a broker only, not a controller voter) at a new address.
+    /// Restarts node `id` (a broker only, not a controller voter) at new client and inter-broker
+    /// addresses; returns the client one.
     pub fn move_node(&mut self, id: u64) -> String {
         self.kill_node(id);
         let node = self.nodes.iter_mut().find(|n| n.id == id).expect("node id");
         node.address = format!("127.0.0.1:{}", free_port());
+        node.internal = format!("127.0.0.1:{}", free_port());
         let address = node.address.clone();
         self.start_node(id);
         address
@@ -214,7 +290,13 @@ impl Cluster {
 
     /// Runs `eddy ARGS --brokers <cluster>`.
     pub fn eddy(&self, args: &[&str]) -> Output {
-        Command::new(eddy_bin()).args(args).args(["--brokers", &self.brokers()]).output().expect("run eddy")
+        let mut command = Command::new(eddy_bin());
+        command.args(args).args(["--brokers", &self.brokers()]);
+        if let Some(pki) = &self.pki {
+            command.arg("--tls-ca").arg(&pki.ca);
+        }
+        command.envs(self.client_env.iter().map(|(k, v)| (k, v)));
+        command.output().expect("run eddy")
     }
 
     /// Runs `eddy ARGS --format json` and parses its single JSON document; panics on failure.

@@ -14,9 +14,12 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use eddy_controller::ControllerClient;
-use eddy_raft::transport::Peers;
+use eddy_proto::internal::RaftEnvelope;
+use eddy_proto::internal::raft_transport_client::RaftTransportClient;
+use eddy_raft::transport::{Peers, RpcKind};
 use openraft::errors::ClientWriteError;
 
+use crate::auth::{Auth, Caller};
 use crate::broker::Broker;
 use crate::clock::Clock;
 use crate::cluster_view::{ClusterView, ClusterWatch};
@@ -27,10 +30,16 @@ use crate::fetch_gate::{FetchGate, WaitSlot};
 use crate::producers::{self, ProducerIds};
 use crate::registry::SchemaValidator;
 use crate::replicas::LocalReplicas;
+use eddy_auth::{Operation, Resource};
 
 use eddy_limits::{FETCH_BYTES_MAX, FETCH_RECORDS_MAX};
 /// How long DescribeTopic waits for a partition leader's offsets.
 const LEADER_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The connection a request came on (its peer's address), for per-connection bounds.
+fn connection_of<T>(request: &Request<T>) -> Option<SocketAddr> {
+    eddy_tls::peer_info(request).and_then(|p| p.remote).or_else(|| request.remote_addr())
+}
 
 /// How long a topic change made here waits for this broker's view to show it.
 const OWN_WRITE_VISIBLE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,6 +60,7 @@ pub struct EddyApi {
     producer_ids: Arc<ProducerIds>,
     fetch_gate: Arc<FetchGate>,
     schemas: Arc<SchemaValidator>,
+    auth: Arc<Auth>,
     /// True once the node stops serving: subscriptions end.
     closing_streams: watch::Receiver<bool>,
 }
@@ -76,8 +86,45 @@ impl EddyApi {
             producer_ids: Arc::new(ProducerIds::default()),
             fetch_gate: Arc::new(FetchGate::default()),
             schemas: inner.schemas.clone(),
+            auth: inner.auth.clone(),
             closing_streams: inner.closing_streams.subscribe(),
         }
+    }
+
+    /// The authenticator and authorizer.
+    pub(crate) fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    /// The controller client (changes go through it).
+    pub(crate) fn controller(&self) -> &ControllerClient {
+        &self.controller
+    }
+
+    /// The cluster view.
+    pub(crate) fn cluster(&self) -> &ClusterWatch {
+        &self.cluster
+    }
+
+    /// Who `request` comes from (UNAUTHENTICATED when authentication is on and it proves no
+    /// one).
+    pub(crate) fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let view = self.cluster.current();
+        Ok(self.auth.authenticate(request, &view.metadata.security)?)
+    }
+
+    /// The caller of `request`, once it is allowed `operation` on `resource` (PERMISSION_DENIED
+    /// otherwise).
+    pub(crate) fn permit<T>(
+        &self,
+        request: &Request<T>,
+        resource: Resource<'_>,
+        operation: Operation,
+    ) -> Result<Caller, Status> {
+        let view = self.cluster.current();
+        let caller = self.auth.authenticate(request, &view.metadata.security)?;
+        self.auth.authorize(&caller, &view.metadata.security, &resource, operation)?;
+        Ok(caller)
     }
 
     /// The local replica of a partition when this broker leads it; NOT_LEADER otherwise.
@@ -540,18 +587,30 @@ impl EddyApi {
             return self.list_offsets_inner(request).await;
         }
         let unavailable = || BrokerError::LeaderNotAvailable { topic: topic.clone(), partition };
-        let address =
-            self.partition_leader(view, info.group_id).and_then(|id| view.address_of(id)).ok_or_else(unavailable)?;
+        // Asked over the inter-broker listener: brokers do not need client credentials.
+        let address = self
+            .partition_leader(view, info.group_id)
+            .and_then(|id| self.peers.address_of(id))
+            .ok_or_else(unavailable)?;
         let channel = self.peers.channel(&address).map_err(|_| unavailable())?;
-        let mut client = v1::eddy_client::EddyClient::new(channel);
-        match tokio::time::timeout(LEADER_QUERY_TIMEOUT, client.list_offsets(request)).await {
-            Ok(Ok(answer)) => Ok(answer.into_inner()),
+        let mut client = RaftTransportClient::new(channel);
+        let envelope = RaftEnvelope {
+            group_id: 0,
+            kind: RpcKind::NodeListOffsets as u32,
+            payload: prost::Message::encode_to_vec(&request).into(),
+        };
+        let answer = match tokio::time::timeout(LEADER_QUERY_TIMEOUT, client.call(envelope)).await {
+            Ok(Ok(answer)) => answer.into_inner(),
             Ok(Err(status)) => {
                 tracing::debug!(topic, partition, %address, status = %status.message(), "a leader's ListOffsets failed");
-                Err(unavailable())
+                return Err(unavailable());
             }
-            Err(_) => Err(unavailable()),
-        }
+            Err(_) => return Err(unavailable()),
+        };
+        <v1::ListOffsetsResponse as prost::Message>::decode(answer.payload).map_err(|e| {
+            tracing::warn!(topic, partition, %address, error = %e, "a leader's ListOffsets answer is malformed");
+            unavailable()
+        })
     }
 
     pub(crate) async fn list_offsets_inner(
@@ -753,7 +812,7 @@ impl EddyApi {
 
     /// After a change this broker made through the controller, waits (bounded) until its own view
     /// shows it, so the same client's next request sees its own write.
-    async fn await_metadata(&self, done: impl Fn(&ClusterView) -> bool) {
+    pub(crate) async fn await_metadata(&self, done: impl Fn(&ClusterView) -> bool) {
         self.cluster.refresh_until(OWN_WRITE_VISIBLE_TIMEOUT, done).await;
     }
 
@@ -957,6 +1016,7 @@ pub(crate) fn reply<T>(result: Result<T, BrokerError>) -> Result<Response<T>, St
 #[tonic::async_trait]
 impl Eddy for EddyApi {
     async fn produce(&self, request: Request<v1::ProduceRequest>) -> Result<Response<v1::ProduceResponse>, Status> {
+        self.permit(&request, Resource::topic(&request.get_ref().topic), Operation::Write)?;
         let trace = Self::produce_trace(&request);
         let request = request.into_inner();
         let topic = request.topic.clone();
@@ -971,7 +1031,8 @@ impl Eddy for EddyApi {
     }
 
     async fn fetch(&self, request: Request<v1::FetchRequest>) -> Result<Response<v1::FetchResponse>, Status> {
-        let connection = request.remote_addr();
+        self.permit(&request, Resource::topic(&request.get_ref().topic), Operation::Read)?;
+        let connection = connection_of(&request);
         let started = std::time::SystemTime::now();
         let parent = eddy_telemetry::exporting().then(|| propagation::from_metadata(request.metadata()));
         let request = request.into_inner();
@@ -997,6 +1058,7 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::ListOffsetsRequest>,
     ) -> Result<Response<v1::ListOffsetsResponse>, Status> {
+        self.permit(&request, Resource::topic(&request.get_ref().topic), Operation::Describe)?;
         reply(self.list_offsets_inner(request.into_inner()).await)
     }
 
@@ -1006,7 +1068,8 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let connection = request.remote_addr();
+        self.permit(&request, Resource::topic(&request.get_ref().topic), Operation::Read)?;
+        let connection = connection_of(&request);
         let request = request.into_inner();
         let topic = request.topic.clone();
         let subscription = self.subscribe_inner(request, connection).await.inspect_err(|e| {
@@ -1028,6 +1091,7 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::AlterTopicRequest>,
     ) -> Result<Response<v1::AlterTopicResponse>, Status> {
+        self.permit(&request, Resource::topic(&request.get_ref().name), Operation::Alter)?;
         reply(self.alter_topic_inner(request.into_inner()).await)
     }
 
@@ -1035,6 +1099,13 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::CreateTopicRequest>,
     ) -> Result<Response<v1::CreateTopicResponse>, Status> {
+        // As Kafka: CREATE on the cluster, or on the topic's name.
+        let caller = self.caller(&request)?;
+        let view = self.cluster.current();
+        let security = &view.metadata.security;
+        if !self.auth.allows(&caller, security, &Resource::cluster(), Operation::Create) {
+            self.auth.authorize(&caller, security, &Resource::topic(&request.get_ref().name), Operation::Create)?;
+        }
         reply(self.create_topic_inner(request.into_inner()).await)
     }
 
@@ -1042,6 +1113,7 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::DeleteTopicRequest>,
     ) -> Result<Response<v1::DeleteTopicResponse>, Status> {
+        self.permit(&request, Resource::topic(&request.get_ref().name), Operation::Delete)?;
         reply(self.delete_topic_inner(request.into_inner()).await)
     }
 
@@ -1049,6 +1121,7 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::DeleteRecordsRequest>,
     ) -> Result<Response<v1::DeleteRecordsResponse>, Status> {
+        self.permit(&request, Resource::topic(&request.get_ref().topic), Operation::Delete)?;
         let request = request.into_inner();
         let topic = request.topic.clone();
         let result = self.delete_records_inner(request).await;
@@ -1058,13 +1131,20 @@ impl Eddy for EddyApi {
         reply(result)
     }
 
-    async fn list_topics(&self, _: Request<v1::ListTopicsRequest>) -> Result<Response<v1::ListTopicsResponse>, Status> {
+    async fn list_topics(
+        &self,
+        request: Request<v1::ListTopicsRequest>,
+    ) -> Result<Response<v1::ListTopicsResponse>, Status> {
+        // Only the topics the caller may see.
+        let caller = self.caller(&request)?;
         let view = self.cluster.current();
+        let security = &view.metadata.security;
         let topics = view
             .current_metadata()
             .map_err(Status::from)?
             .topics
             .values()
+            .filter(|t| self.auth.allows(&caller, security, &Resource::topic(&t.name), Operation::Describe))
             .map(|t| v1::TopicSummary {
                 name: t.name.clone(),
                 partitions: t.partitions.len() as u32,
@@ -1078,6 +1158,7 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::DescribeTopicRequest>,
     ) -> Result<Response<v1::DescribeTopicResponse>, Status> {
+        self.permit(&request, Resource::topic(&request.get_ref().name), Operation::Describe)?;
         let view = self.cluster.current();
         let name = request.into_inner().name;
         let topic = view.topic(&name).map(convert::topic_to_wire).map_err(Status::from)?;
@@ -1087,8 +1168,10 @@ impl Eddy for EddyApi {
 
     async fn describe_cluster(
         &self,
-        _: Request<v1::DescribeClusterRequest>,
+        request: Request<v1::DescribeClusterRequest>,
     ) -> Result<Response<v1::DescribeClusterResponse>, Status> {
+        // Clients find the brokers with it: any authenticated caller may (as Kafka's Metadata).
+        self.caller(&request)?;
         reply(self.describe_cluster_inner())
     }
 
@@ -1096,6 +1179,8 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::InitProducerRequest>,
     ) -> Result<Response<v1::InitProducerResponse>, Status> {
+        // What it writes is checked per topic at produce.
+        self.caller(&request)?;
         reply(self.init_producer_inner(request.into_inner()).await)
     }
 
@@ -1103,6 +1188,7 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::RebalanceClusterRequest>,
     ) -> Result<Response<v1::RebalanceClusterResponse>, Status> {
+        self.permit(&request, Resource::cluster(), Operation::Alter)?;
         reply(self.rebalance_inner(request.into_inner()).await)
     }
 
@@ -1110,6 +1196,7 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::DecommissionBrokerRequest>,
     ) -> Result<Response<v1::DecommissionBrokerResponse>, Status> {
+        self.permit(&request, Resource::cluster(), Operation::Alter)?;
         reply(self.decommission_inner(request.into_inner()).await)
     }
 }

@@ -39,7 +39,10 @@ pub enum StartError {
 pub(crate) struct Inner {
     pub(crate) config: BrokerConfig,
     pub(crate) node_id: u64,
+    /// Where clients reach this node.
     pub(crate) address: String,
+    /// Where other brokers reach this node (its inter-broker listener).
+    pub(crate) internal_address: String,
     pub(crate) kv: Arc<dyn KvStore>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) seed: u64,
@@ -60,6 +63,8 @@ pub(crate) struct Inner {
     pub(crate) ping_answer: std::sync::Mutex<bytes::Bytes>,
     /// Validation of produced records against the schema registry.
     pub(crate) schemas: Arc<crate::registry::SchemaValidator>,
+    /// Authentication and authorization of client requests.
+    pub(crate) auth: Arc<crate::auth::Auth>,
 }
 
 /// What a broker runs on. Production passes RocksDB, TCP, the system clock and a random seed; the
@@ -104,6 +109,8 @@ impl Broker {
         let NodeEnv { kv, connector, clock, seed } = env;
         let node_id = config.node_id;
         let address = config.advertised_address();
+        let internal_address = config.advertised_internal_address();
+        let config_for_auth = config.clone();
         let peers = Arc::new(Peers::new(connector));
         let controller = if config.is_controller_voter() {
             Some(Arc::new(start_controller(&config, kv.clone(), peers.clone(), seed).await?))
@@ -132,6 +139,7 @@ impl Broker {
             config,
             node_id,
             address,
+            internal_address,
             kv,
             clock,
             seed,
@@ -147,6 +155,7 @@ impl Broker {
             swept_tombstones: Default::default(),
             ping_answer: Default::default(),
             schemas: Arc::new(crate::registry::SchemaValidator::new(controller_client.clone())),
+            auth: Arc::new(crate::auth::Auth::new(&config_for_auth)),
         });
         tokio::spawn(coordinator.expire_members(inner.stopping.subscribe()));
         tokio::spawn(heartbeat_loop(inner.clone()));
@@ -158,7 +167,13 @@ impl Broker {
         if let Some(controller) = inner.controller.clone() {
             tokio::spawn(controller_tick_loop(controller, inner.stopping.subscribe()));
         }
-        tracing::info!(node_id, address = %inner.address, voter = inner.controller.is_some(), "broker started");
+        tracing::info!(
+            node_id,
+            address = %inner.address,
+            internal_address = %inner.internal_address,
+            voter = inner.controller.is_some(),
+            "broker started"
+        );
         Ok(Broker { inner })
     }
 
@@ -167,9 +182,19 @@ impl Broker {
         &self.inner.config.cluster_name
     }
 
-    /// The address this broker serves its gRPC API at, as other brokers and clients reach it.
+    /// The address this broker serves its client gRPC API at, as clients reach it.
     pub fn address(&self) -> &str {
         &self.inner.address
+    }
+
+    /// The broker's authenticator and authorizer (the HTTP listener's too).
+    pub fn auth(&self) -> &crate::auth::Auth {
+        &self.inner.auth
+    }
+
+    /// The address of this broker's inter-broker listener, as other brokers reach it.
+    pub fn internal_address(&self) -> &str {
+        &self.inner.internal_address
     }
 
     pub fn node_id(&self) -> u64 {
@@ -334,6 +359,7 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
         let request = ControllerRequest::Heartbeat(HeartbeatRequest {
             broker_id: inner.node_id,
             address: inner.address.clone(),
+            internal_address: inner.internal_address.clone(),
             rack: inner.config.rack.clone(),
             metadata_version: current.metadata.version,
             metadata_term: current.metadata_term,
@@ -344,7 +370,7 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
                 failures = 0;
                 if let Some(view) = next_view(&current, response) {
                     if view.metadata.version != current.metadata.version || current.synced_at.is_none() {
-                        let book = view.metadata.brokers.values().map(|b| (b.id, b.address.clone())).collect();
+                        let book = view.metadata.brokers.values().map(|b| (b.id, b.internal_address.clone())).collect();
                         inner.peers.set_addresses(book);
                     }
                     inner.view.send_replace(Arc::new(view));
@@ -423,6 +449,13 @@ impl RaftRouter for GroupRouter {
     async fn dispatch(&self, group: u64, kind: RpcKind, payload: bytes::Bytes) -> Result<Vec<u8>, Status> {
         if kind == RpcKind::NodePing {
             return Ok(self.broker.inner.ping_answer.lock().expect("ping answer lock").to_vec());
+        }
+        if kind == RpcKind::NodeListOffsets {
+            use prost::Message as _;
+            let request = eddy_proto::v1::ListOffsetsRequest::decode(payload)
+                .map_err(|e| Status::invalid_argument(format!("malformed ListOffsets: {e}")))?;
+            let answer = crate::api::EddyApi::new(&self.broker).list_offsets_inner(request).await?;
+            return Ok(answer.encode_to_vec());
         }
         if group == CONTROLLER_GROUP {
             let Some(controller) = &self.broker.inner.controller else {

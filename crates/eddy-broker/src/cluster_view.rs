@@ -90,7 +90,7 @@ impl ClusterView {
         }
     }
 
-    /// A broker's address.
+    /// A broker's client address (what clients are told to reach it at).
     pub fn address_of(&self, broker: u64) -> Option<String> {
         self.metadata.brokers.get(&broker).map(|b| b.address.clone())
     }

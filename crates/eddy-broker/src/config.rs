@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use eddy_limits::{BATCH_BYTES_MAX_LIMIT, BATCH_RECORDS_MAX_LIMIT};
 use eddy_raft::RaftTiming;
+use eddy_tls::{ClientAuth, TlsFiles};
 use serde::{Deserialize, Serialize};
 
-/// A controller voter: node id and address.
+/// A controller voter: node id and inter-broker address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ControllerVoter {
     pub id: u64,
@@ -51,11 +52,35 @@ pub struct BrokerConfig {
     pub cluster_name: String,
     /// Where RocksDB and the format stamp live.
     pub data_dir: PathBuf,
-    /// Address the gRPC server binds (client API and node-to-node services).
+    /// Address the client gRPC listener binds: the public API (produce, fetch, groups, admin),
+    /// health and reflection.
     pub listen: SocketAddr,
-    /// Address other nodes and clients use to reach this one; defaults to `listen`.
+    /// Address clients use to reach this node; defaults to `listen`.
     pub advertise: Option<String>,
-    /// The controller voters. A node listed here runs a controller replica.
+    /// Address the inter-broker gRPC listener binds: the Raft transport and the controller RPCs,
+    /// which the client listener never serves. Put it on a network clients cannot reach.
+    pub internal_listen: SocketAddr,
+    /// Address other brokers use to reach this node's inter-broker listener; defaults to
+    /// `internal_listen`.
+    pub internal_advertise: Option<String>,
+    /// TLS of the client listeners (gRPC and HTTP), from PEM files reloaded when they change;
+    /// none (the default): plaintext. `tls.ca` is the CA of the cluster's certificates: client
+    /// certificates are checked against it, and the broker's own HTTP API, a client of this
+    /// listener, trusts it.
+    pub tls: Option<TlsFiles>,
+    /// What the client listeners ask of client certificates: `none`, `optional` or `required`
+    /// (the last two need `tls.ca`). A verified certificate authenticates the principal its
+    /// subject's common name names.
+    pub tls_client_auth: ClientAuth,
+    /// Mutual TLS between brokers, on the inter-broker listener and on this broker's connections
+    /// to the others; none (the default): plaintext. `internal_tls.ca` is required: each broker
+    /// presents a certificate it signed whose common name is `broker-<node id>`, and may act only
+    /// as that broker.
+    pub internal_tls: Option<TlsFiles>,
+    /// Authentication and authorization of client requests (docs/security.md).
+    pub auth: AuthConfig,
+    /// The controller voters, each at its inter-broker address. A node listed here runs a
+    /// controller replica.
     pub controller_voters: Vec<ControllerVoter>,
     /// Prometheus `/metrics` address; none disables it.
     pub metrics_listen: Option<SocketAddr>,
@@ -134,6 +159,12 @@ impl Default for BrokerConfig {
             data_dir: PathBuf::from("./eddy-data"),
             listen: "127.0.0.1:9092".parse().expect("valid default address"),
             advertise: None,
+            internal_listen: "127.0.0.1:9093".parse().expect("valid default address"),
+            internal_advertise: None,
+            tls: None,
+            tls_client_auth: ClientAuth::None,
+            internal_tls: None,
+            auth: AuthConfig::default(),
             controller_voters: Vec::new(),
             metrics_listen: None,
             http_listen: None,
@@ -166,6 +197,46 @@ impl Default for BrokerConfig {
     }
 }
 
+/// Who may use the client listeners, and how they prove it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Every client request must authenticate (a user's password, an API key or a client
+    /// certificate), and ACLs decide what it may do. Also on whenever `api_keys` are configured
+    /// or client certificates are required. Off (the default, and in `eddy dev`): every request
+    /// is served as `User:ANONYMOUS`, with no ACLs.
+    pub enabled: bool,
+    /// Principals (`User:<name>`) that may do everything whatever the ACLs say: the
+    /// administrators who create users and ACLs.
+    pub superusers: Vec<String>,
+    /// Static API keys: bearer tokens, known to the broker only by their SHA-256
+    /// (`eddy auth generate-key` makes one).
+    pub api_keys: Vec<eddy_auth::ApiKey>,
+}
+
+impl BrokerConfig {
+    /// Whether requests must authenticate and are authorized by ACLs.
+    pub fn auth_on(&self) -> bool {
+        self.auth.enabled || !self.auth.api_keys.is_empty() || self.tls_client_auth == ClientAuth::Required
+    }
+
+    fn check_auth(&self) -> Result<(), ConfigError> {
+        for superuser in &self.auth.superusers {
+            eddy_auth::Principal::parse(superuser).map_err(|e| bad("auth.superusers", e.to_string()))?;
+        }
+        for key in &self.auth.api_keys {
+            key.principal().map_err(|e| bad("auth.api_keys", e.to_string()))?;
+            if !key.valid_hash() {
+                return Err(bad(
+                    "auth.api_keys",
+                    format!("the sha256 of {}'s key is not 64 hex digits", key.principal),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A configuration value that is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration: {field}: {reason}")]
@@ -179,9 +250,14 @@ fn bad(field: &'static str, reason: impl Into<String>) -> ConfigError {
 }
 
 impl BrokerConfig {
-    /// The address others reach this node at.
+    /// The address clients reach this node at.
     pub fn advertised_address(&self) -> String {
         self.advertise.clone().unwrap_or_else(|| self.listen.to_string())
+    }
+
+    /// The address other brokers reach this node's inter-broker listener at.
+    pub fn advertised_internal_address(&self) -> String {
+        self.internal_advertise.clone().unwrap_or_else(|| self.internal_listen.to_string())
     }
 
     /// Whether this node is a controller voter.
@@ -212,16 +288,23 @@ impl BrokerConfig {
         if let Some(advertise) = &self.advertise {
             check_address(advertise).map_err(|e| bad("advertise", e))?;
         }
+        if let Some(advertise) = &self.internal_advertise {
+            check_address(advertise).map_err(|e| bad("internal_advertise", e))?;
+        }
+        self.check_listeners_apart()?;
+        self.check_tls()?;
+        self.check_auth()?;
         if let Some(me) = self.controller_voters.iter().find(|s| s.id == self.node_id)
-            && me.address != self.advertised_address()
+            && me.address != self.advertised_internal_address()
         {
             return Err(bad(
                 "controller_voters",
                 format!(
-                    "this node ({}) is listed at {} but advertises {}",
+                    "this node ({}) is listed at {} but its inter-broker listener is advertised at {} \
+                     (controller voters are listed at their internal addresses)",
                     self.node_id,
                     me.address,
-                    self.advertised_address()
+                    self.advertised_internal_address()
                 ),
             ));
         }
@@ -301,6 +384,52 @@ impl BrokerConfig {
     }
 }
 
+impl BrokerConfig {
+    /// No two listeners share an address: the inter-broker one above all must stay apart from
+    /// the client one, or clients would reach the cluster's internals.
+    fn check_listeners_apart(&self) -> Result<(), ConfigError> {
+        let mut listeners = vec![("listen", self.listen), ("internal_listen", self.internal_listen)];
+        listeners.extend(self.http_listen.map(|a| ("http_listen", a)));
+        listeners.extend(self.metrics_listen.map(|a| ("metrics_listen", a)));
+        for (i, (field, address)) in listeners.iter().enumerate() {
+            if let Some((other, _)) = listeners[..i].iter().find(|(_, a)| same_port(*a, *address)) {
+                return Err(bad(field, format!("{address} is also {other}: each listener needs its own port")));
+            }
+        }
+        if self.advertise.is_some() && self.advertise == self.internal_advertise {
+            return Err(bad("internal_advertise", "must differ from advertise: clients must not reach it"));
+        }
+        Ok(())
+    }
+}
+
+impl BrokerConfig {
+    fn check_tls(&self) -> Result<(), ConfigError> {
+        if self.tls_client_auth != ClientAuth::None && self.tls.as_ref().is_none_or(|t| t.ca.is_none()) {
+            return Err(bad("tls_client_auth", "client certificates need tls (cert, key) and tls.ca to check them"));
+        }
+        if self.tls.as_ref().is_some_and(|t| t.ca.is_none()) && self.http_listen.is_some() {
+            return Err(bad(
+                "tls.ca",
+                "required with TLS and an HTTP listener: the HTTP API connects to this broker's TLS \
+                 listener and checks its certificate against it",
+            ));
+        }
+        if self.internal_tls.as_ref().is_some_and(|t| t.ca.is_none()) {
+            return Err(bad(
+                "internal_tls.ca",
+                "required: brokers authenticate each other with certificates it signed",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether binding both would collide: the same port on the same address, or on a wildcard.
+fn same_port(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && a.port() != 0 && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
 /// Whether `origin` is `*` or a web origin as a browser sends it: `http(s)://host[:port]`.
 fn valid_origin(origin: &str) -> bool {
     if origin == "*" {
@@ -331,7 +460,7 @@ mod tests {
             assert!(!valid_origin(bad), "{bad}");
         }
         let mut config = BrokerConfig {
-            controller_voters: parse_controller_voters("1=127.0.0.1:9092").unwrap(),
+            controller_voters: parse_controller_voters("1=127.0.0.1:9093").unwrap(),
             http_cors_origins: vec!["https://shop.example".into(), "*".into()],
             ..BrokerConfig::default()
         };
@@ -353,7 +482,7 @@ mod tests {
     #[test]
     fn validate_names_the_field() {
         let mut config = BrokerConfig {
-            controller_voters: parse_controller_voters("1=127.0.0.1:9092").unwrap(),
+            controller_voters: parse_controller_voters("1=127.0.0.1:9093").unwrap(),
             ..Default::default()
         };
         config.validate().unwrap();
@@ -362,5 +491,33 @@ mod tests {
         config.node_id = 1;
         config.raft.election_timeout_max_ms = 10;
         assert_eq!(config.validate().unwrap_err().field, "raft.election_timeout_max_ms");
+    }
+
+    #[test]
+    fn the_inter_broker_listener_stands_apart() {
+        let config = BrokerConfig {
+            controller_voters: parse_controller_voters("1=127.0.0.1:9093").unwrap(),
+            ..Default::default()
+        };
+        config.validate().unwrap();
+        let shared = BrokerConfig { internal_listen: "0.0.0.0:9092".parse().unwrap(), ..config.clone() };
+        let error = shared.validate().unwrap_err();
+        assert_eq!(error.field, "internal_listen", "{error}");
+        assert!(error.reason.contains("listen"), "{error}");
+        let http = BrokerConfig { http_listen: Some("127.0.0.1:9093".parse().unwrap()), ..config.clone() };
+        assert_eq!(http.validate().unwrap_err().field, "http_listen");
+        let same = BrokerConfig {
+            advertise: Some("broker-1:9092".into()),
+            internal_advertise: Some("broker-1:9092".into()),
+            controller_voters: parse_controller_voters("1=broker-1:9092").unwrap(),
+            ..config.clone()
+        };
+        assert_eq!(same.validate().unwrap_err().field, "internal_advertise");
+        // Voters are listed at their inter-broker addresses.
+        let client_address =
+            BrokerConfig { controller_voters: parse_controller_voters("1=127.0.0.1:9092").unwrap(), ..config };
+        let error = client_address.validate().unwrap_err();
+        assert_eq!(error.field, "controller_voters");
+        assert!(error.reason.contains("127.0.0.1:9093"), "{error}");
     }
 }

@@ -79,6 +79,113 @@ pub fn committed_to_wire(tp: &TopicPartition, committed: &CommittedOffset) -> v1
     }
 }
 
+/// An ACL from the wire; INVALID_REQUEST naming the field that is missing or wrong.
+pub fn acl_from_wire(acl: v1::Acl) -> Result<eddy_auth::AclBinding, crate::error::BrokerError> {
+    let bad = |what: &str| crate::error::BrokerError::InvalidRequest(format!("an ACL needs {what}"));
+    let principal = eddy_auth::Principal::parse(&acl.principal).map_err(|e| bad(&e.to_string()))?;
+    if acl.name.is_empty() {
+        return Err(bad("a resource name (or * for all)"));
+    }
+    Ok(eddy_auth::AclBinding {
+        principal,
+        resource_type: resource_type_from_wire(acl.resource_type).ok_or_else(|| bad("a resource type"))?,
+        pattern: pattern_from_wire(acl.pattern_type).ok_or_else(|| bad("a pattern type"))?,
+        name: acl.name,
+        operation: operation_from_wire(acl.operation).ok_or_else(|| bad("an operation"))?,
+        permission: permission_from_wire(acl.permission).ok_or_else(|| bad("a permission (allow or deny)"))?,
+    })
+}
+
+/// An ACL filter from the wire: unset fields match anything.
+pub fn acl_filter_from_wire(filter: v1::AclFilter) -> Result<eddy_auth::AclFilter, crate::error::BrokerError> {
+    let principal = match filter.principal {
+        Some(p) => Some(
+            eddy_auth::Principal::parse(&p).map_err(|e| crate::error::BrokerError::InvalidRequest(e.to_string()))?,
+        ),
+        None => None,
+    };
+    Ok(eddy_auth::AclFilter {
+        principal,
+        resource_type: resource_type_from_wire(filter.resource_type),
+        pattern: pattern_from_wire(filter.pattern_type),
+        name: filter.name,
+        operation: operation_from_wire(filter.operation),
+        permission: permission_from_wire(filter.permission),
+    })
+}
+
+pub fn acl_to_wire(acl: &eddy_auth::AclBinding) -> v1::Acl {
+    use eddy_auth::{Operation, PatternType, Permission, ResourceType};
+    v1::Acl {
+        principal: acl.principal.to_string(),
+        resource_type: match acl.resource_type {
+            ResourceType::Topic => v1::AclResourceType::Topic,
+            ResourceType::Group => v1::AclResourceType::Group,
+            ResourceType::Cluster => v1::AclResourceType::Cluster,
+            ResourceType::Subject => v1::AclResourceType::Subject,
+        } as i32,
+        pattern_type: match acl.pattern {
+            PatternType::Literal => v1::AclPatternType::Literal,
+            PatternType::Prefixed => v1::AclPatternType::Prefixed,
+        } as i32,
+        name: acl.name.clone(),
+        operation: match acl.operation {
+            Operation::Read => v1::AclOperation::Read,
+            Operation::Write => v1::AclOperation::Write,
+            Operation::Create => v1::AclOperation::Create,
+            Operation::Delete => v1::AclOperation::Delete,
+            Operation::Describe => v1::AclOperation::Describe,
+            Operation::Alter => v1::AclOperation::Alter,
+            Operation::All => v1::AclOperation::All,
+        } as i32,
+        permission: match acl.permission {
+            Permission::Allow => v1::AclPermission::Allow,
+            Permission::Deny => v1::AclPermission::Deny,
+        } as i32,
+    }
+}
+
+fn resource_type_from_wire(value: i32) -> Option<eddy_auth::ResourceType> {
+    use eddy_auth::ResourceType;
+    match v1::AclResourceType::try_from(value).ok()? {
+        v1::AclResourceType::Topic => Some(ResourceType::Topic),
+        v1::AclResourceType::Group => Some(ResourceType::Group),
+        v1::AclResourceType::Cluster => Some(ResourceType::Cluster),
+        v1::AclResourceType::Subject => Some(ResourceType::Subject),
+        v1::AclResourceType::Unspecified => None,
+    }
+}
+
+fn pattern_from_wire(value: i32) -> Option<eddy_auth::PatternType> {
+    match v1::AclPatternType::try_from(value).ok()? {
+        v1::AclPatternType::Literal => Some(eddy_auth::PatternType::Literal),
+        v1::AclPatternType::Prefixed => Some(eddy_auth::PatternType::Prefixed),
+        v1::AclPatternType::Unspecified => None,
+    }
+}
+
+fn operation_from_wire(value: i32) -> Option<eddy_auth::Operation> {
+    use eddy_auth::Operation;
+    match v1::AclOperation::try_from(value).ok()? {
+        v1::AclOperation::Read => Some(Operation::Read),
+        v1::AclOperation::Write => Some(Operation::Write),
+        v1::AclOperation::Create => Some(Operation::Create),
+        v1::AclOperation::Delete => Some(Operation::Delete),
+        v1::AclOperation::Describe => Some(Operation::Describe),
+        v1::AclOperation::Alter => Some(Operation::Alter),
+        v1::AclOperation::All => Some(Operation::All),
+        v1::AclOperation::Unspecified => None,
+    }
+}
+
+fn permission_from_wire(value: i32) -> Option<eddy_auth::Permission> {
+    match v1::AclPermission::try_from(value).ok()? {
+        v1::AclPermission::Allow => Some(eddy_auth::Permission::Allow),
+        v1::AclPermission::Deny => Some(eddy_auth::Permission::Deny),
+        v1::AclPermission::Unspecified => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,10 @@ pub enum BrokerError {
     SchemaValidation { index: usize, field: &'static str, reason: String },
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    #[error("authentication is required: {0}")]
+    Unauthenticated(String),
+    #[error("{principal} may not {operation} {resource_type} {resource:?}")]
+    PermissionDenied { principal: String, operation: String, resource_type: String, resource: String },
     #[error("batch sequence {received} does not follow the producer's last one; expected {expected}")]
     OutOfOrderSequence { expected: u64, received: u64 },
     #[error("the producer was fenced by a newer epoch {current_epoch}")]
@@ -105,6 +109,8 @@ impl BrokerError {
             BrokerError::Storage { .. } => Reason::StorageError,
             BrokerError::Internal(_) => Reason::Internal,
             BrokerError::Busy { .. } => Reason::Busy,
+            BrokerError::Unauthenticated(_) => Reason::Unauthenticated,
+            BrokerError::PermissionDenied { .. } => Reason::PermissionDenied,
             BrokerError::ShuttingDown => Reason::ShuttingDown,
             BrokerError::Controller(e) => e.code(),
             BrokerError::InternalTopic(..) => Reason::InternalTopic,
@@ -161,6 +167,12 @@ impl BrokerError {
             BrokerError::Busy { limit, retry_after_ms } => {
                 m.insert("limit".into(), limit.to_string());
                 m.insert("retry_after_ms".into(), retry_after_ms.to_string());
+            }
+            BrokerError::PermissionDenied { principal, operation, resource_type, resource } => {
+                m.insert("principal".into(), principal.clone());
+                m.insert("operation".into(), operation.clone());
+                m.insert("resource_type".into(), resource_type.clone());
+                m.insert("resource".into(), resource.clone());
             }
             _ => {}
         }

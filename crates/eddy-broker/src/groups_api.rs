@@ -18,6 +18,7 @@ use crate::cluster_view::{ClusterView, ClusterWatch};
 use crate::convert;
 use crate::coordinator::Coordinator;
 use crate::error::BrokerError;
+use eddy_auth::{Operation, Resource};
 
 /// The groups API of one broker.
 #[derive(Clone)]
@@ -371,6 +372,7 @@ impl GroupsService for GroupsApi {
         &self,
         request: Request<v1::FindCoordinatorRequest>,
     ) -> Result<Response<v1::FindCoordinatorResponse>, Status> {
+        self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Describe)?;
         reply(self.find_coordinator_inner(request.into_inner()).await)
     }
 
@@ -378,6 +380,11 @@ impl GroupsService for GroupsApi {
         &self,
         request: Request<v1::GroupHeartbeatRequest>,
     ) -> Result<Response<v1::GroupHeartbeatResponse>, Status> {
+        // A member reads as the group, and must see the topics it subscribes to.
+        self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Read)?;
+        for topic in request.get_ref().subscription.iter().flat_map(|s| &s.topics) {
+            self.api.permit(&request, Resource::topic(topic), Operation::Describe)?;
+        }
         reply(self.heartbeat_inner(request.into_inner()).await)
     }
 
@@ -385,6 +392,10 @@ impl GroupsService for GroupsApi {
         &self,
         request: Request<v1::CommitOffsetsRequest>,
     ) -> Result<Response<v1::CommitOffsetsResponse>, Status> {
+        self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Read)?;
+        for offset in &request.get_ref().offsets {
+            self.api.permit(&request, Resource::topic(&offset.topic), Operation::Read)?;
+        }
         reply(self.commit_inner(request.into_inner()).await)
     }
 
@@ -392,17 +403,29 @@ impl GroupsService for GroupsApi {
         &self,
         request: Request<v1::FetchOffsetsRequest>,
     ) -> Result<Response<v1::FetchOffsetsResponse>, Status> {
+        self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Describe)?;
         reply(self.fetch_offsets_inner(request.into_inner()).await)
     }
 
-    async fn list_groups(&self, _: Request<v1::ListGroupsRequest>) -> Result<Response<v1::ListGroupsResponse>, Status> {
-        reply(self.list_groups_inner().await)
+    async fn list_groups(
+        &self,
+        request: Request<v1::ListGroupsRequest>,
+    ) -> Result<Response<v1::ListGroupsResponse>, Status> {
+        // Only the groups the caller may see.
+        let caller = self.api.caller(&request)?;
+        let mut answer = self.list_groups_inner().await?;
+        let view = self.cluster.current();
+        answer.groups.retain(|g| {
+            self.api.auth().allows(&caller, &view.metadata.security, &Resource::group(&g.group_id), Operation::Describe)
+        });
+        Ok(Response::new(answer))
     }
 
     async fn describe_group(
         &self,
         request: Request<v1::DescribeGroupRequest>,
     ) -> Result<Response<v1::DescribeGroupResponse>, Status> {
+        self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Describe)?;
         reply(self.describe_inner(request.into_inner()).await)
     }
 
@@ -410,6 +433,7 @@ impl GroupsService for GroupsApi {
         &self,
         request: Request<v1::DeleteGroupRequest>,
     ) -> Result<Response<v1::DeleteGroupResponse>, Status> {
+        self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Delete)?;
         reply(self.delete_inner(request.into_inner()).await)
     }
 
@@ -417,6 +441,9 @@ impl GroupsService for GroupsApi {
         &self,
         request: Request<v1::ResetOffsetsRequest>,
     ) -> Result<Response<v1::ResetOffsetsResponse>, Status> {
+        // As Kafka's AlterConsumerGroupOffsets: READ on the group and on the topic.
+        self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Read)?;
+        self.api.permit(&request, Resource::topic(&request.get_ref().topic), Operation::Read)?;
         reply(self.reset_inner(request.into_inner()).await)
     }
 }

@@ -7,6 +7,7 @@
 //! - [`BrokerConfig`]: the typed, validated configuration.
 
 pub mod api;
+pub mod auth;
 pub mod broker;
 pub mod clock;
 pub mod cluster_view;
@@ -26,11 +27,12 @@ mod reconcile;
 pub mod registry;
 pub mod replicas;
 mod retention;
+pub mod security_api;
 pub mod server;
 
 pub use broker::{Broker, GroupStatus, NodeEnv, StartError};
 pub use clock::{Clock, SystemClock};
-pub use config::{BrokerConfig, ConfigError, ControllerVoter, parse_controller_voters};
+pub use config::{AuthConfig, BrokerConfig, ConfigError, ControllerVoter, parse_controller_voters};
 pub use error::BrokerError;
 pub use in_memory::InMemoryNode;
 pub use server::server_builder;

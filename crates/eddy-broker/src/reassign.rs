@@ -49,8 +49,10 @@ async fn round(inner: &Inner) {
         if !(leadership.is_self && leadership.ready) {
             continue;
         }
-        let addresses: BTreeMap<u64, String> =
-            target.iter().filter_map(|id| view.metadata.brokers.get(id).map(|b| (*id, b.address.clone()))).collect();
+        let addresses: BTreeMap<u64, String> = target
+            .iter()
+            .filter_map(|id| view.metadata.brokers.get(id).map(|b| (*id, b.internal_address.clone())))
+            .collect();
         if let Err(e) = step(inner, &replica, target, &addresses).await {
             tracing::debug!(topic = %topic.name, partition = partition.partition, error = %e, "partition move step failed");
         }

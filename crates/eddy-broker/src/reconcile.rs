@@ -49,7 +49,7 @@ pub(crate) fn plan(metadata: &ClusterMetadata, node_id: u64, open: &BTreeSet<u64
         let members: BTreeMap<u64, BasicNode> = partition
             .replicas
             .iter()
-            .filter_map(|id| metadata.brokers.get(id).map(|b| (*id, BasicNode { addr: b.address.clone() })))
+            .filter_map(|id| metadata.brokers.get(id).map(|b| (*id, BasicNode { addr: b.internal_address.clone() })))
             .collect();
         if members.len() != partition.replicas.len() {
             plan.waiting.push(partition.group_id);
@@ -200,7 +200,10 @@ mod tests {
     fn metadata_with_topic() -> ClusterMetadata {
         let mut metadata = ClusterMetadata::default();
         for id in 1..=3 {
-            metadata.apply(id, &ControllerCommand::RegisterBroker(BrokerInfo::new(id, format!("n{id}:9092"))));
+            metadata.apply(
+                id,
+                &ControllerCommand::RegisterBroker(BrokerInfo::new(id, format!("n{id}:9092"), format!("n{id}:9093"))),
+            );
         }
         metadata.apply(
             4,
@@ -259,7 +262,7 @@ mod tests {
     #[test]
     fn a_move_opens_the_joining_replica_and_deletes_the_dropped_one_once_done() {
         let mut metadata = metadata_with_topic();
-        metadata.apply(5, &ControllerCommand::RegisterBroker(BrokerInfo::new(4, "n4:9092")));
+        metadata.apply(5, &ControllerCommand::RegisterBroker(BrokerInfo::new(4, "n4:9092", "n4:9093")));
         metadata.apply(6, &ControllerCommand::Reassign { group: 1, target: vec![1, 2, 4] });
         let joining = plan(&metadata, 4, &BTreeSet::new());
         assert_eq!(joining.open.iter().map(|p| (p.group, p.join)).collect::<Vec<_>>(), vec![(1, true)]);

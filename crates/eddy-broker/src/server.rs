@@ -1,5 +1,12 @@
-//! The gRPC services a node serves on its one address: the client API and groups API, the Raft transport, the
-//! controller RPCs, gRPC health and reflection (v1 and v1alpha, of the public services).
+//! The gRPC services a node serves, on two listeners that never share a service:
+//!
+//! - the client listener: the client API and groups API, gRPC health and reflection (v1 and
+//!   v1alpha, of the public services only);
+//! - the inter-broker listener: the Raft transport and the controller RPCs, with gRPC health.
+//!
+//! A client that reaches the client port cannot speak Raft or register a broker: those services
+//! are not routed there (UNIMPLEMENTED), so the inter-broker port can be kept on a network only
+//! brokers reach.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,12 +16,14 @@ use eddy_proto::internal::controller_rpc_server::ControllerRpcServer;
 use eddy_proto::internal::raft_transport_server::RaftTransportServer;
 use eddy_proto::v1::eddy_server::EddyServer;
 use eddy_proto::v1::groups_server::GroupsServer;
+use eddy_proto::v1::security_server::SecurityServer;
 use eddy_raft::transport::RaftTransportService;
 use tonic::service::Routes;
 
 use crate::api::EddyApi;
 use crate::broker::{Broker, GroupRouter};
 use crate::groups_api::GroupsApi;
+use crate::security_api::SecurityApi;
 
 use eddy_limits::{CONTROLLER_MESSAGE_MAX_BYTES, FETCH_BYTES_MAX, RAFT_MESSAGE_MAX_BYTES, REQUEST_OVERHEAD_BYTES};
 
@@ -30,38 +39,13 @@ pub fn server_builder() -> tonic::transport::Server {
         .http2_keepalive_timeout(Some(Duration::from_millis(PEER_KEEPALIVE_TIMEOUT_MS)))
 }
 
-/// The connections `listener` accepts, each with TCP_NODELAY set, for
-/// `server_builder().serve_with_incoming*`. The builder's own `tcp_nodelay` applies only to
-/// listeners it binds itself. Without it, Nagle's algorithm held the last small write of an
-/// answer (HTTP/2 writes headers, data and trailers apart) until the peer's delayed ACK: tens of
-/// milliseconds on every Raft round trip and every produce answer (a produce with 256 records in
-/// flight had a p50 of 44 ms and 7k records/s on one partition; 5 ms and 48k/s with it).
-pub fn nodelay_incoming(
-    listener: tokio::net::TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |stream| {
-        if let Ok(stream) = &stream
-            && let Err(e) = stream.set_nodelay(true)
-        {
-            tracing::warn!(error = %e, "TCP_NODELAY could not be set on an accepted connection");
-        }
-        stream
-    })
-}
-
 impl Broker {
-    /// Every service of the node, ready for `tonic::transport::Server::builder().add_routes(..)`.
-    pub async fn routes(&self) -> Result<Routes, tonic_reflection::server::Error> {
+    /// The services of the client listener, ready for `server_builder().add_routes(..)`.
+    pub async fn client_routes(&self) -> Result<Routes, tonic_reflection::server::Error> {
         let config = &self.inner.config;
         let api = EddyServer::new(EddyApi::new(self))
             .max_decoding_message_size(config.batch_size_max_bytes as usize + REQUEST_OVERHEAD_BYTES)
             .max_encoding_message_size(FETCH_BYTES_MAX as usize + REQUEST_OVERHEAD_BYTES);
-        let raft = RaftTransportServer::new(RaftTransportService::new(Arc::new(GroupRouter { broker: self.clone() })))
-            .max_decoding_message_size(RAFT_MESSAGE_MAX_BYTES)
-            .max_encoding_message_size(RAFT_MESSAGE_MAX_BYTES);
-        let controller = ControllerRpcServer::new(ControllerRpcService::new(self.inner.controller.clone()))
-            .max_decoding_message_size(CONTROLLER_MESSAGE_MAX_BYTES)
-            .max_encoding_message_size(CONTROLLER_MESSAGE_MAX_BYTES);
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter.set_serving::<EddyServer<EddyApi>>().await;
         let reflection = public_reflection().build_v1()?;
@@ -70,15 +54,28 @@ impl Broker {
         let groups_api = GroupsApi::new(self);
         tokio::spawn(groups_api.clone().export_metrics(self.inner.stopping.subscribe()));
         let groups = GroupsServer::new(groups_api);
-        let mut routes = Routes::new(api);
-        routes = routes
+        let security = SecurityServer::new(SecurityApi::new(EddyApi::new(self)));
+        let routes = Routes::new(api)
             .add_service(groups)
-            .add_service(raft)
-            .add_service(controller)
+            .add_service(security)
             .add_service(health)
             .add_service(reflection)
             .add_service(reflection_v1alpha);
         Ok(routes)
+    }
+
+    /// The services of the inter-broker listener: the Raft transport of every group on this node
+    /// and the controller RPCs, ready for `server_builder().add_routes(..)`.
+    pub async fn internal_routes(&self) -> Routes {
+        let raft = RaftTransportServer::new(RaftTransportService::new(Arc::new(GroupRouter { broker: self.clone() })))
+            .max_decoding_message_size(RAFT_MESSAGE_MAX_BYTES)
+            .max_encoding_message_size(RAFT_MESSAGE_MAX_BYTES);
+        let controller = ControllerRpcServer::new(ControllerRpcService::new(self.inner.controller.clone()))
+            .max_decoding_message_size(CONTROLLER_MESSAGE_MAX_BYTES)
+            .max_encoding_message_size(CONTROLLER_MESSAGE_MAX_BYTES);
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter.set_serving::<RaftTransportServer<RaftTransportService>>().await;
+        Routes::new(raft).add_service(controller).add_service(health)
     }
 }
 
@@ -92,17 +89,4 @@ fn public_reflection() -> tonic_reflection::server::Builder<'static> {
         .with_service_name("grpc.reflection.v1.ServerReflection")
         .with_service_name("grpc.reflection.v1alpha.ServerReflection");
     eddy_proto::PUBLIC_SERVICES.iter().fold(builder, |b, name| b.with_service_name(*name))
-}
-
-#[cfg(test)]
-mod tests {
-    #[tokio::test]
-    async fn accepted_connections_do_not_delay_small_writes() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let mut incoming = Box::pin(super::nodelay_incoming(listener));
-        let _client = tokio::net::TcpStream::connect(address).await.unwrap();
-        let accepted = tokio_stream::StreamExt::next(&mut incoming).await.unwrap().unwrap();
-        assert!(accepted.nodelay().unwrap(), "TCP_NODELAY is set on accepted connections");
-    }
 }

@@ -23,9 +23,13 @@ pub struct DevArgs {
     /// Where the nodes keep their data and logs (node-N/ each).
     #[arg(long, default_value = "./eddy-dev")]
     data_dir: PathBuf,
-    /// Node N listens on 127.0.0.1:(base-port + N - 1).
+    /// Node N serves clients on 127.0.0.1:(base-port + N - 1).
     #[arg(long, default_value_t = 9092)]
     base_port: u16,
+    /// Node N serves the other nodes (Raft and controller traffic) on
+    /// 127.0.0.1:(internal-base-port + N - 1).
+    #[arg(long, default_value_t = 19092)]
+    internal_base_port: u16,
     /// Node N serves /metrics on 127.0.0.1:(metrics-base-port + N - 1).
     #[arg(long, default_value_t = 9644)]
     metrics_base_port: u16,
@@ -47,6 +51,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 struct Node {
     id: u16,
     address: String,
+    internal: String,
     metrics: String,
     http: String,
     log: PathBuf,
@@ -61,6 +66,7 @@ fn spawn_node(exe: &Path, args: &DevArgs, tracing: &Tracing, id: u16, voters: &s
     let dir = args.data_dir.join(format!("node-{id}"));
     std::fs::create_dir_all(&dir)?;
     let address = format!("127.0.0.1:{}", port(args.base_port, id, "--base-port")?);
+    let internal = format!("127.0.0.1:{}", port(args.internal_base_port, id, "--internal-base-port")?);
     let metrics = format!("127.0.0.1:{}", port(args.metrics_base_port, id, "--metrics-base-port")?);
     let http = format!("127.0.0.1:{}", port(args.http_base_port, id, "--http-base-port")?);
     let log = dir.join("eddy.log");
@@ -81,6 +87,8 @@ fn spawn_node(exe: &Path, args: &DevArgs, tracing: &Tracing, id: u16, voters: &s
         .args([
             "--listen",
             &address,
+            "--internal-listen",
+            &internal,
             "--controller-voters",
             voters,
             "--metrics-listen",
@@ -96,7 +104,7 @@ fn spawn_node(exe: &Path, args: &DevArgs, tracing: &Tracing, id: u16, voters: &s
         .stderr(log_file)
         .spawn()
         .map_err(|e| CliError::Failed(format!("cannot start node {id}: {e}")))?;
-    Ok(Node { id, address, metrics, http, log, child })
+    Ok(Node { id, address, internal, metrics, http, log, child })
 }
 
 fn log_tail(path: &Path) -> String {
@@ -157,7 +165,7 @@ pub async fn run(args: &DevArgs, format: Format, tracing: &Tracing) -> Result<()
     let exe = std::env::current_exe()?;
     let voters = args.nodes.min(3);
     let voter_list = (1..=voters)
-        .map(|id| Ok(format!("{id}=127.0.0.1:{}", port(args.base_port, id, "--base-port")?)))
+        .map(|id| Ok(format!("{id}=127.0.0.1:{}", port(args.internal_base_port, id, "--internal-base-port")?)))
         .collect::<Result<Vec<_>, CliError>>()?
         .join(",");
     let mut nodes = Vec::new();
@@ -180,18 +188,21 @@ pub async fn run(args: &DevArgs, format: Format, tracing: &Tracing) -> Result<()
             "brokers": brokers,
             "schema_registry": format!("http://{}", nodes[0].http),
             "nodes": nodes.iter().map(|n| json!({
-                "id": n.id, "address": n.address, "metrics": format!("http://{}/metrics", n.metrics),
+                "id": n.id, "address": n.address, "internal_address": n.internal,
+                "metrics": format!("http://{}/metrics", n.metrics),
                 "http": format!("http://{}", n.http),
                 "log": n.log.display().to_string(), "controller_voter": n.id <= voters,
             })).collect::<Vec<_>>(),
         })),
         Format::Table => {
             println!("Eddy dev cluster is up: {} nodes, data under {}", nodes.len(), args.data_dir.display());
-            let mut out = table(&["NODE", "ADDRESS", "HTTP (REST, GRAPHQL, REGISTRY)", "METRICS", "LOG"]);
+            let mut out =
+                table(&["NODE", "ADDRESS", "INTER-BROKER", "HTTP (REST, GRAPHQL, REGISTRY)", "METRICS", "LOG"]);
             for n in &nodes {
                 out.add_row(vec![
                     n.id.to_string(),
                     n.address.clone(),
+                    n.internal.clone(),
                     format!("http://{}", n.http),
                     format!("http://{}/metrics", n.metrics),
                     n.log.display().to_string(),

@@ -11,6 +11,7 @@ mod group;
 mod output;
 mod produce;
 mod schema;
+mod security;
 mod server;
 mod topic;
 
@@ -51,6 +52,35 @@ struct Cli {
     /// its caller's decision).
     #[arg(long, global = true, env = "EDDY_TRACE_SAMPLE_RATIO")]
     trace_sample_ratio: Option<f64>,
+    /// TLS (PEM): for client commands, the CA the brokers' certificates chain to (it turns TLS
+    /// on); for `eddy server`, the CA of the cluster's certificates (its `tls.ca`).
+    #[arg(long, global = true, env = "EDDY_TLS_CA")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// TLS certificate (PEM): for client commands, the client's own, for brokers that
+    /// authenticate clients by certificate (with --tls-key); for `eddy server`, its client
+    /// listeners' (its `tls.cert`).
+    #[arg(long, global = true, env = "EDDY_TLS_CERT")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, global = true, env = "EDDY_TLS_KEY")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Authenticate as this user (with --password, EDDY_PASSWORD or --password-file).
+    #[arg(long, global = true, env = "EDDY_USER")]
+    user: Option<String>,
+    /// The user's password. Prefer EDDY_PASSWORD or --password-file: a flag shows in the
+    /// process list.
+    #[arg(long, global = true, env = "EDDY_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// A file whose first line is the user's password.
+    #[arg(long, global = true)]
+    password_file: Option<std::path::PathBuf>,
+    /// Authenticate with this API key (`eddy auth generate-key` makes one).
+    #[arg(long, global = true, env = "EDDY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A TOML file of client settings: brokers, user, password, token, tls_ca, tls_cert,
+    /// tls_key. Flags and environment variables win over it.
+    #[arg(long, global = true, env = "EDDY_CLIENT_CONFIG")]
+    client_config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,7 +88,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run an Eddy node.
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
     /// Run a local cluster of `eddy server` processes on 127.0.0.1 until Ctrl-C.
     Dev(dev::DevArgs),
     /// Create, list, describe and delete topics.
@@ -88,15 +118,92 @@ enum Command {
     /// Measure produce or consume throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Create, delete and list users (SCRAM-SHA-256 credentials).
+    #[command(subcommand)]
+    User(security::UserCommand),
+    /// Add, remove and list access control lists.
+    #[command(subcommand)]
+    Acl(security::AclCommand),
+    /// Who the brokers take this client for; make API keys.
+    #[command(subcommand)]
+    Auth(security::AuthCommand),
 }
 
 fn registry(cli: &Cli) -> Result<eddy_client::schema::SchemaRegistry, CliError> {
     Ok(eddy_client::schema::SchemaRegistry::new(&cli.schema_registry)?)
 }
 
+/// Client settings from `--client-config`: every field optional; flags and environment
+/// variables win.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientFile {
+    brokers: Option<Vec<String>>,
+    user: Option<String>,
+    password: Option<String>,
+    token: Option<String>,
+    tls_ca: Option<std::path::PathBuf>,
+    tls_cert: Option<std::path::PathBuf>,
+    tls_key: Option<std::path::PathBuf>,
+}
+
+fn client_file(cli: &Cli) -> Result<ClientFile, CliError> {
+    let Some(path) = &cli.client_config else { return Ok(ClientFile::default()) };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("cannot read the client config {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| CliError::Usage(format!("invalid client config {}: {e}", path.display())))
+}
+
+/// The credentials from flags, environment and the client config file, in that order.
+fn credentials(cli: &Cli, file: &ClientFile) -> Result<Option<eddy_client::Credentials>, CliError> {
+    let password = match (&cli.password, &cli.password_file) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::Usage(format!("cannot read the password file {}: {e}", path.display())))?;
+            Some(text.lines().next().unwrap_or_default().to_string())
+        }
+        (None, None) => file.password.clone(),
+    };
+    let user = cli.user.clone().or_else(|| file.user.clone());
+    let token = cli.token.clone().or_else(|| file.token.clone());
+    match (user, password, token) {
+        (Some(_), _, Some(_)) => Err(CliError::Usage("give a user or a token, not both".into())),
+        (Some(user), Some(password), None) => Ok(Some(eddy_client::Credentials::Password { user, password })),
+        (Some(user), None, None) => {
+            Err(CliError::Usage(format!("user {user} needs a password (EDDY_PASSWORD, --password-file or --password)")))
+        }
+        (None, _, Some(token)) => Ok(Some(eddy_client::Credentials::Token(token))),
+        (None, _, None) => Ok(None),
+    }
+}
+
 fn client(cli: &Cli) -> Result<Arc<Client>, CliError> {
-    let brokers: Vec<String> = cli.brokers.iter().map(|b| b.trim().to_string()).filter(|b| !b.is_empty()).collect();
-    Ok(Arc::new(Client::new(brokers, ClientConfig::default())?))
+    let file = client_file(cli)?;
+    let brokers = match (&file.brokers, cli_brokers_given(cli)) {
+        (Some(brokers), false) => brokers.clone(),
+        _ => cli.brokers.clone(),
+    };
+    let brokers: Vec<String> = brokers.iter().map(|b| b.trim().to_string()).filter(|b| !b.is_empty()).collect();
+    let credentials = credentials(cli, &file)?;
+    let tls_ca = cli.tls_ca.clone().or(file.tls_ca.clone());
+    let tls_cert = cli.tls_cert.clone().or(file.tls_cert.clone());
+    let tls_key = cli.tls_key.clone().or(file.tls_key.clone());
+    let tls = match (&tls_ca, &tls_cert, &tls_key) {
+        (None, None, None) => None,
+        (None, _, _) => return Err(CliError::Usage("--tls-cert and --tls-key need --tls-ca (the brokers' CA)".into())),
+        (Some(ca), cert, key) => {
+            let files = eddy_tls::ClientTlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() };
+            Some(eddy_tls::ClientTls::load(&files).map_err(|e| CliError::Usage(e.to_string()))?)
+        }
+    };
+    Ok(Arc::new(Client::new(brokers, ClientConfig { tls, credentials, ..ClientConfig::default() })?))
+}
+
+/// Whether --brokers or EDDY_BROKERS was given (else the client config file's brokers apply).
+fn cli_brokers_given(_cli: &Cli) -> bool {
+    std::env::args().any(|a| a == "--brokers" || a.starts_with("--brokers="))
+        || std::env::var_os("EDDY_BROKERS").is_some()
 }
 
 /// Exports the client commands' spans when an endpoint is given.
@@ -114,7 +221,10 @@ fn telemetry(cli: &Cli) -> Result<Option<eddy_telemetry::export::Telemetry>, Cli
 async fn run(cli: Cli) -> Result<(), CliError> {
     let tracing = server::Tracing { otlp_endpoint: cli.otlp_endpoint.clone(), sample_ratio: cli.trace_sample_ratio };
     match &cli.command {
-        Command::Server(args) => return server::run(args, &tracing).await,
+        Command::Server(args) => {
+            let tls = server::TlsFlags { ca: cli.tls_ca.clone(), cert: cli.tls_cert.clone(), key: cli.tls_key.clone() };
+            return server::run(args, &tracing, &tls).await;
+        }
         Command::Dev(args) => return dev::run(args, cli.format, &tracing).await,
         _ => {}
     }
@@ -139,6 +249,12 @@ async fn run_client(cli: &Cli) -> Result<(), CliError> {
         Command::Cluster(command) => cluster::run(command, &*client(cli)?, cli.format).await,
         Command::Broker(command) => cluster::run_broker(command, &*client(cli)?, cli.format).await,
         Command::Bench(command) => bench::run(command, client(cli)?, cli.format).await,
+        Command::User(command) => security::run_user(command, &*client(cli)?, cli.format).await,
+        Command::Acl(command) => security::run_acl(command, &*client(cli)?, cli.format).await,
+        Command::Auth(command @ security::AuthCommand::GenerateKey { .. }) => {
+            security::run_auth(command, None, cli.format).await
+        }
+        Command::Auth(command) => security::run_auth(command, Some(&*client(cli)?), cli.format).await,
     }
 }
 

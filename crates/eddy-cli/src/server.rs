@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use clap::Args;
 use eddy_broker::{Broker, BrokerConfig, NodeEnv, SystemClock, parse_controller_voters};
-use eddy_raft::transport::TcpConnector;
+use eddy_raft::transport::{TcpConnector, TlsConnector};
 use eddy_storage::{GroupCommitConfig, RocksKv};
+use eddy_tls::{ClientAuth, ClientTls, ClientTlsFiles, ServerTls};
 use figment::Figment;
 use figment::providers::{Env, Format as _, Serialized, Toml};
 
@@ -17,7 +18,7 @@ use crate::error::CliError;
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     /// TOML configuration file.
-    #[arg(long)]
+    #[arg(long, env = "EDDY_CONFIG")]
     config: Option<PathBuf>,
     /// This node's id (>= 1).
     #[arg(long, env = "EDDY_NODE_ID")]
@@ -25,14 +26,44 @@ pub struct ServerArgs {
     /// Data directory.
     #[arg(long, env = "EDDY_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Address to listen on (HOST:PORT).
+    /// Address of the client gRPC listener (IP:PORT; default 127.0.0.1:9092).
     #[arg(long, env = "EDDY_LISTEN")]
     listen: Option<String>,
-    /// Address others reach this node at, if not the listen address.
+    /// Address clients reach this node at, if not the listen address.
     #[arg(long, env = "EDDY_ADVERTISE")]
     advertise: Option<String>,
-    /// Controller voters: ID=HOST:PORT,... A node not listed joins as a broker. (`--seeds` is
-    /// the former name of this flag.)
+    /// Address of the inter-broker gRPC listener (IP:PORT; default 127.0.0.1:9093): Raft and
+    /// controller traffic, never served on the client listener.
+    #[arg(long, env = "EDDY_INTERNAL_LISTEN")]
+    internal_listen: Option<String>,
+    /// Address other brokers reach this node's inter-broker listener at, if not
+    /// --internal-listen.
+    #[arg(long, env = "EDDY_INTERNAL_ADVERTISE")]
+    internal_advertise: Option<String>,
+    /// What the client listeners ask of client certificates: none, optional or required (the
+    /// last two need --tls-ca). With TLS on, --tls-cert, --tls-key and --tls-ca (flags of every
+    /// command) name the client listeners' certificate, key and the cluster's CA.
+    #[arg(long, env = "EDDY_TLS_CLIENT_AUTH", value_parser = ["none", "optional", "required"])]
+    tls_client_auth: Option<String>,
+    /// Require authentication of every client request (a user's password, an API key or a
+    /// client certificate) and authorize it by ACLs (`auth.enabled`).
+    #[arg(long, env = "EDDY_AUTH")]
+    auth: bool,
+    /// A principal allowed everything whatever the ACLs (`User:admin`); repeat for several
+    /// (`auth.superusers`).
+    #[arg(long = "superuser", env = "EDDY_SUPERUSERS", value_delimiter = ',')]
+    superusers: Vec<String>,
+    /// Mutual TLS between brokers: this broker's certificate (PEM, CN=broker-<node id>).
+    #[arg(long, env = "EDDY_INTERNAL_TLS_CERT")]
+    internal_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --internal-tls-cert.
+    #[arg(long, env = "EDDY_INTERNAL_TLS_KEY")]
+    internal_tls_key: Option<PathBuf>,
+    /// The CA (PEM) every broker's inter-broker certificate chains to.
+    #[arg(long, env = "EDDY_INTERNAL_TLS_CA")]
+    internal_tls_ca: Option<PathBuf>,
+    /// Controller voters at their inter-broker addresses: ID=HOST:PORT,... A node not listed
+    /// joins as a broker. (`--seeds` is the former name of this flag.)
     #[arg(long, env = "EDDY_CONTROLLER_VOTERS", alias = "seeds")]
     controller_voters: Option<String>,
     /// Address for Prometheus /metrics (HOST:PORT).
@@ -67,6 +98,15 @@ pub struct ServerArgs {
     log_format: LogFormat,
 }
 
+/// The TLS flags, which `eddy` takes for every command (`--tls-cert`, `--tls-key`,
+/// `--tls-ca`): for a server they set `tls` (the client listeners' files).
+#[derive(Debug, Clone, Default)]
+pub struct TlsFlags {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
 /// The tracing flags, which `eddy` takes for every command (`--otlp-endpoint`,
 /// `--trace-sample-ratio`): for a server they set `otlp_endpoint` and `trace_sample_ratio`.
 #[derive(Debug, Clone, Default)]
@@ -94,6 +134,18 @@ const FLAG_ENV: &[&str] = &[
     "data_dir",
     "listen",
     "advertise",
+    "internal_listen",
+    "internal_advertise",
+    "tls_client_auth",
+    "config",
+    "auth",
+    "superusers",
+    "internal_tls_cert",
+    "internal_tls_key",
+    "internal_tls_ca",
+    "tls_ca",
+    "tls_cert",
+    "tls_key",
     "controller_voters",
     "metrics_listen",
     "http_listen",
@@ -122,7 +174,7 @@ fn socket_address(field: &str, text: &str) -> Result<SocketAddr, CliError> {
 }
 
 /// Builds the configuration from every layer and validates it.
-pub fn load_config(args: &ServerArgs, tracing: &Tracing) -> Result<BrokerConfig, CliError> {
+pub fn load_config(args: &ServerArgs, tracing: &Tracing, tls: &TlsFlags) -> Result<BrokerConfig, CliError> {
     let mut figment = Figment::from(Serialized::defaults(BrokerConfig::default()));
     if let Some(path) = &args.config {
         if !path.is_file() {
@@ -149,6 +201,12 @@ pub fn load_config(args: &ServerArgs, tracing: &Tracing) -> Result<BrokerConfig,
     if let Some(advertise) = &args.advertise {
         flags.insert("advertise".into(), advertise.clone().into());
     }
+    if let Some(listen) = &args.internal_listen {
+        flags.insert("internal_listen".into(), socket_address("internal_listen", listen)?.to_string().into());
+    }
+    if let Some(advertise) = &args.internal_advertise {
+        flags.insert("internal_advertise".into(), advertise.clone().into());
+    }
     if let Some(metrics) = &args.metrics_listen {
         flags.insert("metrics_listen".into(), socket_address("metrics_listen", metrics)?.to_string().into());
     }
@@ -165,6 +223,37 @@ pub fn load_config(args: &ServerArgs, tracing: &Tracing) -> Result<BrokerConfig,
     }
     if let Some(ratio) = tracing.sample_ratio {
         flags.insert("trace_sample_ratio".into(), ratio.into());
+    }
+    let files = |cert: &Option<PathBuf>, key: &Option<PathBuf>, ca: &Option<PathBuf>| {
+        let mut files = serde_json::Map::new();
+        for (name, path) in [("cert", cert), ("key", key), ("ca", ca)] {
+            if let Some(path) = path {
+                files.insert(name.into(), path.display().to_string().into());
+            }
+        }
+        files
+    };
+    let client_tls = files(&tls.cert, &tls.key, &tls.ca);
+    if !client_tls.is_empty() {
+        flags.insert("tls".into(), client_tls.into());
+    }
+    let internal_tls = files(&args.internal_tls_cert, &args.internal_tls_key, &args.internal_tls_ca);
+    if !internal_tls.is_empty() {
+        flags.insert("internal_tls".into(), internal_tls.into());
+    }
+    if let Some(auth) = &args.tls_client_auth {
+        flags.insert("tls_client_auth".into(), auth.clone().into());
+    }
+    // Nested under `auth`, merged key by key with the file's (its api_keys stay).
+    let mut auth = serde_json::Map::new();
+    if args.auth {
+        auth.insert("enabled".into(), true.into());
+    }
+    if !args.superusers.is_empty() {
+        auth.insert("superusers".into(), args.superusers.clone().into());
+    }
+    if !auth.is_empty() {
+        flags.insert("auth".into(), auth.into());
     }
     if let Some(rack) = &args.rack {
         flags.insert("rack".into(), rack.clone().into());
@@ -216,13 +305,72 @@ async fn shutdown_signal() {
     }
 }
 
-pub async fn run(args: &ServerArgs, tracing: &Tracing) -> Result<(), CliError> {
-    let config = load_config(args, tracing)?;
+/// The listeners' TLS, loaded from the configuration's files.
+struct ListenerTls {
+    grpc: Option<ServerTls>,
+    http: Option<ServerTls>,
+    internal: Option<ServerTls>,
+    /// This broker's side of its connections to the other brokers.
+    peers: Option<ClientTls>,
+    /// The HTTP API's side of its connections to this broker's client listener.
+    http_client: Option<ClientTls>,
+}
+
+impl ListenerTls {
+    fn load(config: &BrokerConfig) -> Result<ListenerTls, CliError> {
+        let usage =
+            |field: &str, e: eddy_tls::TlsError| CliError::Usage(format!("invalid configuration: {field}: {e}"));
+        let (grpc, http, http_client) = match &config.tls {
+            Some(files) => {
+                let grpc = ServerTls::load(files, config.tls_client_auth, &[b"h2"]).map_err(|e| usage("tls", e))?;
+                let http = ServerTls::load(files, config.tls_client_auth, &[b"h2", b"http/1.1"])
+                    .map_err(|e| usage("tls", e))?;
+                let http_client = match &files.ca {
+                    Some(ca) => Some(
+                        ClientTls::load(&ClientTlsFiles { ca: ca.clone(), cert: None, key: None })
+                            .map_err(|e| usage("tls.ca", e))?,
+                    ),
+                    None => None,
+                };
+                (Some(grpc), Some(http), http_client)
+            }
+            None => (None, None, None),
+        };
+        let (internal, peers) = match &config.internal_tls {
+            Some(files) => {
+                let server =
+                    ServerTls::load(files, ClientAuth::Required, &[b"h2"]).map_err(|e| usage("internal_tls", e))?;
+                let ca = files
+                    .ca
+                    .clone()
+                    .ok_or_else(|| CliError::Usage("invalid configuration: internal_tls.ca: required".into()))?;
+                let client = ClientTlsFiles { ca, cert: Some(files.cert.clone()), key: Some(files.key.clone()) };
+                (Some(server), Some(ClientTls::load(&client).map_err(|e| usage("internal_tls", e))?))
+            }
+            None => (None, None),
+        };
+        Ok(ListenerTls { grpc, http, internal, peers, http_client })
+    }
+
+    /// Reloads every configuration whose files change, until the node stops.
+    fn watch(&self, stopping: &tokio::sync::watch::Receiver<bool>) {
+        for server in [&self.grpc, &self.http, &self.internal].into_iter().flatten() {
+            tokio::spawn(server.clone().watch(stopping.clone()));
+        }
+        for client in [&self.peers, &self.http_client].into_iter().flatten() {
+            tokio::spawn(client.clone().watch(stopping.clone()));
+        }
+    }
+}
+
+pub async fn run(args: &ServerArgs, tracing: &Tracing, tls: &TlsFlags) -> Result<(), CliError> {
+    let config = load_config(args, tracing, tls)?;
     if args.print_config {
         print!("{}", toml::to_string_pretty(&config).map_err(|e| CliError::Failed(e.to_string()))?);
         return Ok(());
     }
     init_logging(args);
+    let tls = ListenerTls::load(&config)?;
     eddy_storage::node::check_data_dir(&config.data_dir, config.node_id)
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let storage = GroupCommitConfig {
@@ -235,6 +383,9 @@ pub async fn run(args: &ServerArgs, tracing: &Tracing) -> Result<(), CliError> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| CliError::Failed(format!("cannot listen on {}: {e}", config.listen)))?;
+    let internal_listener = tokio::net::TcpListener::bind(config.internal_listen).await.map_err(|e| {
+        CliError::Failed(format!("cannot listen for inter-broker traffic on {}: {e}", config.internal_listen))
+    })?;
     let http_listener = match config.http_listen {
         Some(address) => Some(
             tokio::net::TcpListener::bind(address)
@@ -262,21 +413,40 @@ pub async fn run(args: &ServerArgs, tracing: &Tracing) -> Result<(), CliError> {
     };
     let env = NodeEnv {
         kv: Arc::new(kv),
-        connector: Arc::new(TcpConnector),
+        connector: match &tls.peers {
+            Some(peers) => Arc::new(TlsConnector { tls: peers.clone() }),
+            None => Arc::new(TcpConnector),
+        },
         clock: Arc::new(SystemClock),
         seed: eddy_raft::random_seed(),
     };
     let broker = Broker::start(config.clone(), env)
         .await
         .map_err(|e| CliError::Failed(format!("cannot start the broker: {e}")))?;
-    let routes = broker.routes().await.map_err(|e| CliError::Failed(e.to_string()))?;
+    let routes = broker.client_routes().await.map_err(|e| CliError::Failed(e.to_string()))?;
     let (stopping, stop) = tokio::sync::watch::channel(false);
+    tls.watch(&stop);
+    let internal = {
+        let mut stop = stop.clone();
+        let incoming = eddy_tls::incoming(internal_listener, tls.internal.clone());
+        let shutdown = async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        };
+        let served = eddy_broker::server_builder()
+            .add_routes(broker.internal_routes().await)
+            .serve_with_incoming_shutdown(incoming, shutdown);
+        tokio::spawn(served)
+    };
     let http = match http_listener {
         Some(listener) => {
             let mut stop = stop.clone();
             // The REST API reaches the cluster through this broker, as any client would.
             // An HTTP client gets an answer within seconds: retries end sooner than the library's.
-            let client_config = eddy_client::ClientConfig { retry_deadline: HTTP_RETRY_DEADLINE, ..Default::default() };
+            let client_config = eddy_client::ClientConfig {
+                retry_deadline: HTTP_RETRY_DEADLINE,
+                tls: tls.http_client.clone(),
+                ..Default::default()
+            };
             let client = eddy_client::Client::new(vec![broker.address().to_string()], client_config)
                 .map_err(|e| CliError::Failed(format!("cannot make the HTTP API's cluster client: {e}")))?;
             let router = eddy_http::router(broker.clone(), Arc::new(client));
@@ -284,12 +454,20 @@ pub async fn run(args: &ServerArgs, tracing: &Tracing) -> Result<(), CliError> {
             let shutdown = async move {
                 let _ = stop.wait_for(|stopping| *stopping).await;
             };
-            Some(tokio::spawn(eddy_http::serve(listener, router, shutdown)))
+            Some(tokio::spawn(eddy_http::serve(listener, tls.http.clone(), router, shutdown)))
         }
         None => None,
     };
-    tracing::info!(listen = %config.listen, metrics = ?config.metrics_listen, http = ?config.http_listen, "serving");
-    let incoming = eddy_broker::server::nodelay_incoming(listener);
+    tracing::info!(
+        listen = %config.listen,
+        internal_listen = %config.internal_listen,
+        metrics = ?config.metrics_listen,
+        http = ?config.http_listen,
+        tls = tls.grpc.is_some(),
+        internal_tls = tls.internal.is_some(),
+        "serving"
+    );
+    let incoming = eddy_tls::incoming(listener, tls.grpc.clone());
     let served = eddy_broker::server_builder()
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, {
@@ -318,7 +496,14 @@ pub async fn run(args: &ServerArgs, tracing: &Tracing) -> Result<(), CliError> {
             }
         }
     }
+    // Peers' Raft calls end with the broker's groups; the listener closes after them.
     broker.shutdown().await;
+    match tokio::time::timeout(HTTP_DRAIN_TIMEOUT, internal).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the inter-broker listener failed"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "the inter-broker listener panicked"),
+        Ok(Ok(Ok(()))) => {}
+        Err(_) => tracing::info!("closing the inter-broker connections still open"),
+    }
     if let Some(telemetry) = telemetry {
         telemetry.shutdown().await;
     }

@@ -9,6 +9,7 @@ use eddy_proto::v1::{self, eddy_client::EddyClient};
 use eddy_telemetry::{messaging, propagation};
 use tonic::transport::{Channel, Endpoint};
 
+use crate::credentials::{Authorize, Credentials, Transport};
 use crate::error::{ClientError, ClientResult};
 
 /// Client settings.
@@ -29,6 +30,13 @@ pub struct ClientConfig {
     /// ...and closed when the PING is not answered within this, so the next request reconnects
     /// instead of waiting on a connection that died silently (a broker that lost power).
     pub keepalive_timeout: Duration,
+    /// TLS to the brokers (load it with [`eddy_tls::ClientTls::load`]): the CA their
+    /// certificates chain to and, for brokers that authenticate clients by certificate, this
+    /// client's own. None (the default): plaintext.
+    pub tls: Option<eddy_tls::ClientTls>,
+    /// A user name and password, or an API key, for brokers with authentication on. None (the
+    /// default): none are sent (a client certificate in `tls` may still authenticate).
+    pub credentials: Option<Credentials>,
 }
 
 impl Default for ClientConfig {
@@ -42,6 +50,8 @@ impl Default for ClientConfig {
             message_size_max_bytes: 128 << 20,
             keepalive_interval: Duration::from_secs(5),
             keepalive_timeout: Duration::from_secs(5),
+            tls: None,
+            credentials: None,
         }
     }
 }
@@ -52,13 +62,17 @@ pub trait Connect: Send + Sync + 'static {
     fn connect(&self, address: &str, config: &ClientConfig) -> ClientResult<Channel>;
 }
 
-/// Plain TCP (HTTP/2 without TLS), connecting lazily.
+/// TCP, with TLS when the configuration has it ([`ClientConfig::tls`]), connecting lazily.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TcpConnect;
 
 impl Connect for TcpConnect {
     fn connect(&self, address: &str, config: &ClientConfig) -> ClientResult<Channel> {
-        Ok(endpoint(address, config)?.connect_lazy())
+        let endpoint = endpoint(address, config)?;
+        Ok(match &config.tls {
+            Some(tls) => tls.channel(endpoint),
+            None => endpoint.connect_lazy(),
+        })
     }
 }
 
@@ -73,6 +87,7 @@ pub struct Client {
     /// topic -> partition count.
     partition_counts: Mutex<HashMap<String, u32>>,
     pub(crate) coordinators: crate::groups::Coordinators,
+    authorize: Authorize,
 }
 
 impl std::fmt::Debug for Client {
@@ -136,7 +151,9 @@ impl Client {
         for broker in &brokers {
             endpoint(broker, &config)?;
         }
+        let authorize = Authorize::new(config.credentials.as_ref());
         Ok(Client {
+            authorize,
             bootstrap: brokers,
             config,
             connector: Box::new(connector),
@@ -164,8 +181,13 @@ impl Client {
         }
     }
 
-    pub(crate) fn stub(&self, address: &str) -> ClientResult<EddyClient<Channel>> {
-        Ok(EddyClient::new(self.channel(address)?)
+    /// The channel to a broker with this client's credentials added to each request.
+    pub(crate) fn transport(&self, address: &str) -> ClientResult<Transport> {
+        Ok(tonic::service::interceptor::InterceptedService::new(self.channel(address)?, self.authorize.clone()))
+    }
+
+    pub(crate) fn stub(&self, address: &str) -> ClientResult<EddyClient<Transport>> {
+        Ok(EddyClient::new(self.transport(address)?)
             .max_decoding_message_size(self.config.message_size_max_bytes)
             .max_encoding_message_size(self.config.message_size_max_bytes))
     }
@@ -174,7 +196,7 @@ impl Client {
     /// error comes back), retrying with backoff.
     pub(crate) async fn any_broker<T, F, Fut>(&self, mut call: F) -> ClientResult<T>
     where
-        F: FnMut(EddyClient<Channel>) -> Fut,
+        F: FnMut(EddyClient<Transport>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         self.any_address(|address| {
@@ -409,7 +431,7 @@ impl Client {
         call: F,
     ) -> ClientResult<T>
     where
-        F: FnMut(EddyClient<Channel>) -> Fut,
+        F: FnMut(EddyClient<Transport>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         self.on_leader_attempts(topic, partition, timeout, call).await.map_err(|failed| failed.error)
@@ -425,7 +447,7 @@ impl Client {
         mut call: F,
     ) -> Result<T, Failed>
     where
-        F: FnMut(EddyClient<Channel>) -> Fut,
+        F: FnMut(EddyClient<Transport>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let mut backoff = Backoff::new(&self.config);

@@ -51,6 +51,17 @@ impl ClientError {
                     ClientError::Unreachable(status.message().to_string())
                 }
                 Code::DeadlineExceeded => ClientError::Timeout(status.message().to_string()),
+                // What a TLS listener's alert looks like to a plaintext HTTP/2 client.
+                Code::Internal if status.message().contains("h2 protocol error") => ClientError::Broker {
+                    code: Code::Internal,
+                    reason: "PROTOCOL_ERROR".into(),
+                    message: format!(
+                        "the broker did not answer in plaintext HTTP/2 ({}); if it requires TLS, give the client \
+                         the cluster's CA (eddy --tls-ca, ClientConfig::tls)",
+                        status.message()
+                    ),
+                    metadata: HashMap::new(),
+                },
                 code => ClientError::Broker {
                     code,
                     reason: format!("{code:?}").to_uppercase(),

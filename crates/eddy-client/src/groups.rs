@@ -6,9 +6,9 @@ use std::sync::Mutex;
 
 use eddy_proto::Reason;
 use eddy_proto::v1::{self, groups_client::GroupsClient};
-use tonic::transport::Channel;
 
 use crate::client::{Backoff, Client};
+use crate::credentials::Transport;
 use crate::error::{ClientError, ClientResult};
 
 /// Coordinator addresses by group id.
@@ -16,8 +16,8 @@ use crate::error::{ClientError, ClientResult};
 pub(crate) struct Coordinators(Mutex<HashMap<String, String>>);
 
 impl Client {
-    pub(crate) fn groups_stub(&self, address: &str) -> ClientResult<GroupsClient<Channel>> {
-        Ok(GroupsClient::new(self.channel(address)?)
+    pub(crate) fn groups_stub(&self, address: &str) -> ClientResult<GroupsClient<Transport>> {
+        Ok(GroupsClient::new(self.transport(address)?)
             .max_decoding_message_size(self.config().message_size_max_bytes)
             .max_encoding_message_size(self.config().message_size_max_bytes))
     }
@@ -35,7 +35,7 @@ impl Client {
     /// Runs `call` at the coordinator of `group_id`.
     pub(crate) async fn on_coordinator<T, F, Fut>(&self, group_id: &str, mut call: F) -> ClientResult<T>
     where
-        F: FnMut(GroupsClient<Channel>) -> Fut,
+        F: FnMut(GroupsClient<Transport>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let mut backoff = Backoff::new(self.config());
@@ -81,7 +81,7 @@ impl Client {
 
     async fn any_broker_groups<T, F, Fut>(&self, mut call: F) -> ClientResult<T>
     where
-        F: FnMut(GroupsClient<Channel>) -> Fut,
+        F: FnMut(GroupsClient<Transport>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         self.any_address(|address| {

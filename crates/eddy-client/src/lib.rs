@@ -13,15 +13,18 @@
 
 pub mod client;
 pub mod consumer;
+pub mod credentials;
 pub mod error;
 mod groups;
 pub mod processing;
 pub mod producer;
 pub mod schema;
+pub mod security;
 pub mod subscription;
 
 pub use client::{Client, ClientConfig, Connect, TcpConnect, endpoint};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, SeekTo, TopicPartition};
+pub use credentials::{Credentials, with_authorization};
 pub use eddy_proto::{Reason, record_size_bytes, v1};
 /// OpenTelemetry: trace context propagation and Eddy's messaging spans.
 pub use eddy_telemetry as telemetry;

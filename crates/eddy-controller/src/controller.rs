@@ -158,6 +158,14 @@ impl Controller {
             ControllerRequest::Rebalance { dry_run } => self.rebalance(term, dry_run).await,
             ControllerRequest::RebalanceStatus => Ok(ControllerReply::Moves(moves_of(&self.metadata.borrow()))),
             ControllerRequest::Registry(request) => self.registry(request).await.map(ControllerReply::Registry),
+            ControllerRequest::Security(command) => {
+                tracing::info!(target: "eddy::audit", change = %command, "security change proposed");
+                match self.propose(ControllerCommand::Security(command)).await? {
+                    ControllerResponse::Rejected(e) => Err(e),
+                    ControllerResponse::AclsDeleted(deleted) => Ok(ControllerReply::AclsDeleted(deleted)),
+                    _ => Ok(ControllerReply::AclsDeleted(Vec::new())),
+                }
+            }
         }
     }
 
@@ -418,17 +426,28 @@ impl Controller {
     async fn heartbeat(&self, term: u64, request: HeartbeatRequest) -> ControllerResult {
         self.confirm_leadership().await?;
         let registered = self.metadata.borrow().brokers.get(&request.broker_id).cloned();
-        let current =
-            registered.as_ref().is_some_and(|b| b.address == request.address && b.rack == request.rack && !b.fenced);
+        let current = registered.as_ref().is_some_and(|b| {
+            b.address == request.address
+                && b.internal_address == request.internal_address
+                && b.rack == request.rack
+                && !b.fenced
+        });
         if !current {
-            let mut broker = BrokerInfo::new(request.broker_id, request.address.clone());
+            let mut broker =
+                BrokerInfo::new(request.broker_id, request.address.clone(), request.internal_address.clone());
             broker.rack = request.rack.clone();
             match &registered {
                 Some(known) if known.fenced => {
                     tracing::info!(broker = broker.id, "a fenced broker is back: unfencing it")
                 }
                 _ => {
-                    tracing::info!(broker = broker.id, address = %broker.address, rack = ?broker.rack, "registering broker")
+                    tracing::info!(
+                        broker = broker.id,
+                        address = %broker.address,
+                        internal_address = %broker.internal_address,
+                        rack = ?broker.rack,
+                        "registering broker"
+                    )
                 }
             }
             self.propose(ControllerCommand::RegisterBroker(broker)).await?;

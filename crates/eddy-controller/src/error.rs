@@ -34,6 +34,11 @@ pub enum ControllerError {
     NotController { leader_id: Option<u64>, leader_address: Option<String> },
     #[error("the controller is unavailable: {0}")]
     Unavailable(String),
+    #[error("user {0:?} does not exist")]
+    UnknownUser(String),
+    /// A request the controller cannot carry out as asked (a bound reached, a bad value).
+    #[error("{0}")]
+    Invalid(String),
     /// The schema registry refused the request (its own error codes reach HTTP clients).
     #[error(transparent)]
     Registry(eddy_schema::RegistryError),
@@ -57,6 +62,8 @@ impl ControllerError {
             ControllerError::UnknownGroup(_) | ControllerError::StaleReassignment(_) => Reason::InvalidRequest,
             ControllerError::NotController { .. } => Reason::NotController,
             ControllerError::Unavailable(_) => Reason::ControllerUnavailable,
+            ControllerError::UnknownUser(_) => Reason::UnknownUser,
+            ControllerError::Invalid(_) => Reason::InvalidRequest,
             ControllerError::Registry(e) if e.http_status() >= 500 => Reason::ControllerUnavailable,
             ControllerError::Registry(_) => Reason::InvalidRequest,
         }

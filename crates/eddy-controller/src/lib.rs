@@ -8,6 +8,7 @@ pub mod error;
 pub mod metadata;
 pub mod placement;
 pub mod rpc;
+pub mod security;
 pub mod service;
 pub mod state_machine;
 pub mod topic_config;
@@ -22,6 +23,7 @@ pub use metadata::{
 pub use rpc::{
     ControllerReply, ControllerRequest, HeartbeatRequest, HeartbeatResponse, LeaderReport, Leadership, Moves,
 };
+pub use security::{SecurityCommand, SecurityState};
 pub use service::ControllerRpcService;
 pub use state_machine::{ControllerRaft, ControllerStateMachine, ControllerTypes};
 pub use topic_config::TopicConfig;

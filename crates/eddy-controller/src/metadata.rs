@@ -17,8 +17,11 @@ pub const CONTROLLER_GROUP: u64 = 0;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerInfo {
     pub id: u64,
-    /// Address (`host:port`) serving both the client API and the node-to-node services.
+    /// Address (`host:port`) of the client listener: what clients are told to reach it at.
     pub address: String,
+    /// Address (`host:port`) of the inter-broker listener, which alone serves the Raft
+    /// transport and the controller RPCs: what other brokers reach it at.
+    pub internal_address: String,
     /// The broker's rack (failure domain), when it declared one: a partition's replicas go to
     /// different racks where there are enough.
     pub rack: Option<String>,
@@ -31,9 +34,17 @@ pub struct BrokerInfo {
 }
 
 impl BrokerInfo {
-    /// A broker at `address`, live and in service.
-    pub fn new(id: u64, address: impl Into<String>) -> Self {
-        Self { id, address: address.into(), rack: None, fenced: false, decommissioning: false }
+    /// A broker serving clients at `address` and other brokers at `internal_address`, live and
+    /// in service.
+    pub fn new(id: u64, address: impl Into<String>, internal_address: impl Into<String>) -> Self {
+        Self {
+            id,
+            address: address.into(),
+            internal_address: internal_address.into(),
+            rack: None,
+            fenced: false,
+            decommissioning: false,
+        }
     }
 
     /// Whether new replicas may go to it.
@@ -98,6 +109,8 @@ pub struct ClusterMetadata {
     /// Moves planned by a rebalance, by group, not started yet: the controller starts them a
     /// few at a time.
     pub planned_moves: BTreeMap<u64, Vec<u64>>,
+    /// Users and ACLs.
+    pub security: crate::security::SecurityState,
 }
 
 /// A producer initialized with a name (Kafka's `transactional.id`): every initialization with
@@ -185,13 +198,15 @@ pub enum ControllerCommand {
     /// A change to the schema registry, applied to the registry beside the metadata (see
     /// `eddy_schema::registry`): it does not change the metadata or its version.
     Registry(RegistryCommand),
+    /// A change to users or ACLs.
+    Security(crate::security::SecurityCommand),
 }
 
 impl std::fmt::Display for ControllerCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ControllerCommand::RegisterBroker(b) => {
-                write!(f, "register-broker({} at {})", b.id, b.address)
+                write!(f, "register-broker({} at {}, internal {})", b.id, b.address, b.internal_address)
             }
             ControllerCommand::CreateTopic { name, assignments, .. } => {
                 write!(f, "create-topic({name}, {} partitions)", assignments.len())
@@ -209,6 +224,7 @@ impl std::fmt::Display for ControllerCommand {
                 write!(f, "complete-reassignment(group {group}: {replicas:?})")
             }
             ControllerCommand::PlanMoves { moves } => write!(f, "plan-moves({})", moves.len()),
+            ControllerCommand::Security(command) => write!(f, "{command}"),
             ControllerCommand::Registry(command) => match command {
                 RegistryCommand::Register { subject, schema, .. } => {
                     write!(f, "register-schema({subject}, {}, {} bytes)", schema.schema_type, schema.schema.len())
@@ -239,6 +255,8 @@ pub enum ControllerResponse {
     },
     ProducerInitialized(ProducerIdEpoch),
     Registry(Result<eddy_schema::RegistryOutcome, eddy_schema::RegistryError>),
+    /// The ACLs a security change deleted.
+    AclsDeleted(Vec<eddy_auth::AclBinding>),
     Rejected(ControllerError),
 }
 
@@ -257,6 +275,7 @@ impl ClusterMetadata {
                 // operator's decommissioning stands.
                 let entry = self.brokers.entry(broker.id).or_insert_with(|| broker.clone());
                 entry.address = broker.address.clone();
+                entry.internal_address = broker.internal_address.clone();
                 entry.rack = broker.rack.clone();
                 entry.fenced = false;
                 ControllerResponse::Done
@@ -371,6 +390,10 @@ impl ClusterMetadata {
             }
             ControllerCommand::InitNamedProducer { name, current } => match self.init_named_producer(name, *current) {
                 Ok(initialized) => ControllerResponse::ProducerInitialized(initialized),
+                Err(e) => return ControllerResponse::Rejected(e),
+            },
+            ControllerCommand::Security(command) => match self.security.apply(command) {
+                Ok(deleted) => ControllerResponse::AclsDeleted(deleted),
                 Err(e) => return ControllerResponse::Rejected(e),
             },
         };

@@ -166,7 +166,10 @@ mod tests {
     fn cluster(brokers: u64, assignments: Vec<Vec<u64>>) -> ClusterMetadata {
         let mut md = ClusterMetadata::default();
         for id in 1..=brokers {
-            md.apply(id, &ControllerCommand::RegisterBroker(BrokerInfo::new(id, format!("n{id}:9092"))));
+            md.apply(
+                id,
+                &ControllerCommand::RegisterBroker(BrokerInfo::new(id, format!("n{id}:9092"), format!("n{id}:9093"))),
+            );
         }
         md.apply(
             100,

@@ -26,7 +26,10 @@ pub struct Leadership {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatRequest {
     pub broker_id: u64,
+    /// Where clients reach the broker.
     pub address: String,
+    /// Where other brokers reach it (its inter-broker listener).
+    pub internal_address: String,
     /// The broker's rack, if it declares one.
     pub rack: Option<String>,
     /// The metadata version the broker holds, and the controller term that served it; when the
@@ -100,6 +103,8 @@ pub enum ControllerRequest {
     RebalanceStatus,
     /// A request to the schema registry, which the controller holds.
     Registry(eddy_schema::api::RegistryRequest),
+    /// A change to users or ACLs; the reply is `AclsDeleted` (empty but for DeleteAcls).
+    Security(crate::security::SecurityCommand),
 }
 
 /// Moves of partitions, by Raft group.
@@ -118,11 +123,16 @@ pub enum ControllerReply {
     TopicCreated(TopicInfo),
     TopicDeleted,
     TopicAltered(TopicInfo),
-    ProducerIds { first: u64, count: u64 },
+    ProducerIds {
+        first: u64,
+        count: u64,
+    },
     ProducerInitialized(ProducerIdEpoch),
     Done,
     Moves(Moves),
     Registry(eddy_schema::api::RegistryReply),
+    /// The ACLs a security change deleted.
+    AclsDeleted(Vec<eddy_auth::AclBinding>),
 }
 
 pub type ControllerResult = Result<ControllerReply, ControllerError>;

@@ -25,8 +25,24 @@ impl ControllerRpcService {
 #[tonic::async_trait]
 impl ControllerRpc for ControllerRpcService {
     async fn call(&self, request: Request<ControllerEnvelope>) -> Result<Response<ControllerEnvelope>, Status> {
+        // Over mutual TLS the caller is the broker its certificate names, and only that one.
+        let caller = eddy_tls::peer_broker(eddy_tls::peer_info(&request)).map_err(Status::permission_denied)?;
         let request: ControllerRequest = decode(&request.into_inner().payload, "controller request")
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if let (Some(caller), ControllerRequest::Heartbeat(heartbeat)) = (caller, &request)
+            && heartbeat.broker_id != caller
+        {
+            tracing::warn!(
+                caller,
+                claimed = heartbeat.broker_id,
+                address = %heartbeat.address,
+                "refused a heartbeat for another broker's node id"
+            );
+            return Err(Status::permission_denied(format!(
+                "the certificate of broker {caller} cannot register or heartbeat broker {}",
+                heartbeat.broker_id
+            )));
+        }
         let result: ControllerResult = match &self.controller {
             Some(controller) => controller.handle(request).await,
             None => Err(ControllerError::NotController { leader_id: None, leader_address: None }),

@@ -9,6 +9,7 @@
 //! Handlers only translate: every decision is the broker's or the registry's.
 
 pub mod asyncapi;
+pub mod auth;
 pub mod graphql;
 pub mod problem;
 pub mod registry;
@@ -33,7 +34,8 @@ pub fn router(broker: Broker, client: Arc<Client>) -> Router {
     rest.route("/openapi.json", get(move || async move { axum::Json(openapi.as_ref().clone()) }))
         .merge(graphql::routes(gateway))
         .merge(asyncapi::routes(broker.clone()))
-        .merge(registry::routes(broker))
+        .merge(registry::routes(broker.clone()))
+        .layer(axum::middleware::from_fn_with_state(broker, auth::authenticate))
         .layer(axum::middleware::from_fn(trace_request))
 }
 
@@ -93,11 +95,44 @@ pub fn with_cors(router: Router, origins: &[String]) -> Router {
     router.layer(layer)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// Serves `router` on `listener`, over TLS when `tls` is given, until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<eddy_tls::ServerTls>,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    let local = listener.local_addr()?;
+    let connections = Connections { local, incoming: Box::pin(eddy_tls::incoming(listener, tls)) };
+    axum::serve(connections, router).with_graceful_shutdown(shutdown).await
+}
+
+/// The HTTP listener's connections, plain or TLS (handshaken by `eddy_tls::incoming`, off the
+/// accept path), as axum takes them.
+struct Connections {
+    local: std::net::SocketAddr,
+    incoming: std::pin::Pin<Box<dyn futures::Stream<Item = std::io::Result<eddy_tls::Conn>> + Send>>,
+}
+
+impl axum::serve::Listener for Connections {
+    type Io = eddy_tls::Conn;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match futures::StreamExt::next(&mut self.incoming).await {
+                Some(Ok(conn)) => {
+                    let remote = conn.peer().remote.unwrap_or(self.local);
+                    return (conn, remote);
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "accepting an HTTP connection failed"),
+                // The accept loop ended (it does only when this listener is dropped).
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
 }

@@ -82,7 +82,11 @@ impl Problem {
 pub fn status_of(reason: Reason) -> StatusCode {
     use Reason::*;
     match reason {
-        UnknownTopic | UnknownPartition | GroupNotFound | UnknownBroker | UnknownMember => StatusCode::NOT_FOUND,
+        UnknownTopic | UnknownPartition | GroupNotFound | UnknownBroker | UnknownMember | UnknownUser => {
+            StatusCode::NOT_FOUND
+        }
+        Unauthenticated => StatusCode::UNAUTHORIZED,
+        PermissionDenied => StatusCode::FORBIDDEN,
         TopicAlreadyExists | GroupNotEmpty | OutOfOrderSequence | ProducerFenced | UnknownProducerId
         | OffsetRegression | FencedMemberEpoch | StaleMemberEpoch | PartitionNotAssigned => StatusCode::CONFLICT,
         RecordTooLarge | BatchTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

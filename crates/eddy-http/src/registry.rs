@@ -47,6 +47,7 @@ pub fn routes(broker: Broker) -> Router {
         .route("/mode/{subject}", get(|| async { reply(json!({"mode": "READWRITE"})) }))
         .fallback(|| async { ApiError::status(StatusCode::NOT_FOUND, "HTTP 404 Not Found") })
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .route_layer(axum::middleware::from_fn_with_state(broker.clone(), crate::auth::authorize_registry))
         .with_state(broker)
 }
 

@@ -47,4 +47,4 @@ pub mod internal {
 pub const PUBLIC_FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/eddy_public_descriptor.bin"));
 
 /// The fully qualified names of the public gRPC services.
-pub const PUBLIC_SERVICES: &[&str] = &["eddy.v1.Eddy", "eddy.v1.Groups"];
+pub const PUBLIC_SERVICES: &[&str] = &["eddy.v1.Eddy", "eddy.v1.Groups", "eddy.v1.Security"];

@@ -85,11 +85,14 @@ pub enum Reason {
     Unreachable,
     InvalidArgument,
     Busy,
+    Unauthenticated,
+    PermissionDenied,
+    UnknownUser,
 }
 
 impl Reason {
     /// Every reason, in the order of the documented table.
-    pub const ALL: [Reason; 41] = [
+    pub const ALL: [Reason; 44] = [
         Reason::NotLeader,
         Reason::LeaderNotAvailable,
         Reason::UnknownTopic,
@@ -131,6 +134,9 @@ impl Reason {
         Reason::Unreachable,
         Reason::InvalidArgument,
         Reason::Busy,
+        Reason::Unauthenticated,
+        Reason::PermissionDenied,
+        Reason::UnknownUser,
     ];
 
     /// The table row of this reason.
@@ -476,6 +482,26 @@ impl Reason {
                  refused the request without doing it; retry after the time given",
                 "`limit`, `retry_after_ms`",
             ),
+            Reason::Unauthenticated => row(
+                "UNAUTHENTICATED",
+                Some(Unauthenticated),
+                false,
+                true,
+                "authentication is on and the request carried no credentials the broker accepts (a user name and \
+                 password, an API key, or a client certificate)",
+                "",
+            ),
+            Reason::PermissionDenied => row(
+                "PERMISSION_DENIED",
+                Some(PermissionDenied),
+                false,
+                true,
+                "the caller is authenticated but no ACL allows it this operation on this resource (or one denies it)",
+                "`principal`, `operation`, `resource_type`, `resource`",
+            ),
+            Reason::UnknownUser => {
+                row("UNKNOWN_USER", Some(NotFound), false, true, "no user with that name exists", "")
+            }
         }
     }
 

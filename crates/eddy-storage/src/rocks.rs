@@ -94,8 +94,10 @@ impl RocksKv {
         let db = Arc::new(DB::open_cf_descriptors(&opts, path, cfs)?);
         let (syncs, rx) = mpsc::sync_channel(config.queue_depth_max);
         let syncer_db = db.clone();
-        let syncer =
-            thread::Builder::new().name("eddy-group-commit".into()).spawn(move || syncer_loop(&syncer_db, &rx))?;
+        let skip_sync = planted_fault_skip_wal_sync();
+        let syncer = thread::Builder::new()
+            .name("eddy-group-commit".into())
+            .spawn(move || syncer_loop(&syncer_db, &rx, skip_sync))?;
         Ok(Self { db, path: path.to_path_buf(), syncs: Some(syncs), syncer: Some(syncer) })
     }
 
@@ -122,7 +124,33 @@ fn cf_handle(db: &DB, cf: Cf) -> &rocksdb::ColumnFamily {
     db.cf_handle(cf.name()).expect("every column family is created at open")
 }
 
-fn syncer_loop(db: &DB, rx: &mpsc::Receiver<SyncDone>) {
+/// The environment variable that plants the test fault of `planted_fault_skip_wal_sync`.
+pub const FAULT_SKIP_WAL_SYNC_ENV: &str = "EDDY_FAULT_SKIP_WAL_SYNC";
+
+/// A planted bug, for tests only: with `EDDY_FAULT_SKIP_WAL_SYNC=1` in a debug build, the
+/// group-commit syncer reports every sync done without fsyncing the WAL, so acknowledged writes
+/// live only in the page cache. `tests/crash_disk.rs` runs with it to prove that its crash
+/// filesystem and checker catch a missing fsync. Release builds never read the variable.
+fn planted_fault_skip_wal_sync() -> bool {
+    #[cfg(debug_assertions)]
+    {
+        let planted = std::env::var_os(FAULT_SKIP_WAL_SYNC_ENV).is_some_and(|v| v == "1");
+        if planted {
+            tracing::error!(
+                env = FAULT_SKIP_WAL_SYNC_ENV,
+                "PLANTED FAULT ON: the WAL is never fsynced and syncs are acknowledged anyway; acknowledged \
+                 writes WILL be lost on power loss (a test-only bug, absent from release builds)"
+            );
+        }
+        planted
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        false
+    }
+}
+
+fn syncer_loop(db: &DB, rx: &mpsc::Receiver<SyncDone>, skip_sync: bool) {
     let mut waiting: Vec<SyncDone> = Vec::new();
     while let Ok(first) = rx.recv() {
         waiting.push(first);
@@ -131,7 +159,8 @@ fn syncer_loop(db: &DB, rx: &mpsc::Receiver<SyncDone>) {
             waiting.push(next);
         }
         let started = Instant::now();
-        let result = db.flush_wal(true);
+        // The planted fault writes the WAL buffer out without the fsync.
+        let result = db.flush_wal(!skip_sync);
         metrics::histogram!("eddy_storage_fsync_seconds").record(started.elapsed().as_secs_f64());
         metrics::counter!("eddy_storage_fsyncs_total").increment(1);
         metrics::histogram!("eddy_storage_syncs_per_fsync").record(waiting.len() as f64);

@@ -167,7 +167,7 @@ struct Cluster {
 
 impl Cluster {
     async fn start(dir: &Path) -> Result<(Cluster, String, String), String> {
-        let (base, metrics, http) = (free_ports(3)?, free_ports(3)?, free_ports(3)?);
+        let (base, internal, metrics, http) = (free_ports(3)?, free_ports(3)?, free_ports(3)?, free_ports(3)?);
         let log = std::fs::File::create(dir.join("cluster.log")).map_err(|e| e.to_string())?;
         let err = log.try_clone().map_err(|e| e.to_string())?;
         let child = Command::new(eddy_binary()?)
@@ -175,6 +175,7 @@ impl Cluster {
             .arg("--data-dir")
             .arg(dir.join("cluster"))
             .args(["--base-port", &base.to_string()])
+            .args(["--internal-base-port", &internal.to_string()])
             .args(["--metrics-base-port", &metrics.to_string()])
             .args(["--http-base-port", &http.to_string()])
             .stdin(Stdio::null())

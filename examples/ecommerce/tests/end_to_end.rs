@@ -59,13 +59,13 @@ impl Drop for Running {
 
 /// An `eddy dev` cluster: brokers and registry URL.
 fn cluster(dir: &Path) -> (Running, String, String) {
-    let (base, metrics, http) = (free_ports(3), free_ports(3), free_ports(3));
+    let (base, internal, metrics, http) = (free_ports(3), free_ports(3), free_ports(3), free_ports(3));
     let log = std::fs::File::create(dir.join("cluster.log")).unwrap();
     let child = Command::new(eddy())
         .args(["dev", "--data-dir"])
         .arg(dir.join("cluster"))
         .args(["--base-port", &base.to_string(), "--metrics-base-port", &metrics.to_string()])
-        .args(["--http-base-port", &http.to_string()])
+        .args(["--http-base-port", &http.to_string(), "--internal-base-port", &internal.to_string()])
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()

@@ -30,6 +30,11 @@ pub enum RpcKind {
     /// is the bincode-encoded `Vec<u64>` of the groups whose leader the answering node is. Idle
     /// groups stop their Raft ticks and rely on it (see the broker's `quiesce` module).
     NodePing = 6,
+    /// Node to node, not for a group: the log start, high watermark or offset for a time of a
+    /// partition this node leads. The payload is a protobuf `eddy.v1.ListOffsetsRequest`, the
+    /// answer a `ListOffsetsResponse`. Brokers ask a partition's leader this for lag and topic
+    /// descriptions, over the inter-broker listener like the rest of their traffic.
+    NodeListOffsets = 7,
 }
 
 impl RpcKind {
@@ -41,6 +46,7 @@ impl RpcKind {
             4 => RpcKind::FullSnapshot,
             5 => RpcKind::TransferLeader,
             6 => RpcKind::NodePing,
+            7 => RpcKind::NodeListOffsets,
             _ => return None,
         })
     }
@@ -100,6 +106,19 @@ pub struct TcpConnector;
 impl Connector for TcpConnector {
     fn connect(&self, address: &str) -> Result<Channel, TransportError> {
         Ok(peer_endpoint(address)?.connect_lazy())
+    }
+}
+
+/// Mutual TLS to the other brokers' inter-broker listeners, connecting lazily: this broker
+/// presents its certificate and trusts the inter-broker CA.
+#[derive(Debug, Clone)]
+pub struct TlsConnector {
+    pub tls: eddy_tls::ClientTls,
+}
+
+impl Connector for TlsConnector {
+    fn connect(&self, address: &str) -> Result<Channel, TransportError> {
+        Ok(self.tls.channel(peer_endpoint(address)?))
     }
 }
 

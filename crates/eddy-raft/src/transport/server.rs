@@ -53,7 +53,9 @@ where
             let rpc: TransferLeaderRequest<C> = decode(payload, "transfer leader").map_err(bad)?;
             encode(&raft.handle_transfer_leader(rpc).await.map_err(RaftError::<C>::Fatal))
         }
-        RpcKind::NodePing => return Err(Status::invalid_argument("a node ping is not addressed to a group")),
+        RpcKind::NodePing | RpcKind::NodeListOffsets => {
+            return Err(Status::invalid_argument("a node-to-node query is not addressed to a group"));
+        }
     })
 }
 
@@ -71,6 +73,9 @@ impl RaftTransportService {
 #[tonic::async_trait]
 impl RaftTransport for RaftTransportService {
     async fn call(&self, request: Request<RaftEnvelope>) -> Result<Response<RaftEnvelope>, Status> {
+        // Over mutual TLS only brokers' certificates speak Raft (any CA-signed certificate passes
+        // the handshake; a client's must not reach here).
+        eddy_tls::peer_broker(eddy_tls::peer_info(&request)).map_err(Status::permission_denied)?;
         let envelope = request.into_inner();
         let kind = RpcKind::from_u32(envelope.kind)
             .ok_or_else(|| Status::invalid_argument(format!("unknown raft rpc kind {}", envelope.kind)))?;
