@@ -137,6 +137,7 @@ fn health_and_reflection_are_served() {
         let expected = [
             "eddy.v1.Eddy",
             "eddy.v1.Groups",
+            "eddy.v1.Security",
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",

@@ -61,6 +61,15 @@ pub enum Event {
     SchemaFinal { subjects: Vec<(String, Vec<(u32, u32)>)>, schemas: Vec<(u32, String)> },
     /// After healing, the registry could not be read.
     SchemaFinalFailed { reason: String },
+    /// A change to users or ACLs: after it, `target` (`acl:<name>` or `user:<name>`) is
+    /// `effect` (`present`, `iterations=N`) or absent (`None`). `acked`: the cluster said it is
+    /// done (or, for a deletion, that there was nothing to delete); otherwise its outcome is
+    /// unknown.
+    SecurityChange { process: String, target: String, effect: Option<String>, acked: bool },
+    /// After healing, the users and ACLs broker `node` enforces: (target, effect).
+    SecurityFinal { node: u64, state: Vec<(String, String)> },
+    /// After healing, broker `node`'s users and ACLs could not be read.
+    SecurityFinalFailed { node: u64, reason: String },
     /// A fault started or ended.
     Fault { description: String },
     /// `node` is the leader of `group` in `term` (sampled from the node's Raft metrics).
@@ -179,6 +188,16 @@ pub fn trace_lines(entries: &[Entry]) -> Vec<String> {
                 }
                 Event::SchemaFinalFailed { reason } => {
                     let _ = write!(line, "schema  final FAILED: {reason}");
+                }
+                Event::SecurityChange { process, target, effect, acked } => {
+                    let outcome = if *acked { "ok" } else { "unknown" };
+                    let _ = write!(line, "secure  {process} {target} -> {effect:?}: {outcome}");
+                }
+                Event::SecurityFinal { node, state } => {
+                    let _ = write!(line, "secure  final n{node}: {state:?}");
+                }
+                Event::SecurityFinalFailed { node, reason } => {
+                    let _ = write!(line, "secure  final n{node} FAILED: {reason}");
                 }
                 Event::Fault { description } => {
                     let _ = write!(line, "fault   {description}");

@@ -452,6 +452,9 @@ pub fn run(options: &Options) -> Report {
         );
     }
     sim.client("registry-final", workload::registry_final(plan.clone(), history.clone()));
+    // Users and ACLs (held by the controller): one writer, then every broker's view after healing.
+    sim.client("securer-0", workload::securer(plan.clone(), 0, history.clone(), ready.clone()));
+    sim.client("security-final", workload::security_final(plan.clone(), history.clone()));
     // Membership changes under the faults: a rebalance a third of the way through, and (with a
     // broker to spare) the drain of the last broker halfway; crashes longer than the replacement
     // delay move replicas off the crashed brokers as well.

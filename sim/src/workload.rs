@@ -21,6 +21,9 @@
 //!   brokers forward its HTTP API over): an evolving record under their own subject and a shared
 //!   one, and now and then an incompatible one; `registry-final` reads the registry after
 //!   healing (see `checker/schemas.rs`).
+//! - `securer-0` adds and removes ACLs and sets and deletes a user through the public Security
+//!   API while the faults run; `security-final` reads what every broker enforces after healing
+//!   (see `checker/security.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -36,7 +39,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use crate::history::{Event, History, ReadRecord};
-use crate::net::{PORT, SimConnector};
+use crate::net::{INTERNAL_PORT, PORT, SimConnector};
 
 /// The topic every workload uses.
 pub const TOPIC: &str = "events";
@@ -555,10 +558,12 @@ pub async fn operator(plan: Plan, rebalance_ms: u64, decommission: Option<(u64, 
 }
 
 /// The controller client a registry workload uses: the same RPC every broker forwards the
-/// registry's HTTP requests over, to whichever voter leads.
+/// registry's HTTP requests over, to whichever voter leads, on the voters' inter-broker
+/// listeners.
 fn registry_client(plan: &Plan) -> eddy_controller::ControllerClient {
     let peers = Arc::new(eddy_raft::transport::Peers::new(Arc::new(SimConnector { keepalive: plan.keepalive })));
-    eddy_controller::ControllerClient::new(plan.brokers(), peers, plan.request_timeout)
+    let voters = (1..=plan.nodes).map(|n| format!("n{n}:{INTERNAL_PORT}")).collect();
+    eddy_controller::ControllerClient::new(voters, peers, plan.request_timeout)
 }
 
 /// The `fields` first fields of the workload's evolving record: each version adds one, with a
@@ -665,5 +670,124 @@ pub async fn registry_final(plan: Plan, history: History) -> SimResult {
         }
     }
     history.record(Event::SchemaFinalFailed { reason: last_error });
+    Ok(())
+}
+
+/// Changes users and ACLs while the faults run, through the public Security API (a broker
+/// forwards each change to the controller): it adds an ACL of its own each step, removes the
+/// one added two steps before every third step, and sets or deletes its user now and then.
+/// Every target has this one writer, so the checker knows the order of its changes.
+pub async fn securer(plan: Plan, index: u32, history: History, ready: Arc<AtomicBool>) -> SimResult {
+    until_ready(&ready).await;
+    let client = client(&plan, Duration::from_secs(5))?;
+    let process = format!("securer-{index}");
+    let user = format!("u{index}");
+    let acl = |step: u64| v1::Acl {
+        principal: format!("User:s{index}"),
+        resource_type: v1::AclResourceType::Topic as i32,
+        pattern_type: v1::AclPatternType::Literal as i32,
+        name: format!("s{index}-{step}"),
+        operation: v1::AclOperation::Read as i32,
+        permission: v1::AclPermission::Allow as i32,
+    };
+    let mut step = 0u64;
+    while now_ms() < plan.send_until_ms {
+        step += 1;
+        let added = acl(step);
+        let outcome = client.create_acls(vec![added.clone()]).await;
+        let target = format!("acl:{}", added.name);
+        history.record(Event::SecurityChange {
+            process: process.clone(),
+            target,
+            effect: Some("present".into()),
+            acked: outcome.is_ok(),
+        });
+        if step.is_multiple_of(3) && step > 2 {
+            let removed = acl(step - 2);
+            let filter = v1::AclFilter {
+                principal: Some(removed.principal.clone()),
+                name: Some(removed.name.clone()),
+                ..Default::default()
+            };
+            let outcome = client.delete_acls(filter).await;
+            let target = format!("acl:{}", removed.name);
+            history.record(Event::SecurityChange {
+                process: process.clone(),
+                target,
+                effect: None,
+                acked: outcome.is_ok(),
+            });
+        }
+        if step.is_multiple_of(4) {
+            // The iteration count tells the checker which of the user's credentials won.
+            let iterations = eddy_auth::SCRAM_ITERATIONS_MIN + step as u32;
+            let salt = step.to_be_bytes().to_vec();
+            let outcome = client.upsert_user_salted(&user, "password", salt, iterations).await;
+            history.record(Event::SecurityChange {
+                process: process.clone(),
+                target: format!("user:{user}"),
+                effect: Some(format!("iterations={iterations}")),
+                acked: outcome.is_ok(),
+            });
+        } else if step.is_multiple_of(7) {
+            let outcome = client.delete_user(&user).await;
+            // UNKNOWN_USER is a definite answer too: there was no user to delete.
+            let acked = match &outcome {
+                Ok(()) => true,
+                Err(e) => e.code() == Some(Reason::UnknownUser),
+            };
+            history.record(Event::SecurityChange {
+                process: process.clone(),
+                target: format!("user:{user}"),
+                effect: None,
+                acked,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    Ok(())
+}
+
+/// After healing, reads the users and ACLs every broker enforces (each from its own metadata),
+/// until they agree or the read budget runs out; records each broker's last answer.
+pub async fn security_final(plan: Plan, history: History) -> SimResult {
+    tokio::time::sleep(Duration::from_millis(plan.final_read_ms.saturating_sub(now_ms()))).await;
+    let deadline = plan.final_read_ms + plan.final_read_budget_ms;
+    let mut answers: BTreeMap<u64, Result<Vec<(String, String)>, String>> = BTreeMap::new();
+    loop {
+        for node in 1..=plan.nodes {
+            let address = format!("n{node}:{PORT}");
+            let config = ClientConfig {
+                request_timeout: plan.request_timeout,
+                retry_deadline: Duration::from_secs(2),
+                ..ClientConfig::default()
+            };
+            let client = Client::with_connector(vec![address], config, SimConnector { keepalive: plan.keepalive })?;
+            let read = async {
+                let acls = client.list_acls(v1::AclFilter::default()).await?;
+                let users = client.list_users().await?;
+                let mut state: Vec<(String, String)> =
+                    acls.into_iter().map(|a| (format!("acl:{}", a.name), "present".to_string())).collect();
+                state.extend(
+                    users.into_iter().map(|u| (format!("user:{}", u.name), format!("iterations={}", u.iterations))),
+                );
+                state.sort();
+                Ok::<_, eddy_client::ClientError>(state)
+            };
+            answers.insert(node, read.await.map_err(|e| e.to_string()));
+        }
+        let states: BTreeSet<&Vec<(String, String)>> = answers.values().filter_map(|a| a.as_ref().ok()).collect();
+        let all_read = answers.values().all(Result::is_ok);
+        if (all_read && states.len() == 1) || now_ms() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for (node, answer) in answers {
+        match answer {
+            Ok(state) => history.record(Event::SecurityFinal { node, state }),
+            Err(reason) => history.record(Event::SecurityFinalFailed { node, reason }),
+        }
+    }
     Ok(())
 }

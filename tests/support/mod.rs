@@ -146,11 +146,26 @@ impl Cluster {
     /// Starts `n` nodes with authentication on: `User:admin` is a superuser with the API key
     /// [`ADMIN_TOKEN`], which [`Cluster::eddy`] uses.
     pub fn start_with_auth(n: u64) -> Cluster {
+        Self::start_with_auth_config(n, "")
+    }
+
+    /// [`Cluster::start_with_auth`] with more of the brokers' configuration file: `extra_toml`
+    /// is appended to it (tables such as `[quotas]`).
+    pub fn start_with_auth_config(n: u64, extra_toml: &str) -> Cluster {
+        Self::start_auth(n, extra_toml, false)
+    }
+
+    /// [`Cluster::start_tls`] and [`Cluster::start_with_auth`] at once.
+    pub fn start_tls_with_auth(n: u64) -> Cluster {
+        Self::start_auth(n, "", true)
+    }
+
+    fn start_auth(n: u64, extra_toml: &str, tls: bool) -> Cluster {
         let sha256 = eddy_auth::token_sha256(ADMIN_TOKEN);
         let text = format!(
-            "[auth]\nenabled = true\nsuperusers = [\"User:admin\"]\n\n[[auth.api_keys]]\nprincipal = \"User:admin\"\nsha256 = \"{sha256}\"\n"
+            "[auth]\nenabled = true\nsuperusers = [\"User:admin\"]\n\n[[auth.api_keys]]\nprincipal = \"User:admin\"\nsha256 = \"{sha256}\"\n\n{extra_toml}"
         );
-        Self::start_cluster_then(n, n, &[], false, |c| {
+        Self::start_cluster_then(n, n, &[], tls, |c| {
             let config = c.dir.path().join("auth.toml");
             std::fs::write(&config, text).expect("write the auth config");
             c.env.push(("EDDY_CONFIG".into(), config.display().to_string()));

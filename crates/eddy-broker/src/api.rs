@@ -28,9 +28,10 @@ use crate::convert;
 use crate::error::BrokerError;
 use crate::fetch_gate::{FetchGate, WaitSlot};
 use crate::producers::{self, ProducerIds};
+use crate::quotas::{QuotaKind, Quotas, Throttle};
 use crate::registry::SchemaValidator;
 use crate::replicas::LocalReplicas;
-use eddy_auth::{Operation, Resource};
+use eddy_auth::{Operation, Principal, Resource};
 
 use eddy_limits::{FETCH_BYTES_MAX, FETCH_RECORDS_MAX};
 /// How long DescribeTopic waits for a partition leader's offsets.
@@ -61,6 +62,7 @@ pub struct EddyApi {
     fetch_gate: Arc<FetchGate>,
     schemas: Arc<SchemaValidator>,
     auth: Arc<Auth>,
+    quotas: Arc<Quotas>,
     /// True once the node stops serving: subscriptions end.
     closing_streams: watch::Receiver<bool>,
 }
@@ -87,6 +89,7 @@ impl EddyApi {
             fetch_gate: Arc::new(FetchGate::default()),
             schemas: inner.schemas.clone(),
             auth: inner.auth.clone(),
+            quotas: inner.quotas.clone(),
             closing_streams: inner.closing_streams.subscribe(),
         }
     }
@@ -110,7 +113,17 @@ impl EddyApi {
     /// one).
     pub(crate) fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         let view = self.cluster.current();
-        Ok(self.auth.authenticate(request, &view.metadata.security)?)
+        Ok(self.auth.authenticate(request, self.security(&view)?)?)
+    }
+
+    /// The users and ACLs to enforce: METADATA_NOT_READY (retriable) while authentication is on
+    /// and this broker has not heard the cluster's metadata since it started, rather than
+    /// refusing every user it does not know yet.
+    fn security<'v>(&self, view: &'v ClusterView) -> Result<&'v eddy_controller::SecurityState, BrokerError> {
+        match self.auth.is_on() {
+            true => view.synced_metadata().map(|m| &m.security),
+            false => Ok(&view.metadata.security),
+        }
     }
 
     /// The caller of `request`, once it is allowed `operation` on `resource` (PERMISSION_DENIED
@@ -122,9 +135,30 @@ impl EddyApi {
         operation: Operation,
     ) -> Result<Caller, Status> {
         let view = self.cluster.current();
-        let caller = self.auth.authenticate(request, &view.metadata.security)?;
-        self.auth.authorize(&caller, &view.metadata.security, &resource, operation)?;
+        let security = self.security(&view)?;
+        let caller = self.auth.authenticate(request, security)?;
+        self.auth.authorize(&caller, security, &resource, operation)?;
         Ok(caller)
+    }
+
+    /// Charges `caller` one request against its request-rate quota and waits out the throttle,
+    /// if any, before the work starts: the answer comes that much later, as Kafka delays the
+    /// answers of a client over its quota, and never as an error. Every client RPC calls it once
+    /// it knows its caller, except Produce and Fetch, which charge their request with their
+    /// bytes after the work (see [`Self::charge_after`]) so that their answer waits for the
+    /// longer of the two. (Waiting before the work rather than after keeps each handler's shape;
+    /// the client sees the same delay.) Requests refused by authentication or ACLs are not
+    /// charged: they do no work.
+    pub(crate) async fn admit(&self, caller: &Caller) {
+        self.quotas.charge(&caller.principal, &[(QuotaKind::Requests, 1)]).wait().await;
+    }
+
+    /// Charges `principal` a produce or fetch of `bytes` and the request, waits out the
+    /// throttle, and answers it (for the answer's `throttle_time_ms`).
+    async fn charge_after(&self, principal: &Principal, kind: QuotaKind, bytes: usize) -> Throttle {
+        let throttle = self.quotas.charge(principal, &[(kind, bytes as u64), (QuotaKind::Requests, 1)]);
+        throttle.wait().await;
+        throttle
     }
 
     /// The local replica of a partition when this broker leads it; NOT_LEADER otherwise.
@@ -388,6 +422,7 @@ impl EddyApi {
                 base_offset: predicted,
                 record_count: count as u32,
                 duplicate: false,
+                throttle_time_ms: 0,
             });
         }
         // On a timeout the proposal stays counted by the sequencer until its entry is applied or
@@ -462,7 +497,13 @@ impl EddyApi {
         if !duplicate {
             crate::metrics::record_produce(&request.topic, count, total, started.elapsed());
         }
-        Ok(v1::ProduceResponse { partition: request.partition, base_offset, record_count, duplicate })
+        Ok(v1::ProduceResponse {
+            partition: request.partition,
+            base_offset,
+            record_count,
+            duplicate,
+            throttle_time_ms: 0,
+        })
     }
 
     /// A fetch from the client connection at `connection` (unknown in the simulation).
@@ -531,6 +572,7 @@ impl EddyApi {
             records: records.into_iter().map(|(o, r)| convert::stored_record_to_wire(o, r)).collect(),
             high_watermark,
             log_start_offset: now.log_start_offset,
+            throttle_time_ms: 0,
         })
     }
 
@@ -540,6 +582,7 @@ impl EddyApi {
         &self,
         request: v1::SubscribeRequest,
         connection: Option<SocketAddr>,
+        principal: Principal,
     ) -> Result<Subscription, BrokerError> {
         let view = self.cluster.current();
         let (topic, partition) = (request.topic, request.partition);
@@ -571,6 +614,7 @@ impl EddyApi {
             topic,
             partition,
             next,
+            principal,
         })
     }
 
@@ -918,6 +962,8 @@ struct Subscription {
     /// The offset of the next record to push.
     next: u64,
     limits: ReadLimits,
+    /// Who subscribed: each batch is charged to its fetch byte quota.
+    principal: Principal,
     _slot: WaitSlot,
 }
 
@@ -965,6 +1011,7 @@ impl Subscription {
                     records: records.into_iter().map(|(o, r)| convert::stored_record_to_wire(o, r)).collect(),
                     high_watermark: now.high_watermark,
                     log_start_offset: now.log_start_offset,
+                    throttle_time_ms: 0,
                 });
             }
             tokio::select! {
@@ -977,6 +1024,20 @@ impl Subscription {
                 },
                 _ = tokio::time::sleep(SUBSCRIPTION_RECHECK) => {}
             }
+        }
+    }
+
+    /// Charges a batch to the subscriber's fetch byte quota and holds it back for the throttle,
+    /// as a fetch's answer is (but without charging a request: the subscription is one). A node
+    /// that stops serving ends the wait, so shutdown is not delayed by it.
+    async fn throttle(&self, batch: &mut v1::SubscribeResponse) {
+        let bytes = prost::Message::encoded_len(batch) as u64;
+        let throttle = self.api.quotas.charge(&self.principal, &[(QuotaKind::FetchBytes, bytes)]);
+        batch.throttle_time_ms = throttle.delay_ms();
+        let mut stopping = self.api.closing_streams.clone();
+        tokio::select! {
+            _ = throttle.wait() => {}
+            _ = stopping.wait_for(|closing| *closing) => {}
         }
     }
 
@@ -1016,28 +1077,34 @@ pub(crate) fn reply<T>(result: Result<T, BrokerError>) -> Result<Response<T>, St
 #[tonic::async_trait]
 impl Eddy for EddyApi {
     async fn produce(&self, request: Request<v1::ProduceRequest>) -> Result<Response<v1::ProduceResponse>, Status> {
-        self.permit(&request, Resource::topic(&request.get_ref().topic), Operation::Write)?;
+        let caller = self.permit(&request, Resource::topic(&request.get_ref().topic), Operation::Write)?;
         let trace = Self::produce_trace(&request);
         let request = request.into_inner();
         let topic = request.topic.clone();
-        let result = self.produce_inner(request, trace.as_ref()).await;
+        // What the request cost, charged whatever its outcome: a refused batch was sent too.
+        let bytes = prost::Message::encoded_len(&request);
+        let mut result = self.produce_inner(request, trace.as_ref()).await;
         if let Err(e) = &result {
             crate::metrics::record_error("produce", &topic, e.code());
         }
         if let Some(trace) = trace {
             trace.end_with(&result, |e| e.code().as_str().to_string());
         }
+        let throttle = self.charge_after(&caller.principal, QuotaKind::ProduceBytes, bytes).await;
+        if let Ok(answer) = &mut result {
+            answer.throttle_time_ms = throttle.delay_ms();
+        }
         reply(result)
     }
 
     async fn fetch(&self, request: Request<v1::FetchRequest>) -> Result<Response<v1::FetchResponse>, Status> {
-        self.permit(&request, Resource::topic(&request.get_ref().topic), Operation::Read)?;
+        let caller = self.permit(&request, Resource::topic(&request.get_ref().topic), Operation::Read)?;
         let connection = connection_of(&request);
         let started = std::time::SystemTime::now();
         let parent = eddy_telemetry::exporting().then(|| propagation::from_metadata(request.metadata()));
         let request = request.into_inner();
         let (topic, partition, offset) = (request.topic.clone(), request.partition, request.offset);
-        let result = self.fetch_inner(request, connection).await;
+        let mut result = self.fetch_inner(request, connection).await;
         if let Err(e) = &result {
             crate::metrics::record_error("fetch", &topic, e.code());
         }
@@ -1051,6 +1118,12 @@ impl Eddy for EddyApi {
                 trace.end_with(&result, |e| e.code().as_str().to_string());
             }
         }
+        // Charged with what the answer carries, after the work, as Kafka does.
+        let bytes = result.as_ref().map_or(0, prost::Message::encoded_len);
+        let throttle = self.charge_after(&caller.principal, QuotaKind::FetchBytes, bytes).await;
+        if let Ok(answer) = &mut result {
+            answer.throttle_time_ms = throttle.delay_ms();
+        }
         reply(result)
     }
 
@@ -1058,7 +1131,8 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::ListOffsetsRequest>,
     ) -> Result<Response<v1::ListOffsetsResponse>, Status> {
-        self.permit(&request, Resource::topic(&request.get_ref().topic), Operation::Describe)?;
+        let caller = self.permit(&request, Resource::topic(&request.get_ref().topic), Operation::Describe)?;
+        self.admit(&caller).await;
         reply(self.list_offsets_inner(request.into_inner()).await)
     }
 
@@ -1068,11 +1142,12 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        self.permit(&request, Resource::topic(&request.get_ref().topic), Operation::Read)?;
+        let caller = self.permit(&request, Resource::topic(&request.get_ref().topic), Operation::Read)?;
+        self.admit(&caller).await;
         let connection = connection_of(&request);
         let request = request.into_inner();
         let topic = request.topic.clone();
-        let subscription = self.subscribe_inner(request, connection).await.inspect_err(|e| {
+        let subscription = self.subscribe_inner(request, connection, caller.principal).await.inspect_err(|e| {
             crate::metrics::record_error("subscribe", &topic, e.code());
         })?;
         // The next batch is read only when tonic asks for it, which it does once the connection
@@ -1080,7 +1155,10 @@ impl Eddy for EddyApi {
         let batches = futures::stream::unfold(Some(subscription), |subscription| async move {
             let mut subscription = subscription?;
             match subscription.next_batch().await {
-                Ok(batch) => Some((Ok(batch), Some(subscription))),
+                Ok(mut batch) => {
+                    subscription.throttle(&mut batch).await;
+                    Some((Ok(batch), Some(subscription)))
+                }
                 Err(e) => Some((Err(Status::from(e)), None)),
             }
         });
@@ -1091,7 +1169,8 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::AlterTopicRequest>,
     ) -> Result<Response<v1::AlterTopicResponse>, Status> {
-        self.permit(&request, Resource::topic(&request.get_ref().name), Operation::Alter)?;
+        let caller = self.permit(&request, Resource::topic(&request.get_ref().name), Operation::Alter)?;
+        self.admit(&caller).await;
         reply(self.alter_topic_inner(request.into_inner()).await)
     }
 
@@ -1101,6 +1180,7 @@ impl Eddy for EddyApi {
     ) -> Result<Response<v1::CreateTopicResponse>, Status> {
         // As Kafka: CREATE on the cluster, or on the topic's name.
         let caller = self.caller(&request)?;
+        self.admit(&caller).await;
         let view = self.cluster.current();
         let security = &view.metadata.security;
         if !self.auth.allows(&caller, security, &Resource::cluster(), Operation::Create) {
@@ -1113,7 +1193,8 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::DeleteTopicRequest>,
     ) -> Result<Response<v1::DeleteTopicResponse>, Status> {
-        self.permit(&request, Resource::topic(&request.get_ref().name), Operation::Delete)?;
+        let caller = self.permit(&request, Resource::topic(&request.get_ref().name), Operation::Delete)?;
+        self.admit(&caller).await;
         reply(self.delete_topic_inner(request.into_inner()).await)
     }
 
@@ -1121,7 +1202,8 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::DeleteRecordsRequest>,
     ) -> Result<Response<v1::DeleteRecordsResponse>, Status> {
-        self.permit(&request, Resource::topic(&request.get_ref().topic), Operation::Delete)?;
+        let caller = self.permit(&request, Resource::topic(&request.get_ref().topic), Operation::Delete)?;
+        self.admit(&caller).await;
         let request = request.into_inner();
         let topic = request.topic.clone();
         let result = self.delete_records_inner(request).await;
@@ -1137,6 +1219,7 @@ impl Eddy for EddyApi {
     ) -> Result<Response<v1::ListTopicsResponse>, Status> {
         // Only the topics the caller may see.
         let caller = self.caller(&request)?;
+        self.admit(&caller).await;
         let view = self.cluster.current();
         let security = &view.metadata.security;
         let topics = view
@@ -1158,7 +1241,8 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::DescribeTopicRequest>,
     ) -> Result<Response<v1::DescribeTopicResponse>, Status> {
-        self.permit(&request, Resource::topic(&request.get_ref().name), Operation::Describe)?;
+        let caller = self.permit(&request, Resource::topic(&request.get_ref().name), Operation::Describe)?;
+        self.admit(&caller).await;
         let view = self.cluster.current();
         let name = request.into_inner().name;
         let topic = view.topic(&name).map(convert::topic_to_wire).map_err(Status::from)?;
@@ -1171,7 +1255,8 @@ impl Eddy for EddyApi {
         request: Request<v1::DescribeClusterRequest>,
     ) -> Result<Response<v1::DescribeClusterResponse>, Status> {
         // Clients find the brokers with it: any authenticated caller may (as Kafka's Metadata).
-        self.caller(&request)?;
+        let caller = self.caller(&request)?;
+        self.admit(&caller).await;
         reply(self.describe_cluster_inner())
     }
 
@@ -1180,7 +1265,8 @@ impl Eddy for EddyApi {
         request: Request<v1::InitProducerRequest>,
     ) -> Result<Response<v1::InitProducerResponse>, Status> {
         // What it writes is checked per topic at produce.
-        self.caller(&request)?;
+        let caller = self.caller(&request)?;
+        self.admit(&caller).await;
         reply(self.init_producer_inner(request.into_inner()).await)
     }
 
@@ -1188,7 +1274,8 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::RebalanceClusterRequest>,
     ) -> Result<Response<v1::RebalanceClusterResponse>, Status> {
-        self.permit(&request, Resource::cluster(), Operation::Alter)?;
+        let caller = self.permit(&request, Resource::cluster(), Operation::Alter)?;
+        self.admit(&caller).await;
         reply(self.rebalance_inner(request.into_inner()).await)
     }
 
@@ -1196,7 +1283,8 @@ impl Eddy for EddyApi {
         &self,
         request: Request<v1::DecommissionBrokerRequest>,
     ) -> Result<Response<v1::DecommissionBrokerResponse>, Status> {
-        self.permit(&request, Resource::cluster(), Operation::Alter)?;
+        let caller = self.permit(&request, Resource::cluster(), Operation::Alter)?;
+        self.admit(&caller).await;
         reply(self.decommission_inner(request.into_inner()).await)
     }
 }

@@ -65,6 +65,8 @@ pub(crate) struct Inner {
     pub(crate) schemas: Arc<crate::registry::SchemaValidator>,
     /// Authentication and authorization of client requests.
     pub(crate) auth: Arc<crate::auth::Auth>,
+    /// The client quotas' buckets: one set per broker, shared by every service it serves.
+    pub(crate) quotas: Arc<crate::quotas::Quotas>,
 }
 
 /// What a broker runs on. Production passes RocksDB, TCP, the system clock and a random seed; the
@@ -156,6 +158,7 @@ impl Broker {
             ping_answer: Default::default(),
             schemas: Arc::new(crate::registry::SchemaValidator::new(controller_client.clone())),
             auth: Arc::new(crate::auth::Auth::new(&config_for_auth)),
+            quotas: Arc::new(crate::quotas::Quotas::new(&config_for_auth.quotas)),
         });
         tokio::spawn(coordinator.expire_members(inner.stopping.subscribe()));
         tokio::spawn(heartbeat_loop(inner.clone()));

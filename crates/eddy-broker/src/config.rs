@@ -79,6 +79,9 @@ pub struct BrokerConfig {
     pub internal_tls: Option<TlsFiles>,
     /// Authentication and authorization of client requests (docs/security.md).
     pub auth: AuthConfig,
+    /// Per-principal produce, fetch and request rates, enforced on this broker by delaying
+    /// answers (docs/security.md, Quotas). None configured (the default): unlimited.
+    pub quotas: QuotaConfig,
     /// The controller voters, each at its inter-broker address. A node listed here runs a
     /// controller replica.
     pub controller_voters: Vec<ControllerVoter>,
@@ -165,6 +168,7 @@ impl Default for BrokerConfig {
             tls_client_auth: ClientAuth::None,
             internal_tls: None,
             auth: AuthConfig::default(),
+            quotas: QuotaConfig::default(),
             controller_voters: Vec::new(),
             metrics_listen: None,
             http_listen: None,
@@ -212,6 +216,102 @@ pub struct AuthConfig {
     /// Static API keys: bearer tokens, known to the broker only by their SHA-256
     /// (`eddy auth generate-key` makes one).
     pub api_keys: Vec<eddy_auth::ApiKey>,
+}
+
+/// Per-principal rate limits, each enforced on every broker separately (as Kafka's): a client
+/// over a quota gets its answers late, never an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaConfig {
+    /// The limits of every principal without an entry in `principals`, superusers included.
+    pub default: QuotaLimits,
+    /// Principals with limits of their own. An entry replaces `default` whole: a rate it leaves
+    /// out is unlimited for that principal (an entry with no rates exempts it).
+    pub principals: Vec<PrincipalQuota>,
+}
+
+/// The rates of a quota; none (the default) is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaLimits {
+    /// Bytes of produce requests (as encoded on the wire) per second.
+    pub produce_bytes_per_second: Option<u64>,
+    /// Bytes of records answered by fetches and pushed by subscriptions, per second.
+    pub fetch_bytes_per_second: Option<u64>,
+    /// Client requests (every RPC of the client listener) per second.
+    pub requests_per_second: Option<u64>,
+}
+
+/// One principal's own quota limits (`[[quotas.principals]]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrincipalQuota {
+    /// `User:<name>`.
+    pub principal: String,
+    /// As in [`QuotaLimits`].
+    pub produce_bytes_per_second: Option<u64>,
+    pub fetch_bytes_per_second: Option<u64>,
+    pub requests_per_second: Option<u64>,
+}
+
+impl PrincipalQuota {
+    /// The entry's rates.
+    pub fn limits(&self) -> QuotaLimits {
+        QuotaLimits {
+            produce_bytes_per_second: self.produce_bytes_per_second,
+            fetch_bytes_per_second: self.fetch_bytes_per_second,
+            requests_per_second: self.requests_per_second,
+        }
+    }
+}
+
+/// Rates that are set must be positive: zero would block a principal forever, which is what
+/// ACLs are for.
+fn check_quota_limits(limits: &QuotaLimits, fields: [&'static str; 3]) -> Result<(), ConfigError> {
+    let rates = [limits.produce_bytes_per_second, limits.fetch_bytes_per_second, limits.requests_per_second];
+    for (rate, field) in rates.into_iter().zip(fields) {
+        if rate == Some(0) {
+            return Err(bad(field, "must be > 0 (leave it out for no limit)"));
+        }
+    }
+    Ok(())
+}
+
+impl BrokerConfig {
+    fn check_quotas(&self) -> Result<(), ConfigError> {
+        check_quota_limits(
+            &self.quotas.default,
+            [
+                "quotas.default.produce_bytes_per_second",
+                "quotas.default.fetch_bytes_per_second",
+                "quotas.default.requests_per_second",
+            ],
+        )?;
+        let mut seen = std::collections::BTreeSet::new();
+        for entry in &self.quotas.principals {
+            let principal = eddy_auth::Principal::parse(&entry.principal)
+                .map_err(|e| bad("quotas.principals.principal", e.to_string()))?;
+            if principal.is_any() {
+                return Err(bad("quotas.principals.principal", "User:* is not one principal: use [quotas.default]"));
+            }
+            if !seen.insert(principal) {
+                return Err(bad(
+                    "quotas.principals.principal",
+                    format!("{} has two entries; give it one", entry.principal),
+                ));
+            }
+            check_quota_limits(
+                &entry.limits(),
+                [
+                    "quotas.principals.produce_bytes_per_second",
+                    "quotas.principals.fetch_bytes_per_second",
+                    "quotas.principals.requests_per_second",
+                ],
+            )
+            .map_err(|e| ConfigError { reason: format!("{}: {}", entry.principal, e.reason), ..e })?;
+        }
+        Ok(())
+    }
 }
 
 impl BrokerConfig {
@@ -294,6 +394,7 @@ impl BrokerConfig {
         self.check_listeners_apart()?;
         self.check_tls()?;
         self.check_auth()?;
+        self.check_quotas()?;
         if let Some(me) = self.controller_voters.iter().find(|s| s.id == self.node_id)
             && me.address != self.advertised_internal_address()
         {
@@ -491,6 +592,48 @@ mod tests {
         config.node_id = 1;
         config.raft.election_timeout_max_ms = 10;
         assert_eq!(config.validate().unwrap_err().field, "raft.election_timeout_max_ms");
+    }
+
+    #[test]
+    fn quotas_are_positive_for_one_principal_each() {
+        let text = r#"
+            controller_voters = [{ id = 1, address = "127.0.0.1:9093" }]
+            [quotas.default]
+            fetch_bytes_per_second = 1048576
+            [[quotas.principals]]
+            principal = "User:alice"
+            produce_bytes_per_second = 4096
+            [[quotas.principals]]
+            principal = "User:admin"
+        "#;
+        let config: BrokerConfig = toml::from_str(text).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.quotas.default.fetch_bytes_per_second, Some(1 << 20));
+        assert_eq!(config.quotas.principals[0].limits().produce_bytes_per_second, Some(4096));
+        assert_eq!(config.quotas.principals[1].limits(), QuotaLimits::default());
+        // As `eddy server --print-config` shows it, and back.
+        let printed = toml::to_string_pretty(&config).unwrap();
+        assert!(printed.contains("[[quotas.principals]]"), "{printed}");
+        assert_eq!(toml::from_str::<BrokerConfig>(&printed).unwrap(), config);
+
+        let mut zero = config.clone();
+        zero.quotas.default.requests_per_second = Some(0);
+        assert_eq!(zero.validate().unwrap_err().field, "quotas.default.requests_per_second");
+        let mut zero = config.clone();
+        zero.quotas.principals[0].fetch_bytes_per_second = Some(0);
+        let error = zero.validate().unwrap_err();
+        assert_eq!(error.field, "quotas.principals.fetch_bytes_per_second");
+        assert!(error.reason.contains("User:alice"), "{error}");
+        let mut twice = config.clone();
+        twice.quotas.principals[1].principal = "User:alice".into();
+        let error = twice.validate().unwrap_err();
+        assert_eq!(error.field, "quotas.principals.principal");
+        assert!(error.reason.contains("two entries"), "{error}");
+        for bad_principal in ["alice", "User:*", "Group:x"] {
+            let mut bad = config.clone();
+            bad.quotas.principals[0].principal = bad_principal.into();
+            assert_eq!(bad.validate().unwrap_err().field, "quotas.principals.principal", "{bad_principal}");
+        }
     }
 
     #[test]

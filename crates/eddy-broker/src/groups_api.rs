@@ -372,7 +372,8 @@ impl GroupsService for GroupsApi {
         &self,
         request: Request<v1::FindCoordinatorRequest>,
     ) -> Result<Response<v1::FindCoordinatorResponse>, Status> {
-        self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Describe)?;
+        let caller = self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Describe)?;
+        self.api.admit(&caller).await;
         reply(self.find_coordinator_inner(request.into_inner()).await)
     }
 
@@ -381,7 +382,8 @@ impl GroupsService for GroupsApi {
         request: Request<v1::GroupHeartbeatRequest>,
     ) -> Result<Response<v1::GroupHeartbeatResponse>, Status> {
         // A member reads as the group, and must see the topics it subscribes to.
-        self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Read)?;
+        let caller = self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Read)?;
+        self.api.admit(&caller).await;
         for topic in request.get_ref().subscription.iter().flat_map(|s| &s.topics) {
             self.api.permit(&request, Resource::topic(topic), Operation::Describe)?;
         }
@@ -392,7 +394,8 @@ impl GroupsService for GroupsApi {
         &self,
         request: Request<v1::CommitOffsetsRequest>,
     ) -> Result<Response<v1::CommitOffsetsResponse>, Status> {
-        self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Read)?;
+        let caller = self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Read)?;
+        self.api.admit(&caller).await;
         for offset in &request.get_ref().offsets {
             self.api.permit(&request, Resource::topic(&offset.topic), Operation::Read)?;
         }
@@ -403,7 +406,8 @@ impl GroupsService for GroupsApi {
         &self,
         request: Request<v1::FetchOffsetsRequest>,
     ) -> Result<Response<v1::FetchOffsetsResponse>, Status> {
-        self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Describe)?;
+        let caller = self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Describe)?;
+        self.api.admit(&caller).await;
         reply(self.fetch_offsets_inner(request.into_inner()).await)
     }
 
@@ -413,6 +417,7 @@ impl GroupsService for GroupsApi {
     ) -> Result<Response<v1::ListGroupsResponse>, Status> {
         // Only the groups the caller may see.
         let caller = self.api.caller(&request)?;
+        self.api.admit(&caller).await;
         let mut answer = self.list_groups_inner().await?;
         let view = self.cluster.current();
         answer.groups.retain(|g| {
@@ -425,7 +430,8 @@ impl GroupsService for GroupsApi {
         &self,
         request: Request<v1::DescribeGroupRequest>,
     ) -> Result<Response<v1::DescribeGroupResponse>, Status> {
-        self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Describe)?;
+        let caller = self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Describe)?;
+        self.api.admit(&caller).await;
         reply(self.describe_inner(request.into_inner()).await)
     }
 
@@ -433,7 +439,8 @@ impl GroupsService for GroupsApi {
         &self,
         request: Request<v1::DeleteGroupRequest>,
     ) -> Result<Response<v1::DeleteGroupResponse>, Status> {
-        self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Delete)?;
+        let caller = self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Delete)?;
+        self.api.admit(&caller).await;
         reply(self.delete_inner(request.into_inner()).await)
     }
 
@@ -442,7 +449,8 @@ impl GroupsService for GroupsApi {
         request: Request<v1::ResetOffsetsRequest>,
     ) -> Result<Response<v1::ResetOffsetsResponse>, Status> {
         // As Kafka's AlterConsumerGroupOffsets: READ on the group and on the topic.
-        self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Read)?;
+        let caller = self.api.permit(&request, Resource::group(&request.get_ref().group_id), Operation::Read)?;
+        self.api.admit(&caller).await;
         self.api.permit(&request, Resource::topic(&request.get_ref().topic), Operation::Read)?;
         reply(self.reset_inner(request.into_inner()).await)
     }

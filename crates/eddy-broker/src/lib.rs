@@ -22,6 +22,7 @@ mod leader_balance;
 pub mod metrics;
 pub mod producers;
 pub mod quiesce;
+pub mod quotas;
 mod reassign;
 mod reconcile;
 pub mod registry;
@@ -32,7 +33,10 @@ pub mod server;
 
 pub use broker::{Broker, GroupStatus, NodeEnv, StartError};
 pub use clock::{Clock, SystemClock};
-pub use config::{AuthConfig, BrokerConfig, ConfigError, ControllerVoter, parse_controller_voters};
+pub use config::{
+    AuthConfig, BrokerConfig, ConfigError, ControllerVoter, PrincipalQuota, QuotaConfig, QuotaLimits,
+    parse_controller_voters,
+};
 pub use error::BrokerError;
 pub use in_memory::InMemoryNode;
 pub use server::server_builder;

@@ -69,3 +69,26 @@ pub fn forget_partition(topic: &str, partition: u32) {
         metrics::gauge!("eddy_dlq_records", &labels).set(f64::NAN);
     }
 }
+
+/// One charge to a principal's quota: what it cost (`eddy_quota_usage_bytes_total`,
+/// `eddy_quota_usage_requests_total`) and, when the quota asked for a delay,
+/// `eddy_quota_throttled_requests_total` and the delay in the `eddy_quota_throttle_seconds`
+/// histogram, whose `_sum` is the time answers were held back. (A histogram rather than a
+/// seconds counter: the `metrics` crate's counters count whole numbers.) Only principals with
+/// that quota are recorded, so the label set is bounded by the configuration and the principals
+/// the brokers authenticate.
+pub fn record_quota(principal: &eddy_auth::Principal, kind: crate::quotas::QuotaKind, amount: u64, delay: Duration) {
+    let labels = [("principal", principal.to_string()), ("quota", kind.as_str().to_string())];
+    match kind {
+        crate::quotas::QuotaKind::Requests => {
+            metrics::counter!("eddy_quota_usage_requests_total", &labels).increment(amount);
+        }
+        crate::quotas::QuotaKind::ProduceBytes | crate::quotas::QuotaKind::FetchBytes => {
+            metrics::counter!("eddy_quota_usage_bytes_total", &labels).increment(amount);
+        }
+    }
+    if !delay.is_zero() {
+        metrics::counter!("eddy_quota_throttled_requests_total", &labels).increment(1);
+        metrics::histogram!("eddy_quota_throttle_seconds", &labels).record(delay.as_secs_f64());
+    }
+}

@@ -65,6 +65,7 @@ impl Security for SecurityApi {
         request: Request<v1::UpsertUserRequest>,
     ) -> Result<Response<v1::UpsertUserResponse>, Status> {
         let caller = self.api.permit(&request, Resource::cluster(), Operation::Alter)?;
+        self.api.admit(&caller).await;
         let request = request.into_inner();
         let credential = credential_from_wire(&request)?;
         let stored_key = credential.stored_key;
@@ -82,6 +83,7 @@ impl Security for SecurityApi {
         request: Request<v1::DeleteUserRequest>,
     ) -> Result<Response<v1::DeleteUserResponse>, Status> {
         let caller = self.api.permit(&request, Resource::cluster(), Operation::Alter)?;
+        self.api.admit(&caller).await;
         let name = request.into_inner().name;
         self.change(SecurityCommand::DeleteUser { name: name.clone() }).await?;
         tracing::info!(target: "eddy::audit", by = %caller.principal, user = %name, "user deleted");
@@ -93,7 +95,8 @@ impl Security for SecurityApi {
         &self,
         request: Request<v1::ListUsersRequest>,
     ) -> Result<Response<v1::ListUsersResponse>, Status> {
-        self.api.permit(&request, Resource::cluster(), Operation::Describe)?;
+        let caller = self.api.permit(&request, Resource::cluster(), Operation::Describe)?;
+        self.api.admit(&caller).await;
         let view = self.api.cluster().current();
         let users = view
             .metadata
@@ -114,6 +117,7 @@ impl Security for SecurityApi {
         request: Request<v1::CreateAclsRequest>,
     ) -> Result<Response<v1::CreateAclsResponse>, Status> {
         let caller = self.api.permit(&request, Resource::cluster(), Operation::Alter)?;
+        self.api.admit(&caller).await;
         let acls = request.into_inner().acls;
         if acls.len() > ACLS_PER_REQUEST_MAX {
             return Err(BrokerError::InvalidRequest(format!("at most {ACLS_PER_REQUEST_MAX} ACLs per request")).into());
@@ -132,6 +136,7 @@ impl Security for SecurityApi {
         request: Request<v1::DeleteAclsRequest>,
     ) -> Result<Response<v1::DeleteAclsResponse>, Status> {
         let caller = self.api.permit(&request, Resource::cluster(), Operation::Alter)?;
+        self.api.admit(&caller).await;
         let filter = convert::acl_filter_from_wire(request.into_inner().filter.unwrap_or_default())?;
         let deleted = self.change(SecurityCommand::DeleteAcls { filter }).await?;
         for acl in &deleted {
@@ -142,7 +147,8 @@ impl Security for SecurityApi {
     }
 
     async fn list_acls(&self, request: Request<v1::ListAclsRequest>) -> Result<Response<v1::ListAclsResponse>, Status> {
-        self.api.permit(&request, Resource::cluster(), Operation::Describe)?;
+        let caller = self.api.permit(&request, Resource::cluster(), Operation::Describe)?;
+        self.api.admit(&caller).await;
         let filter = convert::acl_filter_from_wire(request.into_inner().filter.unwrap_or_default())?;
         let view = self.api.cluster().current();
         let acls = view.metadata.security.acls.iter().filter(|a| filter.matches(a)).map(convert::acl_to_wire).collect();
@@ -151,6 +157,7 @@ impl Security for SecurityApi {
 
     async fn who_am_i(&self, request: Request<v1::WhoAmIRequest>) -> Result<Response<v1::WhoAmIResponse>, Status> {
         let caller = self.api.caller(&request)?;
+        self.api.admit(&caller).await;
         Ok(Response::new(v1::WhoAmIResponse {
             principal: caller.principal.to_string(),
             superuser: caller.superuser,

@@ -30,7 +30,18 @@ impl Client {
     /// hashed here (SCRAM-SHA-256 with `iterations` rounds of PBKDF2); only that reaches the
     /// brokers.
     pub async fn upsert_user(&self, name: &str, password: &str, iterations: u32) -> ClientResult<()> {
-        let salt = eddy_auth::ScramCredential::new_salt();
+        self.upsert_user_salted(name, password, eddy_auth::ScramCredential::new_salt(), iterations).await
+    }
+
+    /// [`Client::upsert_user`] with a salt of the caller's (a deterministic simulation's; anything
+    /// else should let the client draw one).
+    pub async fn upsert_user_salted(
+        &self,
+        name: &str,
+        password: &str,
+        salt: Vec<u8>,
+        iterations: u32,
+    ) -> ClientResult<()> {
         let salted = eddy_auth::salted_password(password, &salt, iterations);
         let request = v1::UpsertUserRequest {
             name: name.to_string(),

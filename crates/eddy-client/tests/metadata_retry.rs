@@ -59,6 +59,7 @@ impl v1::eddy_server::Eddy for FakeBroker {
             base_offset: 0,
             record_count: request.records.len() as u32,
             duplicate: false,
+            throttle_time_ms: 0,
         }))
     }
 

@@ -35,6 +35,7 @@ pub use replica::{LocalLeadership, OpenError, Replica, ReplicaPlacement};
 pub use sequencer::{Outcome, Proposal, ProposeError, Proposed};
 pub use state_machine::{PartitionStateMachine, PartitionView};
 pub use store::{destroy, has_data};
+pub use stored::stored_records;
 
 openraft::declare_raft_types!(
     /// Types of a partition's Raft group.

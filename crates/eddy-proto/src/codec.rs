@@ -66,17 +66,7 @@ impl<U: Message + Default + 'static> Decoder for EddyDecoder<U> {
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         if TypeId::of::<U>() == TypeId::of::<v1::ProduceRequest>() {
             use bytes::Buf;
-            let count = count_field(buf.chunk(), PRODUCE_RECORDS_FIELD);
-            if count > BATCH_RECORDS_MAX_LIMIT {
-                return Err(crate::reason::status(
-                    Reason::BatchTooLarge,
-                    format!(
-                        "the batch holds {count} records, above the limit of {BATCH_RECORDS_MAX_LIMIT} records a \
-                         broker decodes; split it"
-                    ),
-                    [("limit".to_string(), BATCH_RECORDS_MAX_LIMIT.to_string())].into(),
-                ));
-            }
+            check_produce_record_count(buf.chunk())?;
         }
         self.inner.decode(buf)
     }
@@ -86,10 +76,36 @@ impl<U: Message + Default + 'static> Decoder for EddyDecoder<U> {
     }
 }
 
+/// Refuses an encoded produce request of more records than a broker decodes, before decoding
+/// it: the decoder's check, public so the fuzz targets run the same one on their inputs.
+pub fn check_produce_record_count(bytes: &[u8]) -> Result<(), Status> {
+    let count = produce_record_count(bytes);
+    if count > BATCH_RECORDS_MAX_LIMIT {
+        return Err(crate::reason::status(
+            Reason::BatchTooLarge,
+            format!(
+                "the batch holds {count} records, above the limit of {BATCH_RECORDS_MAX_LIMIT} records a broker \
+                 decodes; split it"
+            ),
+            [("limit".to_string(), BATCH_RECORDS_MAX_LIMIT.to_string())].into(),
+        ));
+    }
+    Ok(())
+}
+
+/// How many records the encoded produce request `bytes` holds, counted without decoding it.
+pub fn produce_record_count(bytes: &[u8]) -> usize {
+    count_field(bytes, PRODUCE_RECORDS_FIELD)
+}
+
 /// How many times top-level field `field` occurs in the encoded message `bytes`. A malformed
 /// message is counted as far as it can be read: decoding it reports the error.
 fn count_field(mut bytes: &[u8], field: u64) -> usize {
     let mut count = 0;
+    // How many groups the reader is inside. Eddy's messages have none, but prost skips an
+    // unknown group whole, fields inside it included; stopping at one instead would let a
+    // request hide any number of records behind it.
+    let mut depth = 0usize;
     while !bytes.is_empty() {
         let Some(key) = varint(&mut bytes) else { break };
         let skip = match key & 7 {
@@ -102,15 +118,26 @@ fn count_field(mut bytes: &[u8], field: u64) -> usize {
                 Some(n) => n,
                 None => break,
             },
+            3 => {
+                depth += 1;
+                continue;
+            }
+            4 => match depth.checked_sub(1) {
+                Some(outer) => {
+                    depth = outer;
+                    continue;
+                }
+                None => break,
+            },
             5 => 4,
-            // Groups (3, 4) are not used by Eddy's messages; anything else is malformed.
+            // Anything else is malformed.
             _ => break,
         };
         if skip > bytes.len() {
             break;
         }
         bytes = &bytes[skip..];
-        if key >> 3 == field {
+        if depth == 0 && key >> 3 == field {
             count += 1;
         }
     }
@@ -167,5 +194,22 @@ mod tests {
         }
         assert_eq!(count_field(&[0xff; 11], PRODUCE_RECORDS_FIELD), 0);
         assert_eq!(count_field(&[0x1a, 0xff, 0xff, 0xff, 0xff, 0x0f], PRODUCE_RECORDS_FIELD), 0);
+    }
+
+    #[test]
+    fn records_after_an_unknown_group_are_counted() {
+        // An unknown field of the deprecated group wire type (field 15: start 0x7b, end 0x7c)
+        // holding a varint field, before three records: prost skips the group and decodes all
+        // three, so the count before decoding must see them too, or a request could carry any
+        // number of records past the limit behind one group.
+        let mut bytes = vec![0x7b, 0x08, 0x01, 0x7c];
+        bytes.extend(produce(3).encode_to_vec());
+        let decoded = v1::ProduceRequest::decode(bytes.as_slice()).expect("prost skips unknown groups");
+        assert_eq!(decoded.records.len(), 3);
+        assert_eq!(produce_record_count(&bytes), 3);
+        // A record inside a group is the group's field, not the request's.
+        let nested = [0x7b, 0x1a, 0x00, 0x7c];
+        assert_eq!(v1::ProduceRequest::decode(nested.as_slice()).expect("a well-formed group").records.len(), 0);
+        assert_eq!(produce_record_count(&nested), 0);
     }
 }

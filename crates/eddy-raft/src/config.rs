@@ -62,6 +62,14 @@ impl RaftTiming {
             // the leader starts that follower's replication over (entries or a snapshot). The
             // controller group keeps the default: its voters are configured, not replaced.
             allow_log_reversion: Some(matches!(compaction, Compaction::Retention)),
+            // A leader that restarts must win a new election in a higher term, never resume its
+            // old term. A leader sends entries before its own fsync; if power fails before it,
+            // the restarted leader has lost them, and resuming the same term it would write
+            // other entries at the same indexes with the same (term, index) ids, which a
+            // follower that synced the first ones takes for a match and keeps: replicas diverge
+            // and a committed record can be replaced (the crash filesystem test found it:
+            // tests/crash_disk.rs, docs/testing.md). openraft restores leadership by default.
+            enable_leader_restore: Some(false),
             ..Default::default()
         };
         Ok(Arc::new(config.validate()?))

@@ -55,9 +55,19 @@ pub fn check_data_dir(dir: &Path, node_id: u64) -> StorageResult<()> {
                     expected: DATA_FORMAT_VERSION,
                 });
             }
+            // Synced before the rename and the directory after it: a node that loses power in its
+            // first seconds must come back to the stamp it wrote, not to an empty file that
+            // makes it refuse its own directory (the crash filesystem test found it).
             let tmp = dir.join(format!("{FORMAT_FILE}.tmp"));
-            std::fs::write(&tmp, format!("format={DATA_FORMAT_VERSION}\nnode_id={node_id}\n"))?;
+            let mut file = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(
+                &mut file,
+                format!("format={DATA_FORMAT_VERSION}\nnode_id={node_id}\n").as_bytes(),
+            )?;
+            file.sync_all()?;
+            drop(file);
             std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(dir)?.sync_all()?;
             Ok(())
         }
         Err(e) => Err(e.into()),

@@ -17,6 +17,7 @@ mod liveness;
 mod raft;
 mod retention;
 mod schemas;
+mod security;
 mod single_value;
 
 use std::collections::BTreeMap;
@@ -75,11 +76,16 @@ pub enum Property {
     SchemaVersionLost,
     /// The registry acknowledged a schema its compatibility level forbids.
     SchemaIncompatibleAccepted,
+    /// After healing, a user or ACL is not as its last acknowledged change left it
+    /// (`security.rs`).
+    SecurityChangeLost,
+    /// After healing, brokers enforce different users or ACLs, or one no one asked for.
+    SecurityDiverged,
 }
 
 impl Property {
     /// Every property.
-    pub const ALL: [Property; 21] = [
+    pub const ALL: [Property; 23] = [
         Property::AcknowledgedLost,
         Property::AcknowledgedMoved,
         Property::CommittedLost,
@@ -101,6 +107,8 @@ impl Property {
         Property::SchemaIdChanged,
         Property::SchemaVersionLost,
         Property::SchemaIncompatibleAccepted,
+        Property::SecurityChangeLost,
+        Property::SecurityDiverged,
     ];
 
     /// Whether a violation means data was lost, rewritten or invented (not merely unavailable).
@@ -132,6 +140,8 @@ impl Property {
             Property::SchemaIdChanged => "schema_id_changed",
             Property::SchemaVersionLost => "schema_version_lost",
             Property::SchemaIncompatibleAccepted => "schema_incompatible_accepted",
+            Property::SecurityChangeLost => "security_change_lost",
+            Property::SecurityDiverged => "security_diverged",
         }
     }
 }
@@ -274,6 +284,9 @@ impl Model {
                 | Event::SchemaRefused { .. }
                 | Event::SchemaFinal { .. }
                 | Event::SchemaFinalFailed { .. }
+                | Event::SecurityChange { .. }
+                | Event::SecurityFinal { .. }
+                | Event::SecurityFinalFailed { .. }
                 | Event::Fault { .. }
                 | Event::Note { .. } => {}
             }
@@ -303,6 +316,7 @@ pub fn check(entries: &[Entry], partitions: u32) -> Verdict {
     groups::check(entries, &model, &mut anomalies);
     retention::check(entries, &mut anomalies);
     schemas::check(entries, &mut anomalies);
+    security::check(entries, &mut anomalies);
     let records_checked = model.finals.values().map(|(records, _)| records.len() as u64).sum();
     Verdict { anomalies, records_checked }
 }

@@ -561,3 +561,63 @@ fn schemas_flag_lost_versions_changed_ids_and_accepted_incompatibilities() {
     assert_flags(&accepted, Property::SchemaIncompatibleAccepted);
     assert_flags(&registry().push(Event::SchemaFinalFailed { reason: "no leader".into() }), Property::Unavailable);
 }
+
+fn security(target: &str, effect: Option<&str>, acked: bool) -> Event {
+    Event::SecurityChange {
+        process: "securer-0".into(),
+        target: target.into(),
+        effect: effect.map(str::to_string),
+        acked,
+    }
+}
+
+fn security_final(node: u64, state: &[(&str, &str)]) -> Event {
+    Event::SecurityFinal { node, state: state.iter().map(|(t, e)| (t.to_string(), e.to_string())).collect() }
+}
+
+/// ACL a1 added then removed, a2 added, a3 added with an unknown outcome; the user set twice.
+fn secured() -> Builder {
+    clean()
+        .push(security("acl:a1", Some("present"), true))
+        .push(security("acl:a2", Some("present"), true))
+        .push(security("acl:a1", None, true))
+        .push(security("acl:a3", Some("present"), false))
+        .push(security("user:u0", Some("iterations=4100"), true))
+        .push(security("user:u0", Some("iterations=4104"), true))
+}
+
+#[test]
+fn security_as_acknowledged_passes() {
+    for a3 in [true, false] {
+        let mut state = vec![("acl:a2", "present"), ("user:u0", "iterations=4104")];
+        if a3 {
+            state.push(("acl:a3", "present"));
+        }
+        let verdict = secured().push(security_final(1, &state)).push(security_final(2, &state)).verdict();
+        assert!(verdict.anomalies.is_empty(), "{:?}", verdict.anomalies);
+    }
+}
+
+#[test]
+fn security_change_lost() {
+    // The acknowledged removal of a1 undone; the acknowledged add of a2 lost; an older credential.
+    for state in [
+        vec![("acl:a1", "present"), ("acl:a2", "present"), ("user:u0", "iterations=4104")],
+        vec![("user:u0", "iterations=4104")],
+        vec![("acl:a2", "present"), ("user:u0", "iterations=4100")],
+    ] {
+        assert_flags(&secured().push(security_final(1, &state)), Property::SecurityChangeLost);
+    }
+}
+
+#[test]
+fn security_diverged() {
+    let state = [("acl:a2", "present"), ("user:u0", "iterations=4104")];
+    let other = [("acl:a2", "present"), ("acl:a3", "present"), ("user:u0", "iterations=4104")];
+    assert_flags(
+        &secured().push(security_final(1, &state)).push(security_final(2, &other)),
+        Property::SecurityDiverged,
+    );
+    let phantom = [("acl:a2", "present"), ("acl:zz", "present"), ("user:u0", "iterations=4104")];
+    assert_flags(&secured().push(security_final(1, &phantom)), Property::SecurityDiverged);
+}
