@@ -150,6 +150,24 @@ fn callers_get_what_acls_allow_and_nothing_without_credentials() {
         (status == 200).then_some(())
     });
 
+    // An HTTP group member reads with its maker's credentials, in the background too, and no
+    // one else may use it.
+    admin(&cluster, &["acl", "add", "--principal", "User:alice", "--operation", "read", "--group", "billing"], None);
+    admin(&cluster, &["user", "create", "bob"], Some("s3cret-bob\n"));
+    admin(&cluster, &["acl", "add", "--principal", "User:bob", "--operation", "read", "--group", "billing"], None);
+    let read = "/groups/billing/records?topics=orders&instance=a1&reset=earliest&wait_ms=2000";
+    let records = wait_for(Duration::from_secs(30), "alice's group member to read orders", || {
+        let (status, answer) = http_request(&http, "GET", read, &[("Authorization", &alice)], None);
+        (status == 200 && !answer["records"].as_array()?.is_empty()).then_some(answer)
+    });
+    assert!(records.to_string().contains("\"id\":1") || records.to_string().contains("an event"), "{records}");
+    let bob = basic("bob", "s3cret-bob");
+    let (status, problem) = wait_for(Duration::from_secs(10), "node 2 to know bob", || {
+        let (status, problem) = http_request(&http, "GET", read, &[("Authorization", &bob)], None);
+        (status != 401).then_some((status, problem))
+    });
+    assert_eq!((status, problem["reason"].as_str()), (403, Some("PERMISSION_DENIED")), "{problem}");
+
     // Users are listed without secrets; every denial is in the audit log.
     let users = admin(&cluster, &["user", "list", "--format", "json"], None);
     let users = String::from_utf8_lossy(&users.stdout).to_string();

@@ -1,7 +1,7 @@
 //! The connection to a cluster: channels to brokers, partition leader discovery, retries.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eddy_proto::Reason;
@@ -80,13 +80,14 @@ impl Connect for TcpConnect {
 pub struct Client {
     bootstrap: Vec<String>,
     config: ClientConfig,
-    connector: Box<dyn Connect>,
-    channels: Mutex<HashMap<String, Channel>>,
+    // Shared by the clients `with_scoped_credentials` makes: one set of connections and caches.
+    connector: Arc<dyn Connect>,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
     /// (topic, partition) -> leader address, learned from DescribeTopic and NOT_LEADER hints.
-    leaders: Mutex<HashMap<(String, u32), String>>,
+    leaders: Arc<Mutex<HashMap<(String, u32), String>>>,
     /// topic -> partition count.
-    partition_counts: Mutex<HashMap<String, u32>>,
-    pub(crate) coordinators: crate::groups::Coordinators,
+    partition_counts: Arc<Mutex<HashMap<String, u32>>>,
+    pub(crate) coordinators: Arc<crate::groups::Coordinators>,
     authorize: Authorize,
 }
 
@@ -156,12 +157,29 @@ impl Client {
             authorize,
             bootstrap: brokers,
             config,
-            connector: Box::new(connector),
-            channels: Mutex::new(HashMap::new()),
-            leaders: Mutex::new(HashMap::new()),
-            partition_counts: Mutex::new(HashMap::new()),
+            connector: Arc::new(connector),
+            channels: Default::default(),
+            leaders: Default::default(),
+            partition_counts: Default::default(),
             coordinators: Default::default(),
         })
+    }
+
+    /// This client as the credentials the current task runs with (see
+    /// [`crate::with_authorization`]), for work that outlives the task: a stream a gateway
+    /// serves its caller, a consumer it keeps for them. It shares this client's connections and
+    /// caches. Outside such a task it is this client.
+    pub fn with_scoped_credentials(&self) -> Client {
+        Client {
+            bootstrap: self.bootstrap.clone(),
+            config: self.config.clone(),
+            connector: self.connector.clone(),
+            channels: self.channels.clone(),
+            leaders: self.leaders.clone(),
+            partition_counts: self.partition_counts.clone(),
+            coordinators: self.coordinators.clone(),
+            authorize: self.authorize.scoped(),
+        }
     }
 
     pub fn config(&self) -> &ClientConfig {

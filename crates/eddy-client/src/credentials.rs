@@ -49,6 +49,11 @@ pub async fn with_authorization<F: std::future::Future>(authorization: Option<&s
     SCOPED.scope(value, future).await
 }
 
+/// The `authorization` the current task runs with ([`with_authorization`]), if any.
+pub fn scoped_authorization() -> Option<String> {
+    SCOPED.try_with(|v| v.as_ref().and_then(|v| v.to_str().ok()).map(str::to_string)).ok().flatten()
+}
+
 /// Adds the credentials to every request: the scoped ones of the current task when set, else
 /// the client's own.
 #[derive(Clone, Default)]
@@ -57,6 +62,11 @@ pub struct Authorize(pub(crate) Option<AsciiMetadataValue>);
 impl Authorize {
     pub(crate) fn new(credentials: Option<&Credentials>) -> Authorize {
         Authorize(credentials.and_then(|c| MetadataValue::try_from(c.authorization()).ok()))
+    }
+
+    /// The credentials the current task runs with ([`with_authorization`]), else these.
+    pub(crate) fn scoped(&self) -> Authorize {
+        Authorize(SCOPED.try_with(Clone::clone).unwrap_or_else(|_| self.0.clone()))
     }
 }
 

@@ -38,6 +38,25 @@ struct Instance {
     topics: Vec<String>,
     consumer: tokio::sync::Mutex<Option<Consumer>>,
     last_used: Mutex<Instant>,
+    /// Whose member it is: the SHA-256 of the credentials it was made with (all zeros for
+    /// none). It reads with them, so no one else may use it.
+    owner: [u8; 32],
+}
+
+/// The SHA-256 of the current request's credentials (all zeros for none).
+fn caller_digest() -> [u8; 32] {
+    use sha2::Digest as _;
+    match eddy_client::credentials::scoped_authorization() {
+        Some(authorization) => sha2::Sha256::digest(authorization.as_bytes()).into(),
+        None => [0; 32],
+    }
+}
+
+fn someone_elses(group: &str, name: &str) -> Problem {
+    Problem::new(
+        Reason::PermissionDenied,
+        format!("member {name:?} of group {group:?} was made by another caller; use another instance name"),
+    )
 }
 
 /// Every member the gateway keeps, by (group, instance).
@@ -58,9 +77,11 @@ impl Instances {
         reset: OffsetReset,
     ) -> Result<Arc<Instance>, Problem> {
         let key = (group.to_string(), name.to_string());
+        let owner = caller_digest();
         let replaced = {
             let mut members = self.members.lock().expect("instances lock");
             match members.get(&key) {
+                Some(instance) if instance.owner != owner => return Err(someone_elses(group, name)),
                 Some(instance) if instance.topics == topics => {
                     *instance.last_used.lock().expect("instance lock") = Instant::now();
                     return Ok(instance.clone());
@@ -87,22 +108,31 @@ impl Instances {
             ..ConsumerConfig::group(group)
         };
         let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-        let consumer = Consumer::subscribe(gateway.client.clone(), &refs, config).await?;
+        // The member outlives this request (it heartbeats in the background): it keeps the
+        // caller's credentials of its own.
+        let client = Arc::new(gateway.client.with_scoped_credentials());
+        let consumer = Consumer::subscribe(client, &refs, config).await?;
         let instance = Arc::new(Instance {
             topics,
             consumer: tokio::sync::Mutex::new(Some(consumer)),
             last_used: Mutex::new(Instant::now()),
+            owner,
         });
         self.members.lock().expect("instances lock").insert(key, instance.clone());
         Ok(instance)
     }
 
+    /// The member, when the caller is the one who made it (none else is found).
     fn find(&self, group: &str, name: &str) -> Option<Arc<Instance>> {
-        self.members.lock().expect("instances lock").get(&(group.to_string(), name.to_string())).cloned()
+        let found = self.members.lock().expect("instances lock").get(&(group.to_string(), name.to_string())).cloned();
+        found.filter(|i| i.owner == caller_digest())
     }
 
     fn remove(&self, group: &str, name: &str) -> Option<Arc<Instance>> {
-        self.members.lock().expect("instances lock").remove(&(group.to_string(), name.to_string()))
+        let mut members = self.members.lock().expect("instances lock");
+        let key = (group.to_string(), name.to_string());
+        let owned = members.get(&key).is_some_and(|i| i.owner == caller_digest());
+        if owned { members.remove(&key) } else { None }
     }
 
     /// Retires the members idle longer than [`INSTANCE_IDLE`]; runs for as long as the gateway.

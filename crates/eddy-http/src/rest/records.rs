@@ -320,8 +320,10 @@ pub async fn stream(
         })
         .collect();
     let mut feeds = Vec::new();
+    // The stream outlives this handler: it keeps the caller's credentials of its own.
+    let client = std::sync::Arc::new(gateway.client.with_scoped_credentials());
     for (partition, start) in starts {
-        let feed = gateway.client.subscribe(&topic, partition, start).await?;
+        let feed = client.subscribe(&topic, partition, start).await?;
         feeds.push(feed.map(move |batch| (partition, batch)).boxed());
     }
     let (keys, values) =
