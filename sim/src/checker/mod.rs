@@ -76,10 +76,10 @@ pub enum Property {
     SchemaVersionLost,
     /// The registry acknowledged a schema its compatibility level forbids.
     SchemaIncompatibleAccepted,
-    /// After healing, a user or ACL is not as its last acknowledged change left it
-    /// (`security.rs`).
+    /// After healing, no broker holds a user or ACL as its last acknowledged change left it, or
+    /// one enforces a user or ACL no one asked for (`security.rs`).
     SecurityChangeLost,
-    /// After healing, brokers enforce different users or ACLs, or one no one asked for.
+    /// After healing, brokers still enforce different users or ACLs: one did not catch up.
     SecurityDiverged,
 }
 
@@ -113,7 +113,7 @@ impl Property {
 
     /// Whether a violation means data was lost, rewritten or invented (not merely unavailable).
     pub fn is_safety(self) -> bool {
-        !matches!(self, Property::Unavailable | Property::GroupBehind)
+        !matches!(self, Property::Unavailable | Property::GroupBehind | Property::SecurityDiverged)
     }
 
     /// The name printed in reports and summaries.

@@ -1,7 +1,10 @@
-//! Users and ACLs are kept as acknowledged and enforced alike everywhere: after healing, every
-//! broker enforces the same users and ACLs, nothing that no one asked for, and for each user and
-//! ACL the state its last acknowledged change left, unless a later change of unknown outcome
-//! was attempted (which may or may not have taken effect).
+//! Users and ACLs are kept as acknowledged and enforced alike everywhere. After healing:
+//! - no broker enforces a user or ACL no one asked for, and for each user and ACL some broker
+//!   holds the state its last acknowledged change left (unless a later change of unknown outcome
+//!   was attempted, which may or may not have taken effect): an acknowledged change that no
+//!   broker holds was lost (`security_change_lost`, a safety property);
+//! - every broker enforces the same users and ACLs (`security_diverged`): one that does not has
+//!   not caught up with the controller's metadata, a failure to propagate rather than a loss.
 
 use std::collections::BTreeMap;
 
@@ -45,24 +48,27 @@ pub fn check(entries: &[Entry], anomalies: &mut Vec<Anomaly>) {
         for target in state.keys() {
             if !changes.contains_key(target) {
                 anomalies.push(anomaly(
-                    Property::SecurityDiverged,
+                    Property::SecurityChangeLost,
                     format!("n{node} enforces {target}, which no one asked for"),
                 ));
             }
         }
-        for (target, history) in &changes {
-            let Some(last_acked) = history.iter().rposition(|(_, acked)| *acked) else { continue };
-            if last_acked + 1 != history.len() {
-                continue; // a later change of unknown outcome may have taken effect
-            }
-            let expected = history[last_acked].0.as_deref();
-            let found = state.get(target).copied();
-            if found != expected {
-                anomalies.push(anomaly(
-                    Property::SecurityChangeLost,
-                    format!("{target}: its last acknowledged change left it {expected:?}, n{node} has {found:?}"),
-                ));
-            }
+    }
+    if finals.is_empty() {
+        return;
+    }
+    for (target, history) in &changes {
+        let Some(last_acked) = history.iter().rposition(|(_, acked)| *acked) else { continue };
+        if last_acked + 1 != history.len() {
+            continue; // a later change of unknown outcome may have taken effect
+        }
+        let expected = history[last_acked].0.as_deref();
+        let held: Vec<Option<&str>> = finals.values().map(|state| state.get(target).copied()).collect();
+        if !held.contains(&expected) {
+            anomalies.push(anomaly(
+                Property::SecurityChangeLost,
+                format!("{target}: its last acknowledged change left it {expected:?}; the brokers hold {held:?}"),
+            ));
         }
     }
 }

@@ -618,6 +618,10 @@ fn security_diverged() {
         &secured().push(security_final(1, &state)).push(security_final(2, &other)),
         Property::SecurityDiverged,
     );
+    // A broker behind the others is a divergence, not a loss: another holds the change.
+    let behind = [("user:u0", "iterations=4100")];
+    let verdict = secured().push(security_final(1, &state)).push(security_final(2, &behind)).verdict();
+    assert_eq!(properties(&verdict), vec![Property::SecurityDiverged], "{:?}", verdict.anomalies);
     let phantom = [("acl:a2", "present"), ("acl:zz", "present"), ("user:u0", "iterations=4104")];
-    assert_flags(&secured().push(security_final(1, &phantom)), Property::SecurityDiverged);
+    assert_flags(&secured().push(security_final(1, &phantom)), Property::SecurityChangeLost);
 }
