@@ -445,6 +445,8 @@ fn next_view(current: &ClusterView, response: HeartbeatResponse) -> Option<Clust
 /// Routes Raft RPCs to the local group they address.
 pub(crate) struct GroupRouter {
     pub(crate) broker: Broker,
+    /// Answers node-to-node ListOffsets queries; made once, not per query.
+    pub(crate) api: crate::api::EddyApi,
 }
 
 #[tonic::async_trait]
@@ -457,7 +459,7 @@ impl RaftRouter for GroupRouter {
             use prost::Message as _;
             let request = eddy_proto::v1::ListOffsetsRequest::decode(payload)
                 .map_err(|e| Status::invalid_argument(format!("malformed ListOffsets: {e}")))?;
-            let answer = crate::api::EddyApi::new(&self.broker).list_offsets_inner(request).await?;
+            let answer = self.api.list_offsets_inner(request).await?;
             return Ok(answer.encode_to_vec());
         }
         if group == CONTROLLER_GROUP {

@@ -67,9 +67,12 @@ impl Broker {
     /// The services of the inter-broker listener: the Raft transport of every group on this node
     /// and the controller RPCs, ready for `server_builder().add_routes(..)`.
     pub async fn internal_routes(&self) -> Routes {
-        let raft = RaftTransportServer::new(RaftTransportService::new(Arc::new(GroupRouter { broker: self.clone() })))
-            .max_decoding_message_size(RAFT_MESSAGE_MAX_BYTES)
-            .max_encoding_message_size(RAFT_MESSAGE_MAX_BYTES);
+        let raft = RaftTransportServer::new(RaftTransportService::new(Arc::new(GroupRouter {
+            broker: self.clone(),
+            api: EddyApi::new(self),
+        })))
+        .max_decoding_message_size(RAFT_MESSAGE_MAX_BYTES)
+        .max_encoding_message_size(RAFT_MESSAGE_MAX_BYTES);
         let controller = ControllerRpcServer::new(ControllerRpcService::new(self.inner.controller.clone()))
             .max_decoding_message_size(CONTROLLER_MESSAGE_MAX_BYTES)
             .max_encoding_message_size(CONTROLLER_MESSAGE_MAX_BYTES);
