@@ -1,7 +1,8 @@
 //! Authentication and ACLs end to end, through the CLI (gRPC metadata) and the HTTP listener
 //! (Authorization header): requests without credentials get UNAUTHENTICATED, callers get only
 //! what ACLs allow (deny wins; prefixed names), superusers everything; users and ACLs are
-//! replicated, audited, and never show their secrets.
+//! replicated, audited, and never show their secrets. GraphQL subscribers authenticate in their
+//! WebSocket's first message (tests/python/graphql_auth.py).
 
 mod support;
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use support::{ADMIN_TOKEN, Cluster, eddy_bin, http_request, wait_for};
+use support::{ADMIN_TOKEN, Cluster, eddy_bin, http_request, run_python, wait_for};
 
 /// Runs `eddy ARGS` against `cluster` with exactly the credentials in `env` (none by default).
 fn eddy_as(cluster: &Cluster, env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> Output {
@@ -167,6 +168,11 @@ fn callers_get_what_acls_allow_and_nothing_without_credentials() {
         (status != 401).then_some((status, problem))
     });
     assert_eq!((status, problem["reason"].as_str()), (403, Some("PERMISSION_DENIED")), "{problem}");
+
+    // GraphQL subscriptions over WebSocket: the credentials come in the connection's first
+    // message (gql's `init_payload`), in both protocols; none or wrong ones close it.
+    let out = run_python("graphql_auth.py", &[&format!("http://{http}"), &alice, "orders", "payments"]);
+    assert!(out.contains("refused payments"), "{out}");
 
     // Users are listed without secrets; every denial is in the audit log.
     let users = admin(&cluster, &["user", "list", "--format", "json"], None);

@@ -1,6 +1,8 @@
 //! Quotas end to end: a principal over its produce byte rate gets its answers late, told so by
 //! `throttle_time_ms`, never refused, and /metrics shows who was throttled; a principal without
-//! a quota is never throttled. Nothing here measures elapsed time (the machine is shared): the
+//! a quota is never throttled. Quotas set with `eddy quota` apply cluster-wide over the
+//! configured ones, are removed as easily, and requests refused by ACLs count against a request
+//! rate. Nothing here measures elapsed time (the machine is shared): the
 //! assertions are on what the broker reports.
 
 mod support;
@@ -38,6 +40,26 @@ async fn burst(client: &Client) -> Vec<u32> {
     throttles
 }
 
+/// Creates user `name` with `password` through the CLI, as the administrator.
+fn create_user(cluster: &Cluster, name: &str, password: &str) {
+    let created = std::process::Command::new(support::eddy_bin())
+        .args(["user", "create", name, "--brokers", &cluster.brokers()])
+        .env("EDDY_TOKEN", ADMIN_TOKEN)
+        .env_remove("EDDY_USER")
+        .env_remove("EDDY_PASSWORD")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("run eddy user create");
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+}
+
 #[test]
 fn a_principal_over_its_produce_quota_is_delayed_and_others_are_not() {
     let quotas = format!(
@@ -50,22 +72,7 @@ fn a_principal_over_its_produce_quota_is_delayed_and_others_are_not() {
     };
     admin(&["topic", "create", TOPIC, "--partitions", "1", "--replication-factor", "1"]);
     cluster.wait_leaders(TOPIC);
-    let created = std::process::Command::new(support::eddy_bin())
-        .args(["user", "create", "alice", "--brokers", &cluster.brokers()])
-        .env("EDDY_TOKEN", ADMIN_TOKEN)
-        .env_remove("EDDY_USER")
-        .env_remove("EDDY_PASSWORD")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write as _;
-            child.stdin.take().expect("stdin").write_all(b"s3cret-alice\n")?;
-            child.wait_with_output()
-        })
-        .expect("run eddy user create");
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    create_user(&cluster, "alice", "s3cret-alice");
     admin(&["acl", "add", "--principal", "User:alice", "--operation", "write", "--topic", TOPIC]);
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -99,4 +106,73 @@ fn a_principal_over_its_produce_quota_is_delayed_and_others_are_not() {
     let admin_quota_lines: Vec<&str> =
         metrics.lines().filter(|l| l.starts_with("eddy_quota_") && l.contains("User:admin")).collect();
     assert!(admin_quota_lines.is_empty(), "the admin has no quota to report: {admin_quota_lines:?}");
+}
+
+#[test]
+fn quotas_set_with_the_cli_apply_until_removed_and_refusals_count_as_requests() {
+    let cluster = Cluster::start_with_auth(1);
+    let eddy = |args: &[&str]| {
+        let out = cluster.eddy(args);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let admin = |args: &[&str]| {
+        let (ok, stdout, stderr) = eddy(args);
+        assert!(ok, "eddy {args:?}: {stderr}");
+        stdout
+    };
+    admin(&["topic", "create", TOPIC, "--partitions", "1", "--replication-factor", "1"]);
+    cluster.wait_leaders(TOPIC);
+    create_user(&cluster, "bob", "s3cret-bob");
+    admin(&["acl", "add", "--principal", "User:bob", "--operation", "write", "--topic", TOPIC]);
+
+    // Bad input is named.
+    let (ok, _, err) = eddy(&["quota", "set", "--principal", "User:bob"]);
+    assert!(!ok && err.contains("give at least one rate"), "{err}");
+    let (ok, _, err) = eddy(&["quota", "set", "--principal", "bob", "--requests-per-second", "5"]);
+    assert!(!ok && err.contains("User:<name>"), "{err}");
+    let (ok, _, err) = eddy(&["quota", "set", "--principal", "User:bob", "--requests-per-second", "0"]);
+    assert!(!ok && err.contains("INVALID_REQUEST") && err.contains("requests_per_second"), "{err}");
+    let (ok, _, err) = eddy(&["quota", "set", "--requests-per-second", "5"]);
+    assert!(!ok && err.contains("--principal"), "{err}");
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let bob = client(&cluster, Credentials::Password { user: "bob".into(), password: "s3cret-bob".into() });
+    wait_for(Duration::from_secs(20), "bob to be allowed to produce", || runtime.block_on(bob.produce(batch())).ok());
+    let throttles = runtime.block_on(burst(&bob));
+    assert!(throttles.iter().all(|&t| t == 0), "bob has no quota yet: {throttles:?}");
+
+    // A produce quota set cluster-wide throttles him; listed; removed, it no longer does.
+    let rate = ALICE_PRODUCE_BYTES_PER_SECOND.to_string();
+    admin(&["quota", "set", "--principal", "User:bob", "--produce-bytes-per-second", &rate]);
+    let listed: serde_json::Value = serde_json::from_str(&admin(&["quota", "list", "--format", "json"])).unwrap();
+    assert_eq!(
+        listed["quotas"],
+        serde_json::json!([{"principal": "User:bob", "produce_bytes_per_second": ALICE_PRODUCE_BYTES_PER_SECOND,
+                            "fetch_bytes_per_second": null, "requests_per_second": null}]),
+        "{listed}"
+    );
+    let throttles = runtime.block_on(burst(&bob));
+    assert!(throttles.iter().any(|&t| t > 0), "bob's quota did not throttle him: {throttles:?}");
+    admin(&["quota", "remove", "--principal", "User:bob"]);
+    let listed: serde_json::Value = serde_json::from_str(&admin(&["quota", "list", "--format", "json"])).unwrap();
+    assert_eq!(listed["quotas"], serde_json::json!([]), "{listed}");
+    let throttles = runtime.block_on(burst(&bob));
+    assert!(throttles.iter().all(|&t| t == 0), "bob is throttled after his quota was removed: {throttles:?}");
+
+    // One request a second (a new bucket holds one): requests refused for want of an ACL are
+    // requests too, so the next allowed one pays for them.
+    admin(&["quota", "set", "--principal", "User:bob", "--requests-per-second", "1"]);
+    runtime.block_on(async {
+        for _ in 0..4 {
+            let record = v1::Record { value: b"x".to_vec().into(), ..Default::default() };
+            let refused = bob.produce(produce_request("not-bobs", 0, vec![record])).await;
+            assert!(refused.is_err(), "bob may not write to not-bobs: {refused:?}");
+        }
+        let answer = bob.produce(batch()).await.expect("a quota delays, it never refuses");
+        assert!(answer.throttle_time_ms > 0, "the refused requests were not charged: {answer:?}");
+    });
 }

@@ -66,8 +66,27 @@ fn served_name(address: &str, ca: &Path) -> String {
 
 /// One HTTP/1.1 GET over TLS; returns the status and the body as JSON.
 fn https_get(address: &str, ca: &Path, path: &str) -> (u16, Value) {
-    let mut stream = tls_connect(address, ca, None, &[b"http/1.1"]).expect("TLS handshake");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
+    https_request(address, ca, None, "GET", path, None)
+}
+
+/// One HTTP/1.1 request over TLS as `identity` (a client certificate) if given; returns the
+/// status and the body as JSON.
+fn https_request(
+    address: &str,
+    ca: &Path,
+    identity: Option<&Leaf>,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut stream = tls_connect(address, ca, identity, &[b"http/1.1"]).expect("TLS handshake");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
     let response = String::from_utf8_lossy(&response);
@@ -189,7 +208,24 @@ fn a_tls_cluster_serves_clients_that_trust_it_and_refuses_plaintext() {
         assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
         // With a broker's certificate the same call is served.
         let broker = pki.leaf("broker-2", "broker-2-probe");
-        let answer = RaftTransportClient::new(tls_channel(&internal, &pki.ca, Some(&broker))).call(ping()).await;
+        let channel = tls_channel(&internal, &pki.ca, Some(&broker));
+        let answer = RaftTransportClient::new(channel.clone()).call(ping()).await;
+        assert!(answer.is_ok(), "{answer:?}");
+        // ... but it speaks for broker 2 only: a (pre-)vote for the controller in node 3's name
+        // is refused before Raft sees it; in its own name it reaches Raft.
+        let pre_vote = |candidate: u64| {
+            use openraft::vote::{RaftLeaderId, RaftVote};
+            type Controller = eddy_controller::ControllerTypes;
+            let leader = openraft::type_config::alias::LeaderIdOf::<Controller>::new(0, candidate);
+            let vote = openraft::type_config::alias::VoteOf::<Controller>::from_leader_id(leader, false);
+            let request = openraft::raft::VoteRequest::<Controller>::new(vote, None);
+            let kind = eddy_raft::transport::RpcKind::PreVote as u32;
+            RaftEnvelope { group_id: 0, kind, payload: eddy_raft::transport::encode(&request).into() }
+        };
+        let status = RaftTransportClient::new(channel.clone()).call(pre_vote(3)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+        assert!(status.message().contains("cannot send a pre-vote request for node 3"), "{status:?}");
+        let answer = RaftTransportClient::new(channel).call(pre_vote(2)).await;
         assert!(answer.is_ok(), "{answer:?}");
     });
 }
@@ -291,4 +327,67 @@ fn bad_input_is_answered_clearly_with_tls_and_authentication_on() {
     let (ok, err, acks) = producer.finish();
     assert!(ok, "{err}");
     assert_eq!(acks[0]["offset"], 0);
+}
+
+/// With client certificates asked for, an HTTP caller's certificate is its principal, as on
+/// gRPC: the gateway acts for it on every broker it reaches (its own certificate, a broker's,
+/// vouches for the caller), and nobody else can claim to act for anyone.
+#[test]
+fn http_callers_are_their_client_certificates_and_only_brokers_act_for_others() {
+    let cluster = Cluster::start_tls_with_auth_and_client_certificates(3);
+    let pki = cluster.pki.as_ref().unwrap();
+    cluster.eddy_json(&["topic", "create", "certified", "--partitions", "3", "--replication-factor", "3"]);
+    cluster.wait_leaders("certified");
+    let alice = pki.leaf("alice", "alice-http");
+    let http = cluster.node(1).http.clone();
+    let record = serde_json::json!({"records": [
+        {"value": {"n": 1}, "partition": 0},
+        {"value": {"n": 2}, "partition": 1},
+        {"value": {"n": 3}, "partition": 2},
+    ]});
+    let path = "/topics/certified/records";
+
+    // No certificate, no credentials: 401. A certificate without ACLs: 403.
+    let (status, problem) = https_request(&http, &pki.ca, None, "POST", path, Some(&record));
+    assert_eq!((status, problem["reason"].as_str()), (401, Some("UNAUTHENTICATED")), "{problem}");
+    let (status, problem) = https_request(&http, &pki.ca, Some(&alice), "POST", path, Some(&record));
+    assert_eq!((status, problem["reason"].as_str()), (403, Some("PERMISSION_DENIED")), "{problem}");
+
+    // Allowed to write: the records reach all three partitions' leaders, each of which takes
+    // the gateway's word (a broker's certificate) for alice.
+    cluster.eddy_json(&["acl", "add", "--principal", "User:alice", "--operation", "write", "--topic", "certified"]);
+    let answer = wait_for(Duration::from_secs(20), "alice's certificate to be allowed to write", || {
+        let (status, answer) = https_request(&http, &pki.ca, Some(&alice), "POST", path, Some(&record));
+        (status == 200).then_some(answer)
+    });
+    let partitions: std::collections::BTreeSet<u64> =
+        answer["records"].as_array().unwrap().iter().map(|r| r["partition"].as_u64().unwrap()).collect();
+    assert_eq!(partitions.len(), 3, "{answer}");
+    // Writing is all alice may do.
+    let (status, problem) =
+        https_request(&http, &pki.ca, Some(&alice), "GET", "/topics/certified/partitions/0/records", None);
+    assert_eq!((status, problem["reason"].as_str()), (403, Some("PERMISSION_DENIED")), "{problem}");
+
+    // Acting for someone else takes a broker's certificate: alice's certificate, or the admin's
+    // own token, with `eddy-on-behalf-of` is refused on the client listener.
+    let runtime = grpc_runtime();
+    runtime.block_on(async {
+        use eddy_proto::v1::eddy_client::EddyClient;
+        let list = |token: Option<&str>| {
+            let mut request = tonic::Request::new(eddy_proto::v1::ListTopicsRequest::default());
+            request.metadata_mut().insert(eddy_auth::ON_BEHALF_OF, "User:admin".parse().unwrap());
+            if let Some(token) = token {
+                request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+            }
+            request
+        };
+        let node = &cluster.node(2).address;
+        let as_alice = tls_channel(node, &pki.ca, Some(&alice));
+        let status = EddyClient::new(as_alice).list_topics(list(None)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+        let as_admin = tls_channel(node, &pki.ca, None);
+        let status = EddyClient::new(as_admin).list_topics(list(Some(support::ADMIN_TOKEN))).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+        assert!(status.message().contains("broker's client certificate"), "{status:?}");
+    });
 }

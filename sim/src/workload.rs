@@ -21,8 +21,8 @@
 //!   brokers forward its HTTP API over): an evolving record under their own subject and a shared
 //!   one, and now and then an incompatible one; `registry-final` reads the registry after
 //!   healing (see `checker/schemas.rs`).
-//! - `securer-0` adds and removes ACLs and sets and deletes a user through the public Security
-//!   API while the faults run; `security-final` reads what every broker enforces after healing
+//! - `securer-0` adds and removes ACLs, sets and removes a quota, and sets and deletes a user
+//!   through the public Security API while the faults run; `security-final` reads what every broker enforces after healing
 //!   (see `checker/security.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -673,9 +673,10 @@ pub async fn registry_final(plan: Plan, history: History) -> SimResult {
     Ok(())
 }
 
-/// Changes users and ACLs while the faults run, through the public Security API (a broker
-/// forwards each change to the controller): it adds an ACL of its own each step, removes the
-/// one added two steps before every third step, and sets or deletes its user now and then.
+/// Changes users, ACLs and quotas while the faults run, through the public Security API (a
+/// broker forwards each change to the controller): it adds an ACL of its own each step, removes
+/// the one added two steps before every third step, sets or removes its principal's quota every
+/// fifth, and sets or deletes its user now and then.
 /// Every target has this one writer, so the checker knows the order of its changes.
 pub async fn securer(plan: Plan, index: u32, history: History, ready: Arc<AtomicBool>) -> SimResult {
     until_ready(&ready).await;
@@ -718,6 +719,28 @@ pub async fn securer(plan: Plan, index: u32, history: History, ready: Arc<Atomic
                 acked: outcome.is_ok(),
             });
         }
+        if step.is_multiple_of(5) {
+            // A quota of its own principal (which sends nothing, so nothing is throttled); the
+            // rate tells the checker which change won, and every fourth one removes it.
+            let principal = format!("User:s{index}");
+            let (limits, effect) = match step.is_multiple_of(20) {
+                true => (v1::QuotaLimits::default(), None),
+                false => {
+                    let rate = 1_000 + step;
+                    (
+                        v1::QuotaLimits { requests_per_second: Some(rate), ..Default::default() },
+                        Some(format!("requests={rate}")),
+                    )
+                }
+            };
+            let outcome = client.set_quota(Some(&principal), limits).await;
+            history.record(Event::SecurityChange {
+                process: process.clone(),
+                target: format!("quota:{principal}"),
+                effect,
+                acked: outcome.is_ok(),
+            });
+        }
         if step.is_multiple_of(4) {
             // The iteration count tells the checker which of the user's credentials won.
             let iterations = eddy_auth::SCRAM_ITERATIONS_MIN + step as u32;
@@ -748,7 +771,7 @@ pub async fn securer(plan: Plan, index: u32, history: History, ready: Arc<Atomic
     Ok(())
 }
 
-/// After healing, reads the users and ACLs every broker enforces (each from its own metadata),
+/// After healing, reads the users, ACLs and quotas every broker enforces (each from its own metadata),
 /// until they agree or the read budget runs out; records each broker's last answer.
 pub async fn security_final(plan: Plan, history: History) -> SimResult {
     tokio::time::sleep(Duration::from_millis(plan.final_read_ms.saturating_sub(now_ms()))).await;
@@ -766,11 +789,16 @@ pub async fn security_final(plan: Plan, history: History) -> SimResult {
             let read = async {
                 let acls = client.list_acls(v1::AclFilter::default()).await?;
                 let users = client.list_users().await?;
+                let quotas = client.list_quotas().await?;
                 let mut state: Vec<(String, String)> =
                     acls.into_iter().map(|a| (format!("acl:{}", a.name), "present".to_string())).collect();
                 state.extend(
                     users.into_iter().map(|u| (format!("user:{}", u.name), format!("iterations={}", u.iterations))),
                 );
+                state.extend(quotas.into_iter().map(|q| {
+                    let rate = q.limits.unwrap_or_default().requests_per_second.unwrap_or_default();
+                    (format!("quota:{}", q.principal), format!("requests={rate}"))
+                }));
                 state.sort();
                 Ok::<_, eddy_client::ClientError>(state)
             };

@@ -152,20 +152,26 @@ impl Cluster {
     /// [`Cluster::start_with_auth`] with more of the brokers' configuration file: `extra_toml`
     /// is appended to it (tables such as `[quotas]`).
     pub fn start_with_auth_config(n: u64, extra_toml: &str) -> Cluster {
-        Self::start_auth(n, extra_toml, false)
+        Self::start_auth(n, extra_toml, false, &[])
     }
 
     /// [`Cluster::start_tls`] and [`Cluster::start_with_auth`] at once.
     pub fn start_tls_with_auth(n: u64) -> Cluster {
-        Self::start_auth(n, "", true)
+        Self::start_auth(n, "", true, &[])
     }
 
-    fn start_auth(n: u64, extra_toml: &str, tls: bool) -> Cluster {
+    /// [`Cluster::start_tls_with_auth`], the client listeners also accepting client certificates
+    /// (optional: callers may use credentials instead).
+    pub fn start_tls_with_auth_and_client_certificates(n: u64) -> Cluster {
+        Self::start_auth(n, "", true, &[("EDDY_TLS_CLIENT_AUTH", "optional")])
+    }
+
+    fn start_auth(n: u64, extra_toml: &str, tls: bool, env: &[(&str, &str)]) -> Cluster {
         let sha256 = eddy_auth::token_sha256(ADMIN_TOKEN);
         let text = format!(
             "[auth]\nenabled = true\nsuperusers = [\"User:admin\"]\n\n[[auth.api_keys]]\nprincipal = \"User:admin\"\nsha256 = \"{sha256}\"\n\n{extra_toml}"
         );
-        Self::start_cluster_then(n, n, &[], tls, |c| {
+        Self::start_cluster_then(n, n, env, tls, |c| {
             let config = c.dir.path().join("auth.toml");
             std::fs::write(&config, text).expect("write the auth config");
             c.env.push(("EDDY_CONFIG".into(), config.display().to_string()));

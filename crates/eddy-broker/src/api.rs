@@ -137,8 +137,20 @@ impl EddyApi {
         let view = self.cluster.current();
         let security = self.security(&view)?;
         let caller = self.auth.authenticate(request, security)?;
-        self.auth.authorize(&caller, security, &resource, operation)?;
+        if let Err(denied) = self.auth.authorize(&caller, security, &resource, operation) {
+            // A refusal is a request too: it counts against the caller's request rate, so a
+            // client retrying what it may not do pays for it with its next requests' delays.
+            self.quotas.charge(&caller.principal, &[(QuotaKind::Requests, 1)], &security.quotas);
+            return Err(denied.into());
+        }
         Ok(caller)
+    }
+
+    /// Charges `principal` each of `charges` under the quotas that apply to it (those set
+    /// cluster-wide, as this broker knows them, and its configured ones).
+    fn charge(&self, principal: &Principal, charges: &[(QuotaKind, u64)]) -> Throttle {
+        let view = self.cluster.current();
+        self.quotas.charge(principal, charges, &view.metadata.security.quotas)
     }
 
     /// Charges `caller` one request against its request-rate quota and waits out the throttle,
@@ -147,16 +159,16 @@ impl EddyApi {
     /// it knows its caller, except Produce and Fetch, which charge their request with their
     /// bytes after the work (see [`Self::charge_after`]) so that their answer waits for the
     /// longer of the two. (Waiting before the work rather than after keeps each handler's shape;
-    /// the client sees the same delay.) Requests refused by authentication or ACLs are not
-    /// charged: they do no work.
+    /// the client sees the same delay.) Requests refused by ACLs are charged by
+    /// [`Self::permit`]; unauthenticated ones have no principal to charge.
     pub(crate) async fn admit(&self, caller: &Caller) {
-        self.quotas.charge(&caller.principal, &[(QuotaKind::Requests, 1)]).wait().await;
+        self.charge(&caller.principal, &[(QuotaKind::Requests, 1)]).wait().await;
     }
 
     /// Charges `principal` a produce or fetch of `bytes` and the request, waits out the
     /// throttle, and answers it (for the answer's `throttle_time_ms`).
     async fn charge_after(&self, principal: &Principal, kind: QuotaKind, bytes: usize) -> Throttle {
-        let throttle = self.quotas.charge(principal, &[(kind, bytes as u64), (QuotaKind::Requests, 1)]);
+        let throttle = self.charge(principal, &[(kind, bytes as u64), (QuotaKind::Requests, 1)]);
         throttle.wait().await;
         throttle
     }
@@ -1032,7 +1044,7 @@ impl Subscription {
     /// that stops serving ends the wait, so shutdown is not delayed by it.
     async fn throttle(&self, batch: &mut v1::SubscribeResponse) {
         let bytes = prost::Message::encoded_len(batch) as u64;
-        let throttle = self.api.quotas.charge(&self.principal, &[(QuotaKind::FetchBytes, bytes)]);
+        let throttle = self.api.charge(&self.principal, &[(QuotaKind::FetchBytes, bytes)]);
         batch.throttle_time_ms = throttle.delay_ms();
         let mut stopping = self.api.closing_streams.clone();
         tokio::select! {

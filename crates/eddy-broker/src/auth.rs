@@ -102,11 +102,37 @@ impl Auth {
         security: &SecurityState,
     ) -> Result<Caller, BrokerError> {
         let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
-        let certificate = eddy_tls::peer_info(request)
-            .and_then(|p| p.certificates.as_ref())
-            .and_then(|c| c.first())
-            .and_then(eddy_tls::principal_of);
+        let peer = eddy_tls::peer_info(request);
+        if let Some(acting_for) = request.metadata().get(eddy_auth::ON_BEHALF_OF) {
+            return self.delegated(acting_for.to_str().unwrap_or_default(), peer);
+        }
+        let certificate =
+            peer.and_then(|p| p.certificates.as_ref()).and_then(|c| c.first()).and_then(eddy_tls::principal_of);
         self.authenticate_parts(header, certificate.as_deref(), security)
+    }
+
+    /// A request a broker makes for a principal that proved itself to it with a client
+    /// certificate (the HTTP gateway's callers): accepted only on a connection that presents a
+    /// broker's certificate, since only a broker is trusted to have checked the caller.
+    fn delegated(&self, acting_for: &str, peer: Option<&eddy_tls::PeerInfo>) -> Result<Caller, BrokerError> {
+        if !self.on {
+            return self.authenticate_parts(None, None, &SecurityState::default());
+        }
+        match eddy_tls::peer_broker(peer) {
+            Ok(Some(_)) => {}
+            _ => {
+                deny_log("delegation", acting_for, "not a broker's connection");
+                return Err(BrokerError::Unauthenticated(
+                    "acting for another principal takes a broker's client certificate".into(),
+                ));
+            }
+        }
+        let principal = Principal::parse(acting_for).map_err(|e| {
+            deny_log("delegation", acting_for, "not a principal");
+            BrokerError::Unauthenticated(format!("the principal acted for is not valid: {e}"))
+        })?;
+        let superuser = self.superusers.contains(&principal);
+        Ok(Caller { principal, mechanism: Mechanism::Certificate, superuser })
     }
 
     /// [`Auth::authenticate`] from an `Authorization` value and a certificate's principal name

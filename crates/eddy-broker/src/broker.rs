@@ -451,7 +451,13 @@ pub(crate) struct GroupRouter {
 
 #[tonic::async_trait]
 impl RaftRouter for GroupRouter {
-    async fn dispatch(&self, group: u64, kind: RpcKind, payload: bytes::Bytes) -> Result<Vec<u8>, Status> {
+    async fn dispatch(
+        &self,
+        group: u64,
+        kind: RpcKind,
+        payload: bytes::Bytes,
+        sender: Option<u64>,
+    ) -> Result<Vec<u8>, Status> {
         if kind == RpcKind::NodePing {
             return Ok(self.broker.inner.ping_answer.lock().expect("ping answer lock").to_vec());
         }
@@ -466,12 +472,12 @@ impl RaftRouter for GroupRouter {
             let Some(controller) = &self.broker.inner.controller else {
                 return Err(Status::not_found("this node is not a controller voter"));
             };
-            return handle_raft_rpc(controller.raft(), kind, &payload).await;
+            return handle_raft_rpc(controller.raft(), kind, &payload, sender).await;
         }
         let Some(replica) = self.broker.inner.replicas.get(group) else {
             return Err(Status::not_found(format!("group {group} is not hosted here (yet)")));
         };
-        handle_raft_rpc(&replica.raft, kind, &payload).await
+        handle_raft_rpc(&replica.raft, kind, &payload, sender).await
     }
 }
 

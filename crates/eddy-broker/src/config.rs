@@ -219,7 +219,8 @@ pub struct AuthConfig {
 }
 
 /// Per-principal rate limits, each enforced on every broker separately (as Kafka's): a client
-/// over a quota gets its answers late, never an error.
+/// over a quota gets its answers late, never an error. Quotas set cluster-wide (`eddy quota
+/// set`) take precedence over these (see [`eddy_auth::quota_for`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuotaConfig {
@@ -230,17 +231,7 @@ pub struct QuotaConfig {
     pub principals: Vec<PrincipalQuota>,
 }
 
-/// The rates of a quota; none (the default) is unlimited.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct QuotaLimits {
-    /// Bytes of produce requests (as encoded on the wire) per second.
-    pub produce_bytes_per_second: Option<u64>,
-    /// Bytes of records answered by fetches and pushed by subscriptions, per second.
-    pub fetch_bytes_per_second: Option<u64>,
-    /// Client requests (every RPC of the client listener) per second.
-    pub requests_per_second: Option<u64>,
-}
+pub use eddy_auth::QuotaLimits;
 
 /// One principal's own quota limits (`[[quotas.principals]]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,11 +256,10 @@ impl PrincipalQuota {
     }
 }
 
-/// Rates that are set must be positive: zero would block a principal forever, which is what
-/// ACLs are for.
+/// Rates that are set must be positive ([`QuotaLimits::check`]).
 fn check_quota_limits(limits: &QuotaLimits, fields: [&'static str; 3]) -> Result<(), ConfigError> {
-    let rates = [limits.produce_bytes_per_second, limits.fetch_bytes_per_second, limits.requests_per_second];
-    for (rate, field) in rates.into_iter().zip(fields) {
+    for ((name, rate), field) in limits.named().into_iter().zip(fields) {
+        debug_assert!(field.ends_with(name));
         if rate == Some(0) {
             return Err(bad(field, "must be > 0 (leave it out for no limit)"));
         }

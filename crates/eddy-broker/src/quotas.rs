@@ -8,7 +8,9 @@
 //! for its answers is thereby slowed to its quota without ever seeing an error.
 //!
 //! Quotas are per broker, as Kafka's: a principal spread over N brokers may use N times its
-//! quota cluster-wide.
+//! quota cluster-wide. Which quota applies to a principal: one set cluster-wide for it (`eddy
+//! quota set`, replicated in the metadata), else one in this broker's configuration, else the
+//! default set cluster-wide, else the configured default ([`eddy_auth::quota_for`]).
 //!
 //! Time comes from [`tokio::time::Instant`], so tests on tokio's paused clock see exact delays.
 
@@ -16,7 +18,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use eddy_auth::Principal;
+use std::collections::BTreeMap;
+
+use eddy_auth::{Principal, QuotaEntity};
 use tokio::time::Instant;
 
 use crate::config::{QuotaConfig, QuotaLimits};
@@ -169,11 +173,14 @@ impl Throttle {
     }
 }
 
+/// Quotas set cluster-wide, by whom they apply to (the metadata's `security.quotas`).
+pub type QuotaSet = BTreeMap<QuotaEntity, QuotaLimits>;
+
 /// The broker's quotas: the configured rates and the buckets of the principals seen lately.
 #[derive(Debug)]
 pub struct Quotas {
-    default: Rates,
-    principals: HashMap<Principal, Rates>,
+    default: QuotaLimits,
+    principals: HashMap<Principal, QuotaLimits>,
     tracked: Mutex<HashMap<Principal, Tracked>>,
     tracked_max: usize,
 }
@@ -185,26 +192,27 @@ impl Quotas {
         let principals = config
             .principals
             .iter()
-            .filter_map(|entry| Some((Principal::parse(&entry.principal).ok()?, rates_of(&entry.limits()))))
+            .filter_map(|entry| Some((Principal::parse(&entry.principal).ok()?, entry.limits())))
             .collect();
         Quotas {
-            default: rates_of(&config.default),
+            default: config.default,
             principals,
             tracked: Mutex::new(HashMap::new()),
             tracked_max: QUOTA_PRINCIPALS_MAX,
         }
     }
 
-    /// The rates that apply to `principal`: its own entry replaces the defaults whole.
-    fn rates(&self, principal: &Principal) -> &Rates {
-        self.principals.get(principal).unwrap_or(&self.default)
+    /// The rates that apply to `principal`, with `set` the quotas set cluster-wide: the most
+    /// specific entry replaces the others whole.
+    fn rates(&self, principal: &Principal, set: &QuotaSet) -> Rates {
+        rates_of(eddy_auth::quota_for(principal, set, self.principals.get(principal), &self.default))
     }
 
     /// Charges `principal` each `(quota, amount)` and answers how long to hold its answer back:
-    /// the longest delay any of the quotas asks for. Quotas the principal does not have cost
-    /// nothing and are not recorded.
-    pub fn charge(&self, principal: &Principal, charges: &[(QuotaKind, u64)]) -> Throttle {
-        let rates = *self.rates(principal);
+    /// the longest delay any of the quotas asks for. `set` is the quotas set cluster-wide.
+    /// Quotas the principal does not have cost nothing and are not recorded.
+    pub fn charge(&self, principal: &Principal, charges: &[(QuotaKind, u64)], set: &QuotaSet) -> Throttle {
+        let rates = self.rates(principal, set);
         if charges.iter().all(|(kind, _)| rates[kind.index()].is_none()) {
             return Throttle::default();
         }
@@ -213,7 +221,7 @@ impl Quotas {
         {
             let mut tracked = self.tracked.lock().expect("quota buckets lock");
             if !tracked.contains_key(principal) && tracked.len() >= self.tracked_max {
-                self.make_room(&mut tracked, now);
+                self.make_room(&mut tracked, now, set);
             }
             let entry =
                 tracked.entry(principal.clone()).or_insert_with(|| Tracked { buckets: [None; 3], last_seen: now });
@@ -233,8 +241,8 @@ impl Quotas {
     }
 
     /// Forgets idle principals or, when none is idle, the least recently seen one.
-    fn make_room(&self, tracked: &mut HashMap<Principal, Tracked>, now: Instant) {
-        tracked.retain(|principal, t| !t.idle(self.rates(principal), now));
+    fn make_room(&self, tracked: &mut HashMap<Principal, Tracked>, now: Instant, set: &QuotaSet) {
+        tracked.retain(|principal, t| !t.idle(&self.rates(principal, set), now));
         if tracked.len() >= self.tracked_max
             && let Some(oldest) = tracked.iter().min_by_key(|(_, t)| t.last_seen).map(|(p, _)| p.clone())
         {
@@ -272,7 +280,7 @@ mod tests {
     }
 
     fn produce(quotas: &Quotas, who: &str, bytes: u64) -> Duration {
-        quotas.charge(&user(who), &[(QuotaKind::ProduceBytes, bytes)]).delay
+        quotas.charge(&user(who), &[(QuotaKind::ProduceBytes, bytes)], &QuotaSet::new()).delay
     }
 
     #[tokio::test(start_paused = true)]
@@ -322,18 +330,22 @@ mod tests {
         // Ten requests a second: the eleventh owes a tenth of a second; its 1500 bytes owe half a
         // second, which decides.
         for _ in 0..10 {
-            assert_eq!(quotas.charge(&alice, &[(QuotaKind::Requests, 1)]).delay, Duration::ZERO);
+            assert_eq!(quotas.charge(&alice, &[(QuotaKind::Requests, 1)], &QuotaSet::new()).delay, Duration::ZERO);
         }
-        let throttle = quotas.charge(&alice, &[(QuotaKind::ProduceBytes, 1_500), (QuotaKind::Requests, 1)]);
+        let throttle =
+            quotas.charge(&alice, &[(QuotaKind::ProduceBytes, 1_500), (QuotaKind::Requests, 1)], &QuotaSet::new());
         assert_eq!(throttle.delay, Duration::from_millis(500));
         assert_eq!(throttle.delay_ms(), 500);
         // Alice's own entry replaces the defaults whole: her fetches are unlimited.
-        assert_eq!(quotas.charge(&alice, &[(QuotaKind::FetchBytes, 1 << 30)]).delay, Duration::ZERO);
+        assert_eq!(quotas.charge(&alice, &[(QuotaKind::FetchBytes, 1 << 30)], &QuotaSet::new()).delay, Duration::ZERO);
         // Bob has the default: fetches limited, the rest unlimited and not tracked.
         let bob = user("bob");
-        assert_eq!(quotas.charge(&bob, &[(QuotaKind::ProduceBytes, 1 << 30)]).delay, Duration::ZERO);
+        assert_eq!(quotas.charge(&bob, &[(QuotaKind::ProduceBytes, 1 << 30)], &QuotaSet::new()).delay, Duration::ZERO);
         assert_eq!(quotas.tracked_principals(), 1, "only alice has buckets so far");
-        assert_eq!(quotas.charge(&bob, &[(QuotaKind::FetchBytes, 3_000)]).delay, Duration::from_millis(500));
+        assert_eq!(
+            quotas.charge(&bob, &[(QuotaKind::FetchBytes, 3_000)], &QuotaSet::new()).delay,
+            Duration::from_millis(500)
+        );
         assert_eq!(quotas.tracked_principals(), 2);
     }
 
@@ -345,22 +357,41 @@ mod tests {
         });
         // Every principal in debt: the bound holds by forgetting the least recently seen, u0.
         for i in 0..QUOTA_PRINCIPALS_MAX {
-            quotas.charge(&user(&format!("u{i}")), &[(QuotaKind::Requests, 2)]);
+            quotas.charge(&user(&format!("u{i}")), &[(QuotaKind::Requests, 2)], &QuotaSet::new());
             if i == 0 {
                 tokio::time::advance(Duration::from_millis(1)).await;
             }
         }
         assert_eq!(quotas.tracked_principals(), QUOTA_PRINCIPALS_MAX);
         tokio::time::advance(Duration::from_millis(1)).await;
-        quotas.charge(&user("late"), &[(QuotaKind::Requests, 1)]);
+        quotas.charge(&user("late"), &[(QuotaKind::Requests, 1)], &QuotaSet::new());
         assert_eq!(quotas.tracked_principals(), QUOTA_PRINCIPALS_MAX, "one forgotten for the newcomer");
         // The others still owe; the one forgotten starts over with a full bucket.
-        assert!(!quotas.charge(&user("u1"), &[(QuotaKind::Requests, 1)]).delay.is_zero());
-        assert_eq!(quotas.charge(&user("u0"), &[(QuotaKind::Requests, 1)]).delay, Duration::ZERO);
+        assert!(!quotas.charge(&user("u1"), &[(QuotaKind::Requests, 1)], &QuotaSet::new()).delay.is_zero());
+        assert_eq!(quotas.charge(&user("u0"), &[(QuotaKind::Requests, 1)], &QuotaSet::new()).delay, Duration::ZERO);
         assert_eq!(quotas.tracked_principals(), QUOTA_PRINCIPALS_MAX);
         // Once they are idle (buckets full again), a newcomer makes them all go at once.
         tokio::time::advance(Duration::from_secs(10)).await;
-        quotas.charge(&user("later"), &[(QuotaKind::Requests, 1)]);
+        quotas.charge(&user("later"), &[(QuotaKind::Requests, 1)], &QuotaSet::new());
         assert_eq!(quotas.tracked_principals(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quotas_set_cluster_wide_come_before_configured_ones() {
+        let quotas = quotas();
+        let (alice, bob) = (user("alice"), user("bob"));
+        let requests = |n| QuotaLimits { requests_per_second: Some(n), ..QuotaLimits::default() };
+        let mut set = QuotaSet::new();
+        set.insert(QuotaEntity::Default, requests(1));
+        // Alice keeps her configured entry (produce limited, requests at 10); bob, without one,
+        // gets the default set for everyone (one request a second) instead of the configured one.
+        let take = |who: &Principal, set: &QuotaSet| quotas.charge(who, &[(QuotaKind::Requests, 2)], set).delay;
+        assert_eq!(take(&bob, &set), Duration::from_secs(1));
+        assert_eq!(quotas.charge(&bob, &[(QuotaKind::FetchBytes, 1 << 30)], &set).delay, Duration::ZERO);
+        assert_eq!(take(&alice, &set), Duration::ZERO);
+        // A quota set for alice replaces her configured one.
+        set.insert(QuotaEntity::Principal(alice.clone()), requests(1));
+        assert_eq!(take(&alice, &set), Duration::from_secs(1));
+        assert_eq!(quotas.charge(&alice, &[(QuotaKind::ProduceBytes, 1 << 30)], &set).delay, Duration::ZERO);
     }
 }

@@ -1,7 +1,7 @@
 //! The `eddy.v1.Security` service: users and ACLs, changed through the controller and read from
 //! this broker's metadata; and WhoAmI.
 
-use eddy_auth::{Operation, Resource, ScramCredential};
+use eddy_auth::{Operation, Principal, QuotaEntity, QuotaLimits, Resource, ScramCredential};
 use eddy_controller::{ControllerReply, ControllerRequest, SecurityCommand};
 use eddy_proto::v1::{self, security_server::Security};
 use tonic::{Request, Response, Status};
@@ -56,6 +56,48 @@ fn credential_from_wire(request: &v1::UpsertUserRequest) -> Result<ScramCredenti
         .try_into()
         .map_err(|_| invalid("the salted password must be 32 bytes (PBKDF2-HMAC-SHA-256)".into()))?;
     Ok(ScramCredential::from_salted_password(request.salt.to_vec(), request.iterations, &salted))
+}
+
+/// Whom a SetQuota request's quota is for.
+fn quota_entity_from_wire(request: &v1::SetQuotaRequest) -> Result<QuotaEntity, BrokerError> {
+    let invalid = |reason: String| BrokerError::InvalidRequest(reason);
+    match (request.default, request.principal.as_str()) {
+        (true, "") => Ok(QuotaEntity::Default),
+        (true, _) => Err(invalid("give a principal or the default quota, not both".into())),
+        (false, "") => Err(invalid("a quota is for a principal (User:<name>) or the default".into())),
+        (false, text) => {
+            let principal = Principal::parse(text).map_err(|e| invalid(e.to_string()))?;
+            if principal.is_any() {
+                return Err(invalid("User:* is not one principal: set the default quota instead".into()));
+            }
+            Ok(QuotaEntity::Principal(principal))
+        }
+    }
+}
+
+fn quota_limits_from_wire(limits: Option<v1::QuotaLimits>) -> Result<QuotaLimits, BrokerError> {
+    let limits = limits.unwrap_or_default();
+    let limits = QuotaLimits {
+        produce_bytes_per_second: limits.produce_bytes_per_second,
+        fetch_bytes_per_second: limits.fetch_bytes_per_second,
+        requests_per_second: limits.requests_per_second,
+    };
+    limits.check().map_err(BrokerError::InvalidRequest)?;
+    Ok(limits)
+}
+
+fn quota_to_wire(entity: &QuotaEntity, limits: &QuotaLimits) -> v1::Quota {
+    v1::Quota {
+        principal: match entity {
+            QuotaEntity::Default => String::new(),
+            QuotaEntity::Principal(principal) => principal.to_string(),
+        },
+        limits: Some(v1::QuotaLimits {
+            produce_bytes_per_second: limits.produce_bytes_per_second,
+            fetch_bytes_per_second: limits.fetch_bytes_per_second,
+            requests_per_second: limits.requests_per_second,
+        }),
+    }
 }
 
 #[tonic::async_trait]
@@ -163,5 +205,34 @@ impl Security for SecurityApi {
             superuser: caller.superuser,
             mechanism: caller.mechanism.as_str().into(),
         }))
+    }
+
+    async fn set_quota(&self, request: Request<v1::SetQuotaRequest>) -> Result<Response<v1::SetQuotaResponse>, Status> {
+        let caller = self.api.permit(&request, Resource::cluster(), Operation::Alter)?;
+        self.api.admit(&caller).await;
+        let request = request.into_inner();
+        let entity = quota_entity_from_wire(&request)?;
+        let limits = quota_limits_from_wire(request.limits)?;
+        self.change(SecurityCommand::SetQuota { entity: entity.clone(), limits }).await?;
+        tracing::info!(target: "eddy::audit", by = %caller.principal, entity = %entity, limits = ?limits, "quota set");
+        self.api
+            .await_metadata(|view| {
+                let set = view.metadata.security.quotas.get(&entity);
+                if limits.is_unlimited() { set.is_none() } else { set == Some(&limits) }
+            })
+            .await;
+        Ok(Response::new(v1::SetQuotaResponse {}))
+    }
+
+    async fn list_quotas(
+        &self,
+        request: Request<v1::ListQuotasRequest>,
+    ) -> Result<Response<v1::ListQuotasResponse>, Status> {
+        let caller = self.api.permit(&request, Resource::cluster(), Operation::Describe)?;
+        self.api.admit(&caller).await;
+        let view = self.api.cluster().current();
+        let quotas =
+            view.metadata.security.quotas.iter().map(|(entity, limits)| quota_to_wire(entity, limits)).collect();
+        Ok(Response::new(v1::ListQuotasResponse { quotas }))
     }
 }

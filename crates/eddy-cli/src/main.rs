@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use eddy_client::{Client, ClientConfig};
+use eddy_client::{Client, ClientConfig, ClientFile};
 
 use crate::error::CliError;
 use crate::output::Format;
@@ -127,31 +127,20 @@ enum Command {
     /// Who the brokers take this client for; make API keys.
     #[command(subcommand)]
     Auth(security::AuthCommand),
+    /// Set, remove and list produce, fetch and request-rate quotas of principals.
+    #[command(subcommand)]
+    Quota(security::QuotaCommand),
 }
 
 fn registry(cli: &Cli) -> Result<eddy_client::schema::SchemaRegistry, CliError> {
     Ok(eddy_client::schema::SchemaRegistry::new(&cli.schema_registry)?)
 }
 
-/// Client settings from `--client-config`: every field optional; flags and environment
-/// variables win.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClientFile {
-    brokers: Option<Vec<String>>,
-    user: Option<String>,
-    password: Option<String>,
-    token: Option<String>,
-    tls_ca: Option<std::path::PathBuf>,
-    tls_cert: Option<std::path::PathBuf>,
-    tls_key: Option<std::path::PathBuf>,
-}
-
+/// The `--client-config` file's settings (none without one): flags and environment variables
+/// win over them.
 fn client_file(cli: &Cli) -> Result<ClientFile, CliError> {
     let Some(path) = &cli.client_config else { return Ok(ClientFile::default()) };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Usage(format!("cannot read the client config {}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| CliError::Usage(format!("invalid client config {}: {e}", path.display())))
+    ClientFile::load(path).map_err(CliError::Usage)
 }
 
 /// The credentials from flags, environment and the client config file, in that order.
@@ -167,15 +156,7 @@ fn credentials(cli: &Cli, file: &ClientFile) -> Result<Option<eddy_client::Crede
     };
     let user = cli.user.clone().or_else(|| file.user.clone());
     let token = cli.token.clone().or_else(|| file.token.clone());
-    match (user, password, token) {
-        (Some(_), _, Some(_)) => Err(CliError::Usage("give a user or a token, not both".into())),
-        (Some(user), Some(password), None) => Ok(Some(eddy_client::Credentials::Password { user, password })),
-        (Some(user), None, None) => {
-            Err(CliError::Usage(format!("user {user} needs a password (EDDY_PASSWORD, --password-file or --password)")))
-        }
-        (None, _, Some(token)) => Ok(Some(eddy_client::Credentials::Token(token))),
-        (None, _, None) => Ok(None),
-    }
+    eddy_client::config_file::credentials(user, password, token).map_err(CliError::Usage)
 }
 
 fn client(cli: &Cli) -> Result<Arc<Client>, CliError> {
@@ -251,6 +232,7 @@ async fn run_client(cli: &Cli) -> Result<(), CliError> {
         Command::Bench(command) => bench::run(command, client(cli)?, cli.format).await,
         Command::User(command) => security::run_user(command, &*client(cli)?, cli.format).await,
         Command::Acl(command) => security::run_acl(command, &*client(cli)?, cli.format).await,
+        Command::Quota(command) => security::run_quota(command, &*client(cli)?, cli.format).await,
         Command::Auth(command @ security::AuthCommand::GenerateKey { .. }) => {
             security::run_auth(command, None, cli.format).await
         }

@@ -1,5 +1,5 @@
-//! `eddy user`, `eddy acl` and `eddy auth`: users, access control lists, and who the brokers
-//! take the caller for.
+//! `eddy user`, `eddy acl`, `eddy quota` and `eddy auth`: users, access control lists, quotas,
+//! and who the brokers take the caller for.
 
 use std::io::BufRead as _;
 
@@ -24,6 +24,44 @@ pub enum UserCommand {
     /// Delete a user (its ACLs stay until removed).
     Delete { name: String },
     /// List the users (names and mechanisms; never credentials).
+    List,
+}
+
+/// Whose quota: one principal, or the default of everyone without one of their own.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct QuotaTarget {
+    /// The principal, `User:<name>`.
+    #[arg(long)]
+    principal: Option<String>,
+    /// The default quota: of every principal without one of its own (superusers too).
+    #[arg(long)]
+    default: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuotaCommand {
+    /// Set a quota cluster-wide, replacing the one set before whole (a rate left out is
+    /// unlimited). A quota set here comes before the brokers' configured ones.
+    Set {
+        #[command(flatten)]
+        target: QuotaTarget,
+        /// Bytes of produce requests per second.
+        #[arg(long)]
+        produce_bytes_per_second: Option<u64>,
+        /// Bytes of records fetched or pushed by subscriptions per second.
+        #[arg(long)]
+        fetch_bytes_per_second: Option<u64>,
+        /// Client requests per second.
+        #[arg(long)]
+        requests_per_second: Option<u64>,
+    },
+    /// Remove a quota set cluster-wide (the brokers' configured quotas apply again).
+    Remove {
+        #[command(flatten)]
+        target: QuotaTarget,
+    },
+    /// List the quotas set cluster-wide.
     List,
 }
 
@@ -316,4 +354,71 @@ pub async fn run_auth(command: &AuthCommand, client: Option<&Client>, format: Fo
         }
     }
     Ok(())
+}
+
+pub async fn run_quota(command: &QuotaCommand, client: &Client, format: Format) -> Result<(), CliError> {
+    let (target, limits) = match command {
+        QuotaCommand::Set { target, produce_bytes_per_second, fetch_bytes_per_second, requests_per_second } => {
+            let limits = v1::QuotaLimits {
+                produce_bytes_per_second: *produce_bytes_per_second,
+                fetch_bytes_per_second: *fetch_bytes_per_second,
+                requests_per_second: *requests_per_second,
+            };
+            if limits == v1::QuotaLimits::default() {
+                return Err(CliError::Usage(
+                    "give at least one rate (--produce-bytes-per-second, --fetch-bytes-per-second, \
+                     --requests-per-second); `eddy quota remove` removes a quota"
+                        .into(),
+                ));
+            }
+            (target, limits)
+        }
+        QuotaCommand::Remove { target } => (target, v1::QuotaLimits::default()),
+        QuotaCommand::List => {
+            let quotas = client.list_quotas().await?;
+            let who =
+                |q: &v1::Quota| if q.principal.is_empty() { "<default>".to_string() } else { q.principal.clone() };
+            match format {
+                Format::Json => json_line(&json!({
+                    "quotas": quotas.iter().map(|q| quota_json(&who(q), q.limits.unwrap_or_default())).collect::<Vec<_>>()
+                })),
+                Format::Table => {
+                    let mut out = table(&["PRINCIPAL", "PRODUCE B/S", "FETCH B/S", "REQUESTS/S"]);
+                    let rate = |r: Option<u64>| r.map_or("-".to_string(), |r| r.to_string());
+                    for q in &quotas {
+                        let l = q.limits.unwrap_or_default();
+                        out.add_row(vec![
+                            who(q),
+                            rate(l.produce_bytes_per_second),
+                            rate(l.fetch_bytes_per_second),
+                            rate(l.requests_per_second),
+                        ]);
+                    }
+                    println!("{out}");
+                }
+            }
+            return Ok(());
+        }
+    };
+    if let Some(principal) = &target.principal {
+        eddy_auth::Principal::parse(principal).map_err(|e| CliError::Usage(e.to_string()))?;
+    }
+    client.set_quota(target.principal.as_deref(), limits).await?;
+    let who = target.principal.clone().unwrap_or_else(|| "<default>".into());
+    match (format, limits == v1::QuotaLimits::default()) {
+        (Format::Json, true) => json_line(&json!({ "removed": who })),
+        (Format::Json, false) => json_line(&quota_json(&who, limits)),
+        (Format::Table, true) => println!("quota of {who} removed"),
+        (Format::Table, false) => println!("quota of {who} set"),
+    }
+    Ok(())
+}
+
+fn quota_json(who: &str, limits: v1::QuotaLimits) -> serde_json::Value {
+    json!({
+        "principal": who,
+        "produce_bytes_per_second": limits.produce_bytes_per_second,
+        "fetch_bytes_per_second": limits.fetch_bytes_per_second,
+        "requests_per_second": limits.requests_per_second,
+    })
 }

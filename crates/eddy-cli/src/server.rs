@@ -316,6 +316,33 @@ struct ListenerTls {
     http_client: Option<ClientTls>,
 }
 
+/// The certificate and key the HTTP gateway presents to the client listeners: the broker's own
+/// (its inter-broker identity, `broker-<id>`), so that the brokers let it act for HTTP callers
+/// who proved themselves with a client certificate. Only when client certificates are asked for
+/// and the client listeners' CA (`ca`) accepts the broker's certificate; otherwise the gateway
+/// presents none, and such callers are answered UNAUTHENTICATED by the brokers.
+fn gateway_identity(
+    config: &BrokerConfig,
+    ca: &std::path::Path,
+) -> Result<Option<(std::path::PathBuf, std::path::PathBuf)>, CliError> {
+    let Some(internal) = &config.internal_tls else { return Ok(None) };
+    if config.tls_client_auth == ClientAuth::None {
+        return Ok(None);
+    }
+    let trusted = eddy_tls::accepts_client_certificate(ca, &internal.cert)
+        .map_err(|e| CliError::Usage(format!("invalid configuration: internal_tls.cert: {e}")))?;
+    if !trusted {
+        tracing::warn!(
+            ca = %ca.display(),
+            cert = %internal.cert.display(),
+            "the client listeners' CA does not accept this broker's certificate: HTTP callers with only a client \
+             certificate cannot be served"
+        );
+        return Ok(None);
+    }
+    Ok(Some((internal.cert.clone(), internal.key.clone())))
+}
+
 impl ListenerTls {
     fn load(config: &BrokerConfig) -> Result<ListenerTls, CliError> {
         let usage =
@@ -326,10 +353,14 @@ impl ListenerTls {
                 let http = ServerTls::load(files, config.tls_client_auth, &[b"h2", b"http/1.1"])
                     .map_err(|e| usage("tls", e))?;
                 let http_client = match &files.ca {
-                    Some(ca) => Some(
-                        ClientTls::load(&ClientTlsFiles { ca: ca.clone(), cert: None, key: None })
-                            .map_err(|e| usage("tls.ca", e))?,
-                    ),
+                    Some(ca) => {
+                        let identity = gateway_identity(config, ca)?;
+                        let (cert, key) = identity.unzip();
+                        Some(
+                            ClientTls::load(&ClientTlsFiles { ca: ca.clone(), cert, key })
+                                .map_err(|e| usage("tls.ca", e))?,
+                        )
+                    }
                     None => None,
                 };
                 (Some(grpc), Some(http), http_client)

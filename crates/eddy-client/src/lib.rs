@@ -12,6 +12,7 @@
 //! RocksDB or the broker (its doc examples run against an in-memory broker, a dev-dependency).
 
 pub mod client;
+pub mod config_file;
 pub mod consumer;
 pub mod credentials;
 pub mod error;
@@ -23,8 +24,9 @@ pub mod security;
 pub mod subscription;
 
 pub use client::{Client, ClientConfig, Connect, TcpConnect, endpoint};
+pub use config_file::ClientFile;
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener, SeekTo, TopicPartition};
-pub use credentials::{Credentials, with_authorization};
+pub use credentials::{Credentials, with_authorization, with_principal};
 pub use eddy_proto::{Reason, record_size_bytes, v1};
 /// OpenTelemetry: trace context propagation and Eddy's messaging spans.
 pub use eddy_telemetry as telemetry;

@@ -1,4 +1,5 @@
-//! Users and ACLs (the `eddy.v1.Security` service), and who the brokers take this client for.
+//! Users, ACLs and quotas (the `eddy.v1.Security` service), and who the brokers take this client
+//! for.
 
 use eddy_proto::v1::{self, security_client::SecurityClient};
 
@@ -112,5 +113,28 @@ impl Client {
     /// Who the brokers take this client for.
     pub async fn who_am_i(&self) -> ClientResult<v1::WhoAmIResponse> {
         self.any_broker_security(|mut c| async move { c.who_am_i(v1::WhoAmIRequest {}).await }).await
+    }
+
+    /// Sets the quota of `principal` (`User:<name>`), or the default quota with `None`,
+    /// cluster-wide; `limits` with no rate set removes it.
+    pub async fn set_quota(&self, principal: Option<&str>, limits: v1::QuotaLimits) -> ClientResult<()> {
+        let request = v1::SetQuotaRequest {
+            principal: principal.unwrap_or_default().to_string(),
+            default: principal.is_none(),
+            limits: Some(limits),
+        };
+        self.any_broker_security(|mut c| {
+            let r = request.clone();
+            async move { c.set_quota(r).await }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The quotas set cluster-wide (the default one has an empty principal).
+    pub async fn list_quotas(&self) -> ClientResult<Vec<v1::Quota>> {
+        self.any_broker_security(|mut c| async move { c.list_quotas(v1::ListQuotasRequest {}).await })
+            .await
+            .map(|r| r.quotas)
     }
 }

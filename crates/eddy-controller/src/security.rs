@@ -1,9 +1,9 @@
-//! Users and ACLs: replicated with the cluster metadata, so every broker authenticates and
-//! authorizes with its copy (eddy-auth holds the model and its evaluation).
+//! Users, ACLs and quotas: replicated with the cluster metadata, so every broker authenticates,
+//! authorizes and throttles with its copy (eddy-auth holds the model and its evaluation).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use eddy_auth::{AclBinding, AclFilter, ScramCredential};
+use eddy_auth::{AclBinding, AclFilter, QuotaEntity, QuotaLimits, ScramCredential};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ControllerError;
@@ -12,21 +12,38 @@ use crate::error::ControllerError;
 pub const USERS_MAX: usize = 10_000;
 /// Most ACLs a cluster holds: every broker evaluates them on every request.
 pub const ACLS_MAX: usize = 10_000;
+/// Most quotas a cluster holds.
+pub const QUOTAS_MAX: usize = 10_000;
 
-/// The users (by name, with their SCRAM credentials) and the ACLs.
+/// The users (by name, with their SCRAM credentials), the ACLs and the quotas set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecurityState {
     pub users: BTreeMap<String, ScramCredential>,
     pub acls: BTreeSet<AclBinding>,
+    pub quotas: BTreeMap<QuotaEntity, QuotaLimits>,
 }
 
 /// A change to users or ACLs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecurityCommand {
-    UpsertUser { name: String, credential: ScramCredential },
-    DeleteUser { name: String },
-    CreateAcls { acls: Vec<AclBinding> },
-    DeleteAcls { filter: AclFilter },
+    UpsertUser {
+        name: String,
+        credential: ScramCredential,
+    },
+    DeleteUser {
+        name: String,
+    },
+    CreateAcls {
+        acls: Vec<AclBinding>,
+    },
+    DeleteAcls {
+        filter: AclFilter,
+    },
+    /// Sets the quota of `entity`; limits that limit nothing remove it.
+    SetQuota {
+        entity: QuotaEntity,
+        limits: QuotaLimits,
+    },
 }
 
 impl std::fmt::Display for SecurityCommand {
@@ -36,6 +53,7 @@ impl std::fmt::Display for SecurityCommand {
             SecurityCommand::DeleteUser { name } => write!(f, "delete-user({name})"),
             SecurityCommand::CreateAcls { acls } => write!(f, "create-acls({})", acls.len()),
             SecurityCommand::DeleteAcls { .. } => write!(f, "delete-acls"),
+            SecurityCommand::SetQuota { entity, .. } => write!(f, "set-quota({entity})"),
         }
     }
 }
@@ -70,6 +88,25 @@ impl SecurityState {
                     self.acls.remove(acl);
                 }
                 Ok(deleted)
+            }
+            SecurityCommand::SetQuota { entity, limits } => {
+                if let QuotaEntity::Principal(principal) = entity
+                    && principal.is_any()
+                {
+                    return Err(ControllerError::Invalid("User:* is not one principal: set the default quota".into()));
+                }
+                limits.check().map_err(ControllerError::Invalid)?;
+                if limits.is_unlimited() {
+                    self.quotas.remove(entity);
+                } else {
+                    if !self.quotas.contains_key(entity) && self.quotas.len() >= QUOTAS_MAX {
+                        return Err(ControllerError::Invalid(format!(
+                            "the cluster holds {QUOTAS_MAX} quotas, the most"
+                        )));
+                    }
+                    self.quotas.insert(entity.clone(), *limits);
+                }
+                Ok(Vec::new())
             }
         }
     }
@@ -109,5 +146,21 @@ mod tests {
         let deleted = state.apply(&SecurityCommand::DeleteAcls { filter }).unwrap();
         assert_eq!(deleted.len(), 2);
         assert_eq!(state.acls.iter().collect::<Vec<_>>(), vec![&acls[1]]);
+    }
+
+    #[test]
+    fn quotas_are_set_replaced_and_removed() {
+        let mut state = SecurityState::default();
+        let alice = QuotaEntity::Principal(Principal::parse("User:alice").unwrap());
+        let limits = QuotaLimits { requests_per_second: Some(10), ..QuotaLimits::default() };
+        state.apply(&SecurityCommand::SetQuota { entity: alice.clone(), limits }).unwrap();
+        state.apply(&SecurityCommand::SetQuota { entity: QuotaEntity::Default, limits }).unwrap();
+        assert_eq!(state.quotas.len(), 2);
+        let zero = QuotaLimits { requests_per_second: Some(0), ..QuotaLimits::default() };
+        assert!(state.apply(&SecurityCommand::SetQuota { entity: alice.clone(), limits: zero }).is_err());
+        let anyone = QuotaEntity::Principal(Principal::parse("User:*").unwrap());
+        assert!(state.apply(&SecurityCommand::SetQuota { entity: anyone, limits }).is_err());
+        state.apply(&SecurityCommand::SetQuota { entity: alice.clone(), limits: QuotaLimits::default() }).unwrap();
+        assert_eq!(state.quotas.keys().collect::<Vec<_>>(), vec![&QuotaEntity::Default]);
     }
 }

@@ -4,35 +4,68 @@
 //! (`eddy_client::with_authorization`), so the brokers authorize the REST and GraphQL APIs
 //! with the caller's ACLs; the schema registry's routes are authorized here, per subject.
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use eddy_auth::{Operation, Resource};
 use eddy_broker::Broker;
-use eddy_broker::auth::Caller;
+use eddy_broker::auth::{Caller, Mechanism};
 use eddy_broker::error::BrokerError;
 use serde_json::json;
 
+use crate::HttpPeer;
 use crate::problem::Problem;
 
 /// Authenticates the request (401 with problem+json when authentication is on and it proves
 /// no one), then runs the handler with the caller known and its credentials passed on.
+///
+/// A caller that proved itself with a client certificate (over TLS with client certificates
+/// requested) has no credentials to pass on: the handler's calls act for its principal
+/// instead ([`eddy_client::with_principal`]), which the brokers accept from this broker's
+/// certificate only.
+///
+/// A WebSocket upgrade of `/graphql` without credentials passes: browsers cannot set headers on
+/// a WebSocket, so its credentials come in the connection's first message (see
+/// [`crate::graphql`]).
 pub async fn authenticate(State(broker): State<Broker>, mut request: Request, next: Next) -> Response {
     let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let certificate = client_certificate(&request);
+    if authorization.is_none() && certificate.is_none() && is_graphql_upgrade(&request) {
+        return next.run(request).await;
+    }
     let view = broker.view();
-    let caller = match broker.auth().authenticate_parts(authorization.as_deref(), None, &view.metadata.security) {
+    let authenticated =
+        broker.auth().authenticate_parts(authorization.as_deref(), certificate.as_deref(), &view.metadata.security);
+    let caller = match authenticated {
         Ok(caller) => caller,
-        Err(e) => {
-            let mut response = Problem::from_broker(&e).into_response();
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"eddy\""));
-            return response;
-        }
+        Err(e) => return unauthenticated(&e),
     };
+    let by_certificate = authorization.is_none() && caller.mechanism == Mechanism::Certificate;
+    let principal = caller.principal.to_string();
     request.extensions_mut().insert(caller);
-    eddy_client::with_authorization(authorization.as_deref(), next.run(request)).await
+    match by_certificate {
+        true => eddy_client::with_principal(&principal, next.run(request)).await,
+        false => eddy_client::with_authorization(authorization.as_deref(), next.run(request)).await,
+    }
+}
+
+/// A 401 problem for `error`, with the challenge of the Basic scheme.
+pub(crate) fn unauthenticated(error: &BrokerError) -> Response {
+    let mut response = Problem::from_broker(error).into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"eddy\""));
+    response
+}
+
+/// The principal name of the client certificate the request's connection presented, if any.
+fn client_certificate(request: &Request) -> Option<String> {
+    let peer = request.extensions().get::<ConnectInfo<HttpPeer>>()?;
+    let ConnectInfo(HttpPeer(peer)) = peer;
+    peer.certificates.as_ref()?.first().and_then(eddy_tls::principal_of)
+}
+
+fn is_graphql_upgrade(request: &Request) -> bool {
+    request.uri().path() == "/graphql" && request.headers().contains_key(header::UPGRADE)
 }
 
 /// Authorizes a schema registry request on its subject (or on the cluster, for the global

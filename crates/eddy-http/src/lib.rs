@@ -32,7 +32,7 @@ pub fn router(broker: Broker, client: Arc<Client>) -> Router {
     let openapi = Arc::new(openapi);
     // The registry's router answers what no other route takes (its fallback is the API's 404).
     rest.route("/openapi.json", get(move || async move { axum::Json(openapi.as_ref().clone()) }))
-        .merge(graphql::routes(gateway))
+        .merge(graphql::routes(gateway, broker.clone()))
         .merge(asyncapi::routes(broker.clone()))
         .merge(registry::routes(broker.clone()))
         .layer(axum::middleware::from_fn_with_state(broker, auth::authenticate))
@@ -104,12 +104,25 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     let connections = Connections { local, incoming: Box::pin(eddy_tls::incoming(listener, tls)) };
-    axum::serve(connections, router).with_graceful_shutdown(shutdown).await
+    axum::serve(connections, router.into_make_service_with_connect_info::<HttpPeer>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// What the listener knows of a request's connection (its address, and the client certificate
+/// it presented over TLS), in every request's extensions as `ConnectInfo<HttpPeer>`.
+#[derive(Clone, Debug)]
+pub struct HttpPeer(pub eddy_tls::PeerInfo);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Connections>> for HttpPeer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Connections>) -> Self {
+        HttpPeer(stream.io().peer().clone())
+    }
 }
 
 /// The HTTP listener's connections, plain or TLS (handshaken by `eddy_tls::incoming`, off the
 /// accept path), as axum takes them.
-struct Connections {
+pub struct Connections {
     local: std::net::SocketAddr,
     incoming: std::pin::Pin<Box<dyn futures::Stream<Item = std::io::Result<eddy_tls::Conn>> + Send>>,
 }

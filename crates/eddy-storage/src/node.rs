@@ -10,7 +10,7 @@ use crate::error::{StorageError, StorageResult};
 
 /// The on-disk format this build reads and writes. Bump it on any incompatible change to key
 /// layout or encoding.
-pub const DATA_FORMAT_VERSION: u32 = 6;
+pub const DATA_FORMAT_VERSION: u32 = 7;
 
 const FORMAT_FILE: &str = "eddy-format";
 

@@ -27,7 +27,7 @@ pub use error::TlsError;
 pub use files::{ClientTlsFiles, TlsFiles};
 pub use identity::{BROKER_NAME_PREFIX, broker_node_id, peer_broker, principal_of};
 pub use rustls_pki_types::CertificateDer;
-pub use server::{ClientAuth, ServerTls};
+pub use server::{ClientAuth, ServerTls, accepts_client_certificate};
 
 /// How often a listener's certificate files are read again to see whether they changed.
 pub const RELOAD_INTERVAL_MS: u64 = 2_000;

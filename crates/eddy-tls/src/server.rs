@@ -99,3 +99,14 @@ fn build(files: &TlsFiles, client_auth: ClientAuth, alpn: &[Vec<u8>]) -> Result<
     config.alpn_protocols = alpn.to_vec();
     Ok(config)
 }
+
+/// Whether a listener checking client certificates against the CAs in `ca` accepts the
+/// certificate chain in `cert` (leaf first) as a client's, now.
+pub fn accepts_client_certificate(ca: &std::path::Path, cert: &std::path::Path) -> Result<bool, TlsError> {
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(files::roots(ca)?), provider())
+        .build()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let chain = files::certificates("TLS certificate", cert)?;
+    let (leaf, intermediates) = chain.split_first().expect("at least one certificate");
+    Ok(verifier.verify_client_cert(leaf, intermediates, rustls_pki_types::UnixTime::now()).is_ok())
+}

@@ -1,9 +1,9 @@
-//! Users and ACLs are kept as acknowledged and enforced alike everywhere. After healing:
-//! - no broker enforces a user or ACL no one asked for, and for each user and ACL some broker
+//! Users, ACLs and quotas are kept as acknowledged and enforced alike everywhere. After healing:
+//! - no broker enforces a user, ACL or quota no one asked for, and for each of them some broker
 //!   holds the state its last acknowledged change left (unless a later change of unknown outcome
 //!   was attempted, which may or may not have taken effect): an acknowledged change that no
 //!   broker holds was lost (`security_change_lost`, a safety property);
-//! - every broker enforces the same users and ACLs (`security_diverged`): one that does not has
+//! - every broker enforces the same users, ACLs and quotas (`security_diverged`): one that does not has
 //!   not caught up with the controller's metadata, a failure to propagate rather than a loss.
 
 use std::collections::BTreeMap;
@@ -29,7 +29,7 @@ pub fn check(entries: &[Entry], anomalies: &mut Vec<Anomaly>) {
             }
             Event::SecurityFinalFailed { node, reason } => anomalies.push(anomaly(
                 Property::Unavailable,
-                format!("broker n{node}'s users and ACLs could not be read after healing: {reason}"),
+                format!("broker n{node}'s users, ACLs and quotas could not be read after healing: {reason}"),
             )),
             _ => {}
         }

@@ -22,6 +22,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request, State, WebSock
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use eddy_client::credentials::Scoped;
 use eddy_client::{ClientError, partition_for_key, v1};
 
 pub use subscription::{BUFFER_RECORDS, SLOW_SUBSCRIBER, SubscriptionRoot};
@@ -51,19 +52,122 @@ const COMPLEXITY_MAX: usize = 1_000;
 pub fn schema(gateway: Gateway) -> EddySchema {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(gateway)
+        .extension(CallerCredentials)
         .limit_depth(DEPTH_MAX)
         .limit_complexity(COMPLEXITY_MAX)
         .finish()
 }
 
+/// What `/graphql` answers with.
+#[derive(Clone)]
+struct Graphql {
+    schema: EddySchema,
+    /// Authenticates WebSocket connections from their first message.
+    broker: eddy_broker::Broker,
+}
+
 /// `/graphql` (queries and mutations by POST or GET, subscriptions by WebSocket upgrade,
 /// GraphiQL for a browser) and GraphiQL's assets.
-pub fn routes(gateway: Gateway) -> Router {
+pub fn routes(gateway: Gateway, broker: eddy_broker::Broker) -> Router {
     let schema = schema(gateway);
     Router::new()
         .route("/graphql", get(get_graphql).post(post_graphql))
         .route("/graphql/assets/{file}", get(asset))
-        .with_state(schema)
+        .with_state(Graphql { schema, broker })
+}
+
+/// Runs every operation of a WebSocket connection with the credentials it was opened with
+/// (the connection's data holds them): its calls to the cluster carry them, as an HTTP
+/// request's do.
+struct CallerCredentials;
+
+impl async_graphql::extensions::ExtensionFactory for CallerCredentials {
+    fn create(&self) -> Arc<dyn async_graphql::extensions::Extension> {
+        Arc::new(CallerCredentials)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl async_graphql::extensions::Extension for CallerCredentials {
+    async fn execute(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: async_graphql::extensions::NextExecute<'_>,
+    ) -> async_graphql::Response {
+        match ctx.data_opt::<Scoped>() {
+            Some(scoped) => eddy_client::credentials::scope(scoped.clone(), next.run(ctx, operation_name)).await,
+            None => next.run(ctx, operation_name).await,
+        }
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        stream: futures::stream::BoxStream<'s, async_graphql::Response>,
+        next: async_graphql::extensions::NextSubscribe<'_>,
+    ) -> futures::stream::BoxStream<'s, async_graphql::Response> {
+        use futures::StreamExt as _;
+        let stream = next.run(ctx, stream);
+        match ctx.data_opt::<Scoped>() {
+            Some(scoped) => eddy_client::credentials::scope_stream(scoped.clone(), stream).boxed(),
+            None => stream,
+        }
+    }
+}
+
+/// The credentials in a WebSocket connection's first message (`connection_init`): an
+/// `Authorization` field (any case), or one in a `headers` object, as GraphQL clients send
+/// them.
+pub fn init_authorization(payload: &serde_json::Value) -> Option<String> {
+    let field = |object: &serde_json::Value| {
+        object
+            .as_object()?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))?
+            .1
+            .as_str()
+            .map(str::to_string)
+    };
+    field(payload).or_else(|| payload.get("headers").and_then(field))
+}
+
+/// Longest reason a WebSocket close frame carries: a control frame's payload is at most 125
+/// bytes, two of them the close code (RFC 6455, 5.5).
+const CLOSE_REASON_MAX_BYTES: usize = 123;
+
+/// `text` cut to fit a close frame, on a character boundary.
+fn close_reason(text: &str) -> String {
+    if text.len() <= CLOSE_REASON_MAX_BYTES {
+        return text.to_string();
+    }
+    let mut end = CLOSE_REASON_MAX_BYTES - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// The credentials a WebSocket connection's operations run with: those of its upgrade request
+/// when it carried any (the authentication middleware checked them), else those of its
+/// `connection_init` message, checked here (a refusal closes the connection with the reason).
+async fn connection_credentials(
+    broker: eddy_broker::Broker,
+    at_upgrade: Option<Scoped>,
+    payload: serde_json::Value,
+) -> async_graphql::Result<async_graphql::Data> {
+    let mut data = async_graphql::Data::default();
+    if let Some(scoped) = at_upgrade {
+        data.insert(scoped);
+        return Ok(data);
+    }
+    let authorization = init_authorization(&payload);
+    let view = broker.view();
+    if let Err(e) = broker.auth().authenticate_parts(authorization.as_deref(), None, &view.metadata.security) {
+        return Err(async_graphql::Error::new(close_reason(&format!("{}: {e}", e.code().as_str()))));
+    }
+    data.insert(Scoped::authorization(authorization.as_deref()));
+    Ok(data)
 }
 
 /// A `BAD_REQUEST`-coded error.
@@ -257,20 +361,27 @@ impl MutationRoot {
 
 /// `GET /graphql`: a WebSocket upgrade for subscriptions, GraphiQL for a browser, or a query in
 /// the URL (GraphQL over HTTP).
-async fn get_graphql(State(schema): State<EddySchema>, request: Request) -> Response {
+async fn get_graphql(State(Graphql { schema, broker }): State<Graphql>, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
     if parts.headers.contains_key(header::UPGRADE) {
         let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
             Ok(protocol) => protocol,
             Err(rejection) => return rejection.into_response(),
         };
+        // Taken in the request's task, which the authentication middleware scoped to the
+        // upgrade request's credentials (none when it carried none).
+        let at_upgrade = eddy_client::credentials::scoped();
         let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
             Ok(upgrade) => upgrade,
             Err(rejection) => return rejection.into_response(),
         };
         return upgrade
             .protocols(ALL_WEBSOCKET_PROTOCOLS)
-            .on_upgrade(move |socket| GraphQLWebSocket::new(socket, schema, protocol).serve())
+            .on_upgrade(move |socket| {
+                GraphQLWebSocket::new(socket, schema, protocol)
+                    .on_connection_init(move |payload| connection_credentials(broker, at_upgrade, payload))
+                    .serve()
+            })
             .into_response();
     }
     if wants_html(&parts.headers) && !parts.uri.query().is_some_and(|q| q.contains("query=")) {
@@ -281,7 +392,10 @@ async fn get_graphql(State(schema): State<EddySchema>, request: Request) -> Resp
 }
 
 /// `POST /graphql`: a query or mutation.
-async fn post_graphql(State(schema): State<EddySchema>, request: Result<GraphQLRequest, GraphQLRejection>) -> Response {
+async fn post_graphql(
+    State(Graphql { schema, .. }): State<Graphql>,
+    request: Result<GraphQLRequest, GraphQLRejection>,
+) -> Response {
     execute(&schema, request).await
 }
 
@@ -348,6 +462,24 @@ mod tests {
 
     /// docs/graphql.md shows the schema as served: regenerate the block with
     /// `EDDY_WRITE_SCHEMA=1 cargo test -p eddy-http documented_schema`.
+    #[test]
+    fn close_reasons_fit_a_control_frame() {
+        assert_eq!(close_reason("UNAUTHENTICATED: no"), "UNAUTHENTICATED: no");
+        let long = format!("UNAUTHENTICATED: {}", "é".repeat(200));
+        let cut = close_reason(&long);
+        assert!(cut.len() <= CLOSE_REASON_MAX_BYTES && cut.starts_with("UNAUTHENTICATED: é") && cut.ends_with('…'));
+    }
+
+    #[test]
+    fn credentials_come_from_the_init_payload() {
+        let auth = |v: serde_json::Value| init_authorization(&v);
+        assert_eq!(auth(serde_json::json!({"Authorization": "Basic x"})).as_deref(), Some("Basic x"));
+        assert_eq!(auth(serde_json::json!({"authorization": "Bearer t"})).as_deref(), Some("Bearer t"));
+        assert_eq!(auth(serde_json::json!({"headers": {"AUTHORIZATION": "Bearer t"}})).as_deref(), Some("Bearer t"));
+        assert_eq!(auth(serde_json::json!({"Authorization": 7})), None);
+        assert_eq!(auth(serde_json::json!(null)), None);
+    }
+
     #[tokio::test]
     async fn the_documented_schema_is_the_served_one() {
         let client = eddy_client::Client::new(vec!["127.0.0.1:1".into()], eddy_client::ClientConfig::default());

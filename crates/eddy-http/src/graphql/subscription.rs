@@ -70,7 +70,8 @@ impl SubscriptionRoot {
     ) -> BoxStream<'static, Item> {
         // An error before the first record (an unknown topic, bad arguments) is the stream's
         // only item.
-        let gateway = ctx.data_unchecked::<Gateway>().clone();
+        // The records are read by tasks of their own: they keep the caller's credentials.
+        let gateway = ctx.data_unchecked::<Gateway>().scoped();
         match open(gateway, topic, from.unwrap_or_default(), partition, offsets, group, filter).await {
             Ok(stream) => stream,
             Err(error) => futures::stream::once(async move { Err(error) }).boxed(),

@@ -46,8 +46,8 @@ struct Instance {
 /// The SHA-256 of the current request's credentials (all zeros for none).
 fn caller_digest() -> [u8; 32] {
     use sha2::Digest as _;
-    match eddy_client::credentials::scoped_authorization() {
-        Some(authorization) => sha2::Sha256::digest(authorization.as_bytes()).into(),
+    match eddy_client::credentials::scoped().map(|s| s.identity()).filter(|i| !i.is_empty()) {
+        Some(identity) => sha2::Sha256::digest(identity.as_bytes()).into(),
         None => [0; 32],
     }
 }

@@ -44,6 +44,13 @@ impl Gateway {
         Gateway { client, instances, next_keyless: Arc::new(AtomicU32::new(rand_start())) }
     }
 
+    /// This gateway with a client that keeps the current task's credentials
+    /// ([`Client::with_scoped_credentials`]), for work that outlives the request: a stream or
+    /// subscription served to the caller.
+    pub(crate) fn scoped(&self) -> Gateway {
+        Gateway { client: Arc::new(self.client.with_scoped_credentials()), ..self.clone() }
+    }
+
     pub(crate) fn next_partition(&self, partitions: u32) -> u32 {
         self.next_keyless.fetch_add(1, Ordering::Relaxed) % partitions.max(1)
     }

@@ -368,8 +368,9 @@ fn sse(events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -
     Sse::new(events).keep_alive(KeepAlive::new().interval(STREAM_KEEPALIVE)).into_response()
 }
 
-/// The partitions and offsets an event id names: `p:o[,p:o...]`.
-fn parse_event_id(id: &str) -> Result<BTreeMap<u32, u64>, Problem> {
+/// The partitions and offsets an event id names (`Last-Event-ID`, `last_event_id`):
+/// `p:o[,p:o...]`.
+pub fn parse_event_id(id: &str) -> Result<BTreeMap<u32, u64>, Problem> {
     id.split(',')
         .map(|pair| {
             let (p, o) = pair.split_once(':').ok_or(())?;
